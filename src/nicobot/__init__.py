@@ -1,0 +1,117 @@
+"""nicobot: an LLM assistant with a knowledge base on WhatsApp and other channels.
+
+Everything a plugin needs is importable from here; other modules are private.
+"""
+
+# Names load on first use, so that `nicobot --help` stays fast.
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .admin import AdminTab, admin_required
+    from .agent import ReplyContext
+    from .bot import Bot, Turn
+    from .channels import (
+        Channel,
+        ChannelConfig,
+        ChannelContext,
+        ChannelManager,
+        ChannelStatus,
+        WebhookRejected,
+        WebhookRequest,
+        WebhookResult,
+    )
+    from .config import ConfigError, Settings, load_settings
+    from .hookspecs import hookimpl
+    from .i18n import add_catalogue_dir
+    from .knowledge import DocumentInfo, KnowledgeBase, Snippet
+    from .models import (
+        ChatSession,
+        IncomingMessage,
+        Message,
+        MessageKind,
+        OutgoingMessage,
+        Role,
+    )
+    from .store import Store
+    from .version import __version__
+
+_MODULES = {
+    "AdminTab": "admin",
+    "admin_required": "admin",
+    "ReplyContext": "agent",
+    "Bot": "bot",
+    "Turn": "bot",
+    "Channel": "channels",
+    "ChannelConfig": "channels",
+    "ChannelContext": "channels",
+    "ChannelManager": "channels",
+    "ChannelStatus": "channels",
+    "WebhookRejected": "channels",
+    "WebhookRequest": "channels",
+    "WebhookResult": "channels",
+    "ConfigError": "config",
+    "Settings": "config",
+    "load_settings": "config",
+    "hookimpl": "hookspecs",
+    "add_catalogue_dir": "i18n",
+    "DocumentInfo": "knowledge",
+    "KnowledgeBase": "knowledge",
+    "Snippet": "knowledge",
+    "ChatSession": "models",
+    "IncomingMessage": "models",
+    "Message": "models",
+    "MessageKind": "models",
+    "OutgoingMessage": "models",
+    "Role": "models",
+    "Store": "store",
+    "__version__": "version",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nicobot' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"nicobot.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = [
+    "AdminTab",
+    "Bot",
+    "Channel",
+    "ChannelConfig",
+    "ChannelContext",
+    "ChannelManager",
+    "ChannelStatus",
+    "ChatSession",
+    "ConfigError",
+    "DocumentInfo",
+    "IncomingMessage",
+    "KnowledgeBase",
+    "Message",
+    "MessageKind",
+    "OutgoingMessage",
+    "ReplyContext",
+    "Role",
+    "Settings",
+    "Snippet",
+    "Store",
+    "Turn",
+    "WebhookRejected",
+    "WebhookRequest",
+    "WebhookResult",
+    "__version__",
+    "add_catalogue_dir",
+    "admin_required",
+    "hookimpl",
+    "load_settings",
+]

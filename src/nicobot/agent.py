@@ -1,0 +1,222 @@
+"""The agent: history and a message in, a reply out. Channel-agnostic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import i18n
+from .knowledge import KnowledgeBase, Snippet
+from .models import ChatSession, Message, Role
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+log = logging.getLogger("nicobot.agent")
+
+# litellm must never stall fetching its price list from the network.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def _(message: str) -> str:
+    """Mark a canned message for extraction; it is translated when used."""
+    return message
+
+
+CANNED_DEFAULTS: dict[str, str] = {
+    "apology": _(
+        "Sorry, I can't answer right now. Please try again in a few minutes, "
+        "or ask to talk to a person."
+    ),
+    "non_text": _("Sorry, I can only read text messages for now. Could you write it to me?"),
+    "offline_intro": _("This is what I found in our documents:"),
+    "offline_fallback": _(
+        "Thanks for your message! I couldn't find that in our information. "
+        "A person from our team will get back to you soon."
+    ),
+    "handoff": _("Got it, I'll pass you on to a person from our team."),
+}
+
+
+def canned_message(settings: Settings, key: str) -> str:
+    """The bot's own words for ``key``: from ``[messages]`` or the language default."""
+    configured: str | None = getattr(settings.messages, key)
+    if configured:
+        return configured
+    return i18n.gettext(settings.bot.language, CANNED_DEFAULTS[key])
+
+
+@dataclass(slots=True)
+class ReplyContext:
+    """Everything one turn of the agent works with; hooks may edit ``llm_messages``."""
+
+    session: ChatSession
+    text: str
+    history: list[Message]
+    snippets: list[Snippet]
+    llm_messages: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class AgentReply:
+    text: str
+    snippets: list[Snippet]
+    mode: str  # "llm", "offline" or "apology"
+    error: str | None = None
+    llm_seconds: float | None = None
+
+    def meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {"mode": self.mode}
+        if self.snippets:
+            meta["sources"] = [s.to_dict() for s in self.snippets]
+        if self.error:
+            meta["error"] = self.error
+        if self.llm_seconds is not None:
+            meta["llm_seconds"] = round(self.llm_seconds, 3)
+        return meta
+
+
+def offline_reason(settings: Settings) -> str | None:
+    """Why the agent answers without an LLM, or None when it uses one."""
+    llm = settings.llm
+    if not llm.model:
+        return "no model is configured ([llm] model)"
+    if llm.api_key or llm.api_base:
+        return None
+    import litellm
+
+    check = litellm.validate_environment(model=llm.model)
+    if not check.get("keys_in_environment", True):
+        missing = ", ".join(check.get("missing_keys") or []) or "an API key"
+        return f"{llm.model} needs {missing}"
+    return None
+
+
+class Agent:
+    """Builds the prompt, calls the LLM through litellm, and never leaves a customer unanswered."""
+
+    def __init__(self, settings: Settings, knowledge: KnowledgeBase | None) -> None:
+        self.settings = settings
+        self.knowledge = knowledge
+        self._offline: str | None | bool = False  # False: not decided yet
+
+    @property
+    def offline(self) -> str | None:
+        if self._offline is False:
+            self._offline = offline_reason(self.settings)
+            if self._offline:
+                log.warning("answering offline from the knowledge base: %s", self._offline)
+        return self._offline or None
+
+    async def retrieve(self, text: str) -> list[Snippet]:
+        if self.knowledge is None or not text.strip():
+            return []
+        found = await self.knowledge.query(text, k=self.settings.knowledge.top_k)
+        return [s for s in found if s.score >= self.settings.knowledge.min_score]
+
+    def system_prompt(self, persona: Mapping[str, Any] | None = None) -> str:
+        """The system prompt with ``{name}``, ``{persona}`` and ``{business}`` filled in."""
+        values = dict(self.settings.bot.model_dump(), **(persona or {}))
+        template = str(values["system_prompt"])
+        try:
+            return template.format(
+                name=values["name"], persona=values["persona"], business=values["business"]
+            )
+        except (KeyError, IndexError, ValueError):
+            return template  # a prompt with other braces is used as written
+
+    def build_messages(
+        self, context: ReplyContext, persona: Mapping[str, Any] | None = None
+    ) -> list[dict[str, str]]:
+        messages = [{"role": "system", "content": self.system_prompt(persona)}]
+        if context.snippets:
+            sources = "\n\n".join(
+                f"[{i}] ({s.source}{' > ' + s.heading if s.heading else ''})\n{s.text}"
+                for i, s in enumerate(context.snippets, 1)
+            )
+            messages.append(
+                {
+                    "role": "system",
+                    "content": "Information from the business's documents, "
+                    "with sources:\n\n" + sources,
+                }
+            )
+        if context.session.prompt_context:
+            messages.append(
+                {
+                    "role": "system",
+                    "content": "About this conversation: " + context.session.prompt_context,
+                }
+            )
+        window = self.settings.llm.history_messages
+        for message in context.history[-window:] if window else []:
+            if message.role is Role.USER:
+                messages.append({"role": "user", "content": message.text})
+            elif message.role in (Role.ASSISTANT, Role.OPERATOR):
+                messages.append({"role": "assistant", "content": message.text})
+        messages.append({"role": "user", "content": context.text})
+        return messages
+
+    def offline_answer(self, snippets: list[Snippet]) -> AgentReply:
+        if not snippets:
+            return AgentReply(canned_message(self.settings, "offline_fallback"), [], "offline")
+        best = snippets[0]
+        intro = canned_message(self.settings, "offline_intro")
+        return AgentReply(f"{intro}\n\n{best.text.strip()}", [best], "offline")
+
+    async def complete(self, llm_messages: list[dict[str, str]]) -> str:
+        import litellm
+
+        llm = self.settings.llm
+        kwargs: dict[str, Any] = {
+            "model": llm.model,
+            "messages": llm_messages,
+            "timeout": llm.timeout_seconds,
+            "temperature": llm.temperature,
+            "max_tokens": llm.max_tokens,
+        }
+        if llm.api_base:
+            kwargs["api_base"] = llm.api_base
+        if llm.api_key:
+            kwargs["api_key"] = llm.api_key
+        response = await asyncio.wait_for(
+            litellm.acompletion(**kwargs), timeout=llm.timeout_seconds
+        )
+        content = response.choices[0].message.content
+        if not content or not str(content).strip():
+            raise ValueError("the model returned an empty reply")
+        return str(content).strip()
+
+    async def reply(self, context: ReplyContext) -> AgentReply:
+        if self.offline:
+            return self.offline_answer(context.snippets)
+        started = time.perf_counter()
+        try:
+            text = await self.complete(context.llm_messages)
+        except TimeoutError:
+            log.warning(
+                "LLM timed out after %ss in session %s",
+                self.settings.llm.timeout_seconds,
+                context.session.id,
+            )
+            return AgentReply(
+                canned_message(self.settings, "apology"), [], "apology", error="timeout"
+            )
+        except Exception as exc:  # any provider failure becomes an apology, never silence
+            log.warning("LLM call failed in session %s: %s", context.session.id, _short(exc))
+            return AgentReply(
+                canned_message(self.settings, "apology"), [], "apology", error=_short(exc)
+            )
+        return AgentReply(
+            text, context.snippets, "llm", llm_seconds=time.perf_counter() - started
+        )
+
+
+def _short(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 300 else text[:297] + "..."

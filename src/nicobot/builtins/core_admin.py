@@ -1,0 +1,20 @@
+"""The admin page's own tabs: Prompt and Channels."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from ..admin import AdminTab
+
+
+@hookimpl
+def register_admin_tabs() -> list[AdminTab]:
+    from ..admin import AdminTab
+
+    return [
+        AdminTab(name="prompt", label="Prompt", template="admin/prompt.html", order=10),
+        AdminTab(name="channels", label="Channels", template="admin/channels.html", order=30),
+    ]

@@ -1,0 +1,199 @@
+"""Channels: where customers write from, and the manager that holds them."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from .models import IncomingMessage, OutgoingMessage
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+
+class ChannelConfig(BaseModel):
+    """Settings every channel understands, from its ``[channels.NAME]`` table."""
+
+    model_config = ConfigDict(extra="allow")
+
+    enabled: bool = True
+    debounce_seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class ChannelStatus:
+    """What a channel says about its connection.
+
+    ``state`` is a short machine word (``connected``, ``disconnected``, ``scanning``,
+    ``not_configured``, ``unreachable``...); ``details`` a sentence for people.
+    """
+
+    connected: bool
+    state: str
+    details: str = ""
+    qr: str | None = None
+    qr_code: str | None = None
+    account: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "connected": self.connected,
+            "state": self.state,
+            "details": self.details,
+            "account": self.account,
+        }
+        if self.qr is not None or self.qr_code is not None:
+            data["qr"] = self.qr
+            data["qr_code"] = self.qr_code
+        data.update(self.extra)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """A platform's HTTP call, without the web framework around it.
+
+    ``subpath`` is what followed ``/api/webhooks/{slug}/`` in the URL (empty when
+    nothing did); ``json`` is the parsed body, or None when it was not JSON.
+    """
+
+    method: str
+    headers: Mapping[str, str]
+    subpath: str
+    query: Mapping[str, str]
+    body: bytes
+    json: Any
+
+
+@dataclass(slots=True)
+class WebhookResult:
+    """What a channel made of a webhook call: messages for the bot and the answer."""
+
+    messages: list[IncomingMessage] = field(default_factory=list)
+    status: int = 200
+    body: dict[str, Any] = field(default_factory=lambda: {"ok": True})
+
+
+class WebhookRejected(Exception):
+    """Raised by a channel for a webhook call it will not accept (401 unless told)."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(slots=True)
+class ChannelContext:
+    """What the core lends a channel: settings, environment and a way to report."""
+
+    settings: Settings
+    env: Mapping[str, str]
+    report_status: Callable[[ChannelStatus], Awaitable[None]]
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_path
+
+
+class Channel(abc.ABC):
+    """Base class for a messaging channel.
+
+    Subclasses set ``name`` (an open string such as ``"whatsapp"``), ``label`` and,
+    if the platform calls nicobot, ``webhook_slug``: the core then routes
+    ``POST /api/webhooks/{webhook_slug}`` (and anything below it) to
+    :meth:`handle_webhook`. Optional capabilities default to "not supported".
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    webhook_slug: ClassVar[str | None] = None
+    config_model: ClassVar[type[ChannelConfig]] = ChannelConfig
+    supports_qr: ClassVar[bool] = False
+    supports_typing: ClassVar[bool] = False
+    #: A channel whose replies are shown in nicobot's own pages (the simulator).
+    is_local: ClassVar[bool] = False
+
+    def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
+        self.config = config
+        self.context = context
+
+    @classmethod
+    def load_config(cls, table: Mapping[str, Any], env: Mapping[str, str]) -> ChannelConfig:
+        """Build the config from the ``[channels.NAME]`` table; override to read ``env``."""
+        return cls.config_model.model_validate(dict(table))
+
+    @property
+    def configured(self) -> bool:
+        """False when required settings are missing: the channel then stays idle."""
+        return True
+
+    async def start(self) -> None:
+        """Called once when the server starts."""
+
+    async def stop(self) -> None:
+        """Called once when the server stops."""
+
+    async def connect(self) -> ChannelStatus:
+        return await self.get_status()
+
+    async def disconnect(self) -> ChannelStatus:
+        return await self.get_status()
+
+    @abc.abstractmethod
+    async def get_status(self) -> ChannelStatus: ...
+
+    @abc.abstractmethod
+    async def send_message(self, message: OutgoingMessage) -> str | None:
+        """Deliver ``message``; return the platform's id for it when there is one."""
+
+    async def send_typing(self, address: str, seconds: float) -> None:
+        """Show "typing..." to ``address`` for about ``seconds``; no-op by default."""
+
+    async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
+        """Authenticate and parse a webhook call; raise :class:`WebhookRejected` to refuse."""
+        raise WebhookRejected("this channel takes no webhooks", status=404)
+
+
+class ChannelManager:
+    """The channels of one running bot, by name."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, Channel] = {}
+
+    def register(self, channel: Channel) -> None:
+        if channel.name in self._channels:
+            raise ValueError(f"channel {channel.name!r} is already registered")
+        self._channels[channel.name] = channel
+
+    def get(self, name: str) -> Channel | None:
+        return self._channels.get(name)
+
+    def by_webhook_slug(self, slug: str) -> Channel | None:
+        for channel in self._channels.values():
+            if channel.webhook_slug == slug:
+                return channel
+        return None
+
+    def all(self) -> list[Channel]:
+        return list(self._channels.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._channels
+
+    async def statuses(self) -> dict[str, ChannelStatus]:
+        result: dict[str, ChannelStatus] = {}
+        for name, channel in self._channels.items():
+            if not channel.configured:
+                result[name] = ChannelStatus(False, "not_configured", "Not configured.")
+                continue
+            try:
+                result[name] = await channel.get_status()
+            except Exception as exc:  # a broken channel must not hide the others
+                result[name] = ChannelStatus(False, "error", str(exc))
+        return result

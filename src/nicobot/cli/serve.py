@@ -1,0 +1,77 @@
+"""``nicobot serve``: run the web app and the bot."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+
+import click
+
+from .common import load_project, project_option
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@click.command()
+@project_option
+@click.option("--host", help="Address to listen on (default: [server] host, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: [server] port, 7070).")
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+)
+def serve(project: Path, host: str | None, port: int | None, log_level: str) -> None:
+    """Serve the chat and admin pages, the API and the channels' webhooks."""
+    settings = load_project(project)
+    if host:
+        settings.server.host = host
+    if port:
+        settings.server.port = port
+    host, port = settings.server.host, settings.server.port
+    if not settings.admin_password and not is_loopback(host):
+        raise click.ClickException(
+            f"refusing to listen on {host} without an admin password: set "
+            "NICOBOT_ADMIN_PASSWORD in .env (nicobot init writes one)"
+        )
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    import uvicorn
+
+    from ..app import create_app
+
+    app = create_app(settings)
+    click.echo(f"nicobot: {settings.bot.name} for {settings.project_dir}")
+    click.echo(f"  chat and admin: http://{_url_host(host)}:{port}/")
+    if settings.admin_password:
+        click.echo(f"  admin password: NICOBOT_ADMIN_PASSWORD in {settings.project_dir / '.env'}")
+    else:
+        click.echo(
+            "  no NICOBOT_ADMIN_PASSWORD set; temporary admin password for this run: "
+            + app.config["NICOBOT_ADMIN_PASSWORD"]
+        )
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        lifespan="on",
+        log_level=log_level,
+        access_log=log_level == "debug",
+        log_config=None,
+        timeout_graceful_shutdown=15,
+    )
+    uvicorn.Server(config).run()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,117 @@
+"""``nicobot sessions``: read and export conversations."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from .common import echo_table, load_project, project_option, run, with_store
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+
+@click.group()
+def sessions() -> None:
+    """List, show and export conversations."""
+
+
+@sessions.command("list")
+@project_option
+@click.option("--channel", help="Only this channel.")
+@click.option("--limit", type=click.IntRange(1, 100000), default=50, show_default=True)
+def list_sessions(project: Path, channel: str | None, limit: int) -> None:
+    """List conversations, the most recent first."""
+    settings = load_project(project)
+
+    async def work(store: Store) -> list[Any]:
+        return await store.list_sessions(channel=channel, limit=limit)
+
+    found = run(with_store(settings, work))
+    if not found:
+        click.echo("No conversations yet.")
+        return
+    echo_table(
+        [
+            [s.id, s.channel, s.phone_number or s.address, s.sender_name,
+             s.last_message_at.strftime("%Y-%m-%d %H:%M") if s.last_message_at else "",
+             _clip(s.last_message or "", 40)]
+            for s in found
+        ],
+        ["id", "channel", "number", "name", "last (UTC)", "last message"],
+    )
+
+
+@sessions.command("show")
+@project_option
+@click.argument("session_id")
+def show_session(project: Path, session_id: str) -> None:
+    """Print one conversation's transcript."""
+    settings = load_project(project)
+
+    async def work(store: Store) -> tuple[Any, list[Any]]:
+        session = await store.get_session(session_id)
+        return session, (await store.list_messages(session_id) if session else [])
+
+    session, messages = run(with_store(settings, work))
+    if session is None:
+        raise click.ClickException(f"no session {session_id!r}; see `nicobot sessions list`")
+    who = session.sender_name or session.phone_number or session.address
+    click.echo(click.style(f"{who} on {session.channel} ({session.address})", bold=True))
+    for message in messages:
+        stamp = message.created_at.strftime("%Y-%m-%d %H:%M:%S")
+        click.echo(f"[{stamp}] {message.role.value}: {message.text}")
+
+
+@sessions.command("export")
+@project_option
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+@click.option("--channel", help="Only this channel.")
+def export_sessions(project: Path, fmt: str, output: Path | None, channel: str | None) -> None:
+    """Export conversations with their messages as JSON or CSV (one row per message)."""
+    settings = load_project(project)
+
+    async def work(store: Store) -> list[dict[str, Any]]:
+        result = []
+        for session in await store.list_sessions(channel=channel, limit=10**9):
+            messages = await store.list_messages(session.id)
+            result.append({**session.to_dict(), "messages": [m.to_dict() for m in messages]})
+        return result
+
+    data = run(with_store(settings, work))
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n" if fmt == "json" else _csv(data)
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"Exported {len(data)} conversations to {output}", err=True)
+    else:
+        sys.stdout.write(text)
+
+
+def _csv(data: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(
+        ["session_id", "channel", "address", "phone_number", "sender_name", "message_id",
+         "role", "created_at", "text"]
+    )
+    for session in data:
+        for message in session["messages"]:
+            writer.writerow(
+                [session["id"], session["channel"], session["address"],
+                 session["phone_number"], session["sender_name"], message["id"],
+                 message["role"], message["created_at"], message["text"]]
+            )
+    return buffer.getvalue()
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

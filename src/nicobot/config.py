@@ -1,0 +1,216 @@
+"""Project configuration: ``nicobot.toml``, then ``.env``, then the environment.
+
+Environment variables override the file: ``NICOBOT_<SECTION>__<KEY>`` sets any key
+(``NICOBOT_LLM__MODEL=openai/gpt-4o-mini``), and a few short names are kept for
+convenience (``NICOBOT_MODEL``, ``NICOBOT_PORT``, ...; see ``SHORT_ENV_NAMES``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_FILE = "nicobot.toml"
+ENV_FILE = ".env"
+ENV_PREFIX = "NICOBOT_"
+
+SHORT_ENV_NAMES: dict[str, tuple[str, str]] = {
+    "NICOBOT_MODEL": ("llm", "model"),
+    "NICOBOT_LLM_API_BASE": ("llm", "api_base"),
+    "NICOBOT_LLM_API_KEY": ("llm", "api_key"),
+    "NICOBOT_HOST": ("server", "host"),
+    "NICOBOT_PORT": ("server", "port"),
+    "NICOBOT_DATA_DIR": ("server", "data_dir"),
+    "NICOBOT_PUBLIC_URL": ("server", "public_url"),
+    "NICOBOT_LANGUAGE": ("bot", "language"),
+}
+
+LANGUAGES = ("en", "es")
+
+
+class ConfigError(Exception):
+    """A configuration problem, said in one line that names the key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BotSettings(_Section):
+    name: str = Field("Nico", min_length=1, description="The assistant's name.")
+    persona: str = Field(
+        "a friendly assistant",
+        description="Who the assistant is, in a few words; used in the default prompt.",
+    )
+    business: str = Field("our business", description="The business the assistant serves.")
+    system_prompt: str = Field(
+        "You are {name}, {persona} for {business}. Answer briefly and kindly. "
+        "Use only the information you are given; if you do not know, say so.",
+        description="The system prompt; {name}, {persona} and {business} are filled in.",
+    )
+    language: Literal["en", "es"] = Field("en", description="Language of the pages and canned replies.")
+    timezone: str = Field("UTC", description="Time zone for dates shown on the pages.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+class LLMSettings(_Section):
+    model: str = Field(
+        "", description="A litellm model name such as openai/gpt-4o-mini; empty answers offline."
+    )
+    api_base: str | None = Field(None, description="Base URL of an OpenAI-compatible server.")
+    api_key: str | None = Field(None, description="API key; providers' own variables work too.")
+    timeout_seconds: float = Field(25.0, gt=0, le=600, description="Limit for one LLM call.")
+    history_messages: int = Field(20, ge=0, le=200, description="Past messages sent to the LLM.")
+    temperature: float = Field(0.3, ge=0, le=2)
+    max_tokens: int = Field(600, gt=0, le=32000)
+
+
+class ServerSettings(_Section):
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(7070, ge=1, le=65535)
+    data_dir: str = Field("data", description="SQLite and Chroma files, relative to the project.")
+    public_url: str | None = Field(
+        None, description="Base URL at which gateways reach this server (for webhooks)."
+    )
+
+
+class StoreSettings(_Section):
+    backend: str = Field("sqlite", description="Name of the store plugin.")
+
+
+class KnowledgeSettings(_Section):
+    model_config = ConfigDict(extra="allow")
+
+    backend: str = Field("chroma", description="Name of the knowledge plugin; empty for none.")
+    top_k: int = Field(4, ge=1, le=50)
+    min_score: float = Field(0.2, ge=0, le=1)
+
+
+class MessagesSettings(_Section):
+    """The bot's own words to customers; unset ones come from the language defaults."""
+
+    apology: str | None = None
+    non_text: str | None = None
+    offline_intro: str | None = None
+    offline_fallback: str | None = None
+    handoff: str | None = None
+
+
+class Settings(_Section):
+    bot: BotSettings = Field(default_factory=BotSettings)  # type: ignore[arg-type]
+    llm: LLMSettings = Field(default_factory=LLMSettings)  # type: ignore[arg-type]
+    server: ServerSettings = Field(default_factory=ServerSettings)  # type: ignore[arg-type]
+    store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
+    knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)  # type: ignore[arg-type]
+    messages: MessagesSettings = Field(default_factory=MessagesSettings)
+    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    project_dir: Path = Field(default=Path("."), exclude=True)
+    admin_password: str | None = Field(default=None, exclude=True, repr=False)
+    secret_key: str | None = Field(default=None, exclude=True, repr=False)
+
+    @property
+    def data_path(self) -> Path:
+        path = Path(self.server.data_dir)
+        return path if path.is_absolute() else self.project_dir / path
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def project_env(project_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The project's ``.env`` overlaid by the process environment."""
+    env = read_env_file(project_dir / ENV_FILE)
+    env.update(os.environ if environ is None else environ)
+    return env
+
+
+def _set_path(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for part in path[:-1]:
+        node = data.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"{'.'.join(path)}: cannot set a key inside a non-table value")
+        data = node
+    data[path[-1]] = value
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for key, value in env.items():
+        if key in SHORT_ENV_NAMES:
+            _set_path(overrides, SHORT_ENV_NAMES[key], value)
+        elif key.startswith(ENV_PREFIX) and "__" in key:
+            parts = tuple(p.lower() for p in key[len(ENV_PREFIX) :].split("__"))
+            if all(parts):
+                _set_path(overrides, parts, value)
+    return overrides
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line per problem: ``llm.timeout_seconds: Input should be a valid number``."""
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key"
+        message = message.removeprefix("Value error, ")
+        lines.append(f"{prefix}{key}: {message}")
+    return "; ".join(lines)
+
+
+def load_settings(
+    project_dir: Path | str = ".", environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Read and validate a project's settings; raise :class:`ConfigError` on any problem."""
+    project = Path(project_dir).resolve()
+    if not project.is_dir():
+        raise ConfigError(f"project directory {project} does not exist")
+    config_path = project / CONFIG_FILE
+    data: dict[str, Any] = {}
+    if config_path.is_file():
+        try:
+            data = tomllib.loads(config_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{CONFIG_FILE}: not valid TOML ({exc})") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{CONFIG_FILE}: cannot read it ({exc})") from None
+    env = project_env(project, environ)
+    data = _merge(data, _env_overrides(env))
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, prefix=f"{CONFIG_FILE}: ")) from None
+    settings.project_dir = project
+    settings.admin_password = env.get("NICOBOT_ADMIN_PASSWORD") or None
+    settings.secret_key = env.get("NICOBOT_SECRET_KEY") or None
+    return settings

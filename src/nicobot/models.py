@@ -1,0 +1,115 @@
+"""The objects that travel between channels, the store and the agent."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class MessageKind(enum.StrEnum):
+    """What a customer sent. Only text reaches the agent."""
+
+    TEXT = "text"
+    AUDIO = "audio"
+    IMAGE = "image"
+    OTHER = "other"
+
+
+class Role(enum.StrEnum):
+    """Who wrote a message in a transcript."""
+
+    USER = "user"
+    ASSISTANT = "assistant"
+    OPERATOR = "operator"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """A message from a customer, normalized by its channel.
+
+    ``address`` is where replies go: a phone number, or an opaque id (such as a
+    WhatsApp ``...@lid`` JID) when the platform hides the number.
+    ``from_business`` marks a message typed by the business itself (a person at the
+    business's own phone): it is stored as an operator message and never answered.
+    """
+
+    channel: str
+    address: str
+    text: str
+    message_id: str
+    phone_number: str | None = None
+    sender_name: str | None = None
+    kind: MessageKind = MessageKind.TEXT
+    timestamp: datetime = field(default_factory=utcnow)
+    from_business: bool = False
+    raw: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A reply on its way to a channel."""
+
+    channel: str
+    address: str
+    text: str
+
+
+@dataclass(slots=True)
+class ChatSession:
+    """A conversation with one person on one channel."""
+
+    id: str
+    channel: str
+    address: str
+    phone_number: str | None = None
+    sender_name: str | None = None
+    prompt_context: str | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    last_message: str | None = None
+    last_message_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "address": self.address,
+            "phone_number": self.phone_number,
+            "sender_name": self.sender_name,
+            "prompt_context": self.prompt_context,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            "last_message": self.last_message,
+            "last_message_at": (
+                self.last_message_at.isoformat() if self.last_message_at else None
+            ),
+        }
+
+
+@dataclass(slots=True)
+class Message:
+    """One line of a transcript."""
+
+    id: int
+    session_id: str
+    role: Role
+    text: str
+    created_at: datetime
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "session_id": self.session_id,
+            "role": self.role.value,
+            "text": self.text,
+            "created_at": self.created_at.isoformat(),
+            "meta": self.meta,
+        }

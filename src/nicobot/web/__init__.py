@@ -1,0 +1,1 @@
+"""The Quart app's routes: pages, JSON API, webhooks and admin auth."""

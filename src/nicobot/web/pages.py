@@ -1,0 +1,167 @@
+"""The HTML pages: login, chat and admin."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+from quart import (
+    Blueprint,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from ..admin import AdminTab
+from ..plugins import collect_components
+from .auth import LoginThrottle, admin_required, csrf_ok, csrf_token, password_matches
+from .common import current_bot
+
+blueprint = Blueprint("pages", __name__)
+throttle = LoginThrottle()
+
+#: Channels shown greyed out on the Channels tab until a plugin provides them.
+COMING_SOON = (("telegram", "Telegram"), ("instagram", "Instagram"))
+
+
+def _safe_next(target: str | None) -> str:
+    if not target:
+        return url_for("pages.chat")
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("pages.chat")
+    return target
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+async def login() -> Any:
+    failed = False
+    blocked = False
+    next_url = _safe_next(request.args.get("next"))
+    if request.method == "POST":
+        client = request.remote_addr or "?"
+        form = await request.form
+        if throttle.blocked(client):
+            blocked = True
+        elif not await csrf_ok():
+            failed = True
+        elif password_matches(form.get("password", "")):
+            throttle.succeeded(client)
+            lang = session.get("lang")
+            session.clear()
+            session["admin"] = True
+            if lang:
+                session["lang"] = lang
+            csrf_token()
+            return redirect(next_url)
+        else:
+            throttle.failed(client)
+            failed = True
+    status = 429 if blocked else 401 if failed else 200
+    return (
+        await render_template(
+            "login.html",
+            failed=failed,
+            blocked=blocked,
+            next_url=next_url,
+            temporary=current_app.config["NICOBOT_TEMPORARY_PASSWORD"],
+        ),
+        status,
+    )
+
+
+@blueprint.post("/logout")
+@admin_required
+async def logout() -> Any:
+    session.clear()
+    return redirect(url_for("pages.login"))
+
+
+@blueprint.post("/language")
+async def set_language() -> Any:
+    form = await request.form
+    if not await csrf_ok():
+        return redirect(url_for("pages.chat"))
+    if form.get("lang") in ("en", "es"):
+        session["lang"] = form["lang"]
+    return redirect(_safe_next(form.get("next")))
+
+
+@blueprint.get("/")
+@admin_required
+async def chat() -> Any:
+    bot = current_bot()
+    sessions = await bot.store.list_sessions(limit=200)
+    selected = request.args.get("session")
+    current = await bot.store.get_session(selected) if selected else None
+    messages = await bot.store.list_messages(current.id) if current else []
+    return await render_template(
+        "chat.html",
+        bot=bot,
+        sessions=[s.to_dict() for s in sessions],
+        current=current.to_dict() if current else None,
+        messages=[m.to_dict() for m in messages],
+        simulator="simulator" in bot.channels,
+        channel_labels={c.name: c.label for c in bot.channels.all()},
+    )
+
+
+def admin_tabs() -> list[AdminTab]:
+    cached: list[AdminTab] | None = current_app.extensions.get("nicobot_admin_tabs")
+    if cached is None:
+        found = collect_components(current_bot().pm, "register_admin_tabs", "admin tab")
+        cached = sorted((tab for tab, _ in found.values()), key=lambda t: (t.order, t.name))
+        current_app.extensions["nicobot_admin_tabs"] = cached
+    return cached
+
+
+@blueprint.get("/admin")
+@admin_required
+async def admin() -> Any:
+    bot = current_bot()
+    tabs = admin_tabs()
+    names = [t.name for t in tabs]
+    active = request.args.get("tab")
+    if active not in names:
+        active = names[0] if names else None
+    statuses = await bot.channels.statuses()
+    cards = [
+        {
+            "name": c.name,
+            "label": c.label,
+            "supports_qr": c.supports_qr,
+            "local": c.is_local,
+            "status": statuses[c.name].to_dict(),
+        }
+        for c in bot.channels.all()
+    ]
+    cards += [
+        {"name": name, "label": label, "coming_soon": True}
+        for name, label in COMING_SOON
+        if name not in bot.channels
+    ]
+    return await render_template(
+        "admin.html",
+        bot=bot,
+        tabs=tabs,
+        active=active,
+        prompt=bot.prompt_settings(),
+        channel_cards=cards,
+        saved=request.args.get("saved") == "1",
+    )
+
+
+@blueprint.post("/admin/prompt")
+@admin_required
+async def save_prompt() -> Any:
+    form = await request.form
+    changes = {key: form.get(key) for key in ("name", "persona", "business", "system_prompt")}
+    if form.get("reset"):
+        changes = dict.fromkeys(changes)
+    await current_bot().update_prompt(
+        {k: (v if v is None or v.strip() else None) for k, v in changes.items()}
+    )
+    return redirect(url_for("pages.admin", tab="prompt", saved=1))
