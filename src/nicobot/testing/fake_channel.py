@@ -1,0 +1,76 @@
+"""A fake channel for tests: records what the bot sends and takes JSON webhooks."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from ..channels import Channel, ChannelStatus, WebhookRejected, WebhookRequest, WebhookResult
+from ..hookspecs import hookimpl
+from ..models import IncomingMessage, OutgoingMessage
+
+FAKE_SECRET = "fake-secret"
+
+
+class FakeChannel(Channel):
+    """``POST /api/webhooks/fake`` with header ``X-Fake-Secret`` and a body
+    ``{"id": ..., "address": ..., "text": ..., "name"?: ..., "from_business"?: bool}``."""
+
+    name = "fake"
+    label = "Fake"
+    webhook_slug = "fake"
+
+    sent: list[OutgoingMessage]
+    fail_sends: int
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent = []
+        self.fail_sends = 0
+        self.connected = False
+
+    async def get_status(self) -> ChannelStatus:
+        state = "connected" if self.connected else "disconnected"
+        return ChannelStatus(self.connected, state, "", account="fake" if self.connected else None)
+
+    async def connect(self) -> ChannelStatus:
+        self.connected = True
+        status = await self.get_status()
+        await self.context.report_status(status)
+        return status
+
+    async def disconnect(self) -> ChannelStatus:
+        self.connected = False
+        return await self.get_status()
+
+    async def send_message(self, message: OutgoingMessage) -> str | None:
+        if self.fail_sends > 0:
+            self.fail_sends -= 1
+            raise ConnectionError("fake channel is down")
+        self.sent.append(message)
+        return f"sent-{len(self.sent)}"
+
+    async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
+        secret = request.headers.get("x-fake-secret", "")
+        if not hmac.compare_digest(secret, FAKE_SECRET):
+            raise WebhookRejected("bad or missing X-Fake-Secret")
+        body = request.json
+        if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+            return WebhookResult(body={"ok": True, "ignored": "not a message"})
+        message = IncomingMessage(
+            channel=self.name,
+            address=str(body.get("address", "")),
+            text=body["text"],
+            message_id=str(body.get("id", "")),
+            sender_name=body.get("name"),
+            from_business=bool(body.get("from_business")),
+        )
+        return WebhookResult(messages=[message])
+
+
+class FakeChannelPlugin:
+    """Register with ``pm.register(FakeChannelPlugin())`` to add the fake channel."""
+
+    @hookimpl
+    def register_channels(self) -> list[type[Channel]]:
+        return [FakeChannel]
