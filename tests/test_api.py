@@ -54,8 +54,11 @@ async def test_simulator_continues_a_session_with_context(nicobot_client, nicobo
     first = await (
         await nicobot_client.post(
             "/api/chat",
-            json={"phone_number": "5491100000002", "message": "hola",
-                  "prompt_context": "VIP customer"},
+            json={
+                "phone_number": "5491100000002",
+                "message": "hola",
+                "prompt_context": "VIP customer",
+            },
         )
     ).get_json()
     again = await (
@@ -84,9 +87,7 @@ async def test_bad_input_gets_a_json_400(nicobot_client):
         response = await nicobot_client.post("/api/chat", **kwargs)
         assert response.status_code == 400, kwargs
         assert expected in (await response.get_json())["error"]
-    missing = await nicobot_client.post(
-        "/api/chat", json={"session_id": "nope", "message": "hola"}
-    )
+    missing = await nicobot_client.post("/api/chat", json={"session_id": "nope", "message": "hola"})
     assert missing.status_code == 404
     bad_limit = await nicobot_client.get("/api/sessions?limit=abc")
     assert bad_limit.status_code == 400
@@ -97,7 +98,9 @@ async def test_bad_input_gets_a_json_400(nicobot_client):
 
 async def test_delete_session(nicobot_client):
     turn = await (
-        await nicobot_client.post("/api/chat", json={"phone_number": "5491100000003", "message": "hi"})
+        await nicobot_client.post(
+            "/api/chat", json={"phone_number": "5491100000003", "message": "hi"}
+        )
     ).get_json()
     deleted = await nicobot_client.delete(f"/api/sessions/{turn['session_id']}")
     assert deleted.status_code == 200
@@ -106,11 +109,13 @@ async def test_delete_session(nicobot_client):
     assert again.status_code == 404
 
 
-async def test_prompt_edits_persist_and_reach_the_llm(nicobot_client, nicobot_bot, fake_llm: FakeLLM):
+async def test_prompt_edits_persist_and_reach_the_llm(
+    nicobot_client, nicobot_bot, fake_llm: FakeLLM
+):
     nicobot_bot.settings.llm.model = "openai/fake-model"
     nicobot_bot.settings.llm.api_base = fake_llm.api_base
     nicobot_bot.settings.llm.api_key = "fake"
-    nicobot_bot.agent._offline = False
+    nicobot_bot.agent._offline_decided = False
     response = await nicobot_client.put(
         "/api/prompt", json={"system_prompt": "You are {name}, a pirate for {business}."}
     )
@@ -119,7 +124,8 @@ async def test_prompt_edits_persist_and_reach_the_llm(nicobot_client, nicobot_bo
     assert await nicobot_bot.store.get_setting("bot.prompt")
     await nicobot_client.post("/api/chat", json={"phone_number": "5491100000004", "message": "hi"})
     assert fake_llm.last_messages()[0] == {
-        "role": "system", "content": "You are Nico, a pirate for Test Shop."
+        "role": "system",
+        "content": "You are Nico, a pirate for Test Shop.",
     }
     bad = await nicobot_client.put("/api/prompt", json={"colour": "red"})
     assert bad.status_code == 400
@@ -139,7 +145,9 @@ async def test_login_page_sets_a_session_and_csrf_protects_writes(nicobot_app):
     assert (await client.get("/api/sessions")).status_code == 200
     chat = await client.get("/")
     assert chat.status_code == 200
-    page_token = re.search(r'name="csrf-token" content="([^"]+)"', await chat.get_data(as_text=True))[1]
+    page_token = re.search(
+        r'name="csrf-token" content="([^"]+)"', await chat.get_data(as_text=True)
+    )[1]
     body = {"phone_number": "5491100000005", "message": "hola"}
     forged = await client.post("/api/chat", json=body)
     assert forged.status_code == 403
@@ -162,7 +170,8 @@ async def test_user_text_is_escaped_in_pages(nicobot_client):
     evil = "<script>alert('x')</script>"
     turn = await (
         await nicobot_client.post(
-            "/api/chat", json={"phone_number": "5491100000006", "sender_name": evil, "message": evil}
+            "/api/chat",
+            json={"phone_number": "5491100000006", "sender_name": evil, "message": evil},
         )
     ).get_json()
     page = await nicobot_client.get(f"/?session={turn['session_id']}")
@@ -188,7 +197,10 @@ async def test_webhook_needs_its_secret_and_answers_once(nicobot_client, nicobot
     assert denied.status_code == 401
     headers = {**NO_AUTH, "X-Fake-Secret": FAKE_SECRET}
     responses = await asyncio.gather(
-        *[nicobot_client.post("/api/webhooks/fake", json=payload, headers=headers) for _ in range(5)]
+        *[
+            nicobot_client.post("/api/webhooks/fake", json=payload, headers=headers)
+            for _ in range(5)
+        ]
     )
     assert all(r.status_code == 200 for r in responses)
     bodies = [await r.get_json() for r in responses]
@@ -196,18 +208,22 @@ async def test_webhook_needs_its_secret_and_answers_once(nicobot_client, nicobot
     assert sum(b["duplicates"] for b in bodies) == 4
     await asyncio.wait_for(_drain(nicobot_bot), timeout=10)
     assert [m.address for m in fake_channel.sent] == ["5491100000007"]
-    garbage = await nicobot_client.post(
-        "/api/webhooks/fake", data=b"\x00\xff", headers=headers
-    )
+    garbage = await nicobot_client.post("/api/webhooks/fake", data=b"\x00\xff", headers=headers)
     assert garbage.status_code == 200
     unknown = await nicobot_client.post("/api/webhooks/nobody", json={}, headers=NO_AUTH)
     assert unknown.status_code == 404
 
 
-async def test_business_messages_are_stored_but_not_answered(nicobot_client, nicobot_bot, fake_channel):
+async def test_business_messages_are_stored_but_not_answered(
+    nicobot_client, nicobot_bot, fake_channel
+):
     headers = {**NO_AUTH, "X-Fake-Secret": FAKE_SECRET}
-    payload = {"id": "op-1", "address": "5491100000008", "text": "Hola, soy Marta",
-               "from_business": True}
+    payload = {
+        "id": "op-1",
+        "address": "5491100000008",
+        "text": "Hola, soy Marta",
+        "from_business": True,
+    }
     await nicobot_client.post("/api/webhooks/fake", json=payload, headers=headers)
     await asyncio.wait_for(_drain(nicobot_bot), timeout=10)
     assert fake_channel.sent == []

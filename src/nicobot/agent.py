@@ -103,15 +103,18 @@ class Agent:
     def __init__(self, settings: Settings, knowledge: KnowledgeBase | None) -> None:
         self.settings = settings
         self.knowledge = knowledge
-        self._offline: str | None | bool = False  # False: not decided yet
+        self._offline_decided = False
+        self._offline: str | None = None
 
     @property
     def offline(self) -> str | None:
-        if self._offline is False:
+        """Why replies come from the knowledge base alone, or None when an LLM answers."""
+        if not self._offline_decided:
             self._offline = offline_reason(self.settings)
+            self._offline_decided = True
             if self._offline:
                 log.warning("answering offline from the knowledge base: %s", self._offline)
-        return self._offline or None
+        return self._offline
 
     async def retrieve(self, text: str) -> list[Snippet]:
         if self.knowledge is None or not text.strip():
@@ -179,6 +182,7 @@ class Agent:
             "timeout": llm.timeout_seconds,
             "temperature": llm.temperature,
             "max_tokens": llm.max_tokens,
+            "max_retries": llm.max_retries,
         }
         if llm.api_base:
             kwargs["api_base"] = llm.api_base
@@ -212,9 +216,7 @@ class Agent:
             return AgentReply(
                 canned_message(self.settings, "apology"), [], "apology", error=_short(exc)
             )
-        return AgentReply(
-            text, context.snippets, "llm", llm_seconds=time.perf_counter() - started
-        )
+        return AgentReply(text, context.snippets, "llm", llm_seconds=time.perf_counter() - started)
 
 
 def _short(exc: BaseException) -> str:

@@ -64,7 +64,10 @@ def create_app(
     )
     app.extensions["nicobot"] = bot
     app.jinja_loader = ChoiceLoader(
-        [FileSystemLoader(str(settings.project_dir / "templates")), FileSystemLoader(str(templates_dir()))]
+        [
+            FileSystemLoader(str(settings.project_dir / "templates")),
+            FileSystemLoader(str(templates_dir())),
+        ]
     )
     _setup_i18n(app, settings)
     app.register_blueprint(pages.blueprint)

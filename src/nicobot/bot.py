@@ -234,7 +234,9 @@ class Bot:
         async with lock:
             if message.from_business:
                 await self.store.add_message(
-                    session.id, Role.OPERATOR, message.text,
+                    session.id,
+                    Role.OPERATOR,
+                    message.text,
                     {"message_id": message.message_id},
                 )
                 return Turn(session, None, "operator")
@@ -257,7 +259,8 @@ class Bot:
             return AgentReply(canned_message(self.settings, "non_text"), [], "non_text")
         window = self.settings.llm.history_messages
         history = [
-            m for m in await self.store.list_messages(session.id, limit=window + 1)
+            m
+            for m in await self.store.list_messages(session.id, limit=window + 1)
             if m.id != stored_id
         ]
         context = ReplyContext(
@@ -298,12 +301,19 @@ class Bot:
                 if attempt == SEND_ATTEMPTS:
                     log.error(
                         "giving up sending to session %s on %s after %d attempts: %s",
-                        session_id, channel.name, attempt, exc,
+                        session_id,
+                        channel.name,
+                        attempt,
+                        exc,
                     )
                     raise
                 log.warning(
                     "send to session %s on %s failed (attempt %d), retrying in %.0fs: %s",
-                    session_id, channel.name, attempt, delay, exc,
+                    session_id,
+                    channel.name,
+                    attempt,
+                    delay,
+                    exc,
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, SEND_MAX_DELAY)

@@ -16,6 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .errors import ConfigError
+
+__all__ = ["ConfigError", "Settings", "load_settings"]
+
 CONFIG_FILE = "nicobot.toml"
 ENV_FILE = ".env"
 ENV_PREFIX = "NICOBOT_"
@@ -34,10 +38,6 @@ SHORT_ENV_NAMES: dict[str, tuple[str, str]] = {
 LANGUAGES = ("en", "es")
 
 
-class ConfigError(Exception):
-    """A configuration problem, said in one line that names the key."""
-
-
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -54,7 +54,9 @@ class BotSettings(_Section):
         "Use only the information you are given; if you do not know, say so.",
         description="The system prompt; {name}, {persona} and {business} are filled in.",
     )
-    language: Literal["en", "es"] = Field("en", description="Language of the pages and canned replies.")
+    language: Literal["en", "es"] = Field(
+        "en", description="Language of the pages and canned replies."
+    )
     timezone: str = Field("UTC", description="Time zone for dates shown on the pages.")
 
     @field_validator("timezone")
@@ -77,6 +79,7 @@ class LLMSettings(_Section):
     history_messages: int = Field(20, ge=0, le=200, description="Past messages sent to the LLM.")
     temperature: float = Field(0.3, ge=0, le=2)
     max_tokens: int = Field(600, gt=0, le=32000)
+    max_retries: int = Field(1, ge=0, le=5, description="Retries of a failed LLM call.")
 
 
 class ServerSettings(_Section):

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     import quart
 
     from .admin import AdminTab
-    from .bot import Bot, ReplyContext
+    from .agent import ReplyContext
+    from .bot import Bot
     from .channels import Channel, ChannelStatus
     from .knowledge import KnowledgeBase
     from .models import ChatSession, IncomingMessage, OutgoingMessage

@@ -87,9 +87,7 @@ class ChatSession:
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "last_message": self.last_message,
-            "last_message_at": (
-                self.last_message_at.isoformat() if self.last_message_at else None
-            ),
+            "last_message_at": (self.last_message_at.isoformat() if self.last_message_at else None),
         }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -13,6 +12,9 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
+from .errors import PluginError
+
+__all__ = ["DEFAULT_PLUGINS", "PluginError", "call_hook", "make_plugin_manager"]
 
 ENTRY_POINT_GROUP = "nicobot"
 LOAD_PLUGINS_ENV = "NICOBOT_LOAD_PLUGINS"
@@ -22,10 +24,6 @@ DEFAULT_PLUGINS = (
     "nicobot.builtins.sqlite_store",
     "nicobot.builtins.core_admin",
 )
-
-
-class PluginError(Exception):
-    """A plugin could not be loaded or conflicts with another."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +111,3 @@ async def call_hook(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> 
     """Call a hook whose implementations may be async; await what comes back."""
     results = getattr(pm.hook, hook_name)(**kwargs)
     return [await r if inspect.isawaitable(r) else r for r in results]
-
-
-def iter_results(results: Iterable[Any]) -> Iterable[Any]:
-    for result in results:
-        if result is not None:
-            yield result

@@ -58,8 +58,7 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> Any:
     """Run the CLI; errors are one line on stderr and a non-zero exit, never a traceback."""
-    from ..config import ConfigError
-    from ..plugins import PluginError
+    from ..errors import ConfigError, PluginError
 
     try:
         return cli.main(args=argv, prog_name="nicobot", standalone_mode=False)

@@ -70,8 +70,10 @@ def list_channels(project: Path) -> None:
 
     statuses = run(work())
     echo_table(
-        [[c.name, c.label, statuses[c.name].state, statuses[c.name].details]
-         for c in bot.channels.all()],
+        [
+            [c.name, c.label, statuses[c.name].state, statuses[c.name].details]
+            for c in bot.channels.all()
+        ],
         ["channel", "label", "state", "details"],
     )
 
@@ -91,8 +93,9 @@ def channel_status(project: Path, name: str) -> None:
 @channels.command("connect")
 @project_option
 @click.argument("name")
-@click.option("--timeout", type=float, default=300, show_default=True,
-              help="Give up after this many seconds.")
+@click.option(
+    "--timeout", type=float, default=300, show_default=True, help="Give up after this many seconds."
+)
 def connect(project: Path, name: str, timeout: float) -> None:
     """Connect NAME; for WhatsApp, show the QR code here and wait until it is scanned."""
     channel = _channel(_bot(project), name)
@@ -136,8 +139,10 @@ def disconnect(project: Path, name: str) -> None:
 
 
 def _print_status(channel: Channel, status: ChannelStatus) -> None:
-    mark = click.style("connected", fg="green") if status.connected else click.style(
-        status.state, fg="yellow"
+    mark = (
+        click.style("connected", fg="green")
+        if status.connected
+        else click.style(status.state, fg="yellow")
     )
     line = f"{channel.label}: {mark}"
     if status.account:

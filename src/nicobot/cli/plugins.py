@@ -21,8 +21,12 @@ def plugins(as_json: bool) -> None:
         click.echo(
             json.dumps(
                 [
-                    {"name": i.name, "version": i.version or __version__, "builtin": i.builtin,
-                     "hooks": list(i.hooks)}
+                    {
+                        "name": i.name,
+                        "version": i.version or __version__,
+                        "builtin": i.builtin,
+                        "hooks": list(i.hooks),
+                    }
                     for i in infos
                 ],
                 indent=2,
@@ -31,8 +35,12 @@ def plugins(as_json: bool) -> None:
         return
     echo_table(
         [
-            [i.name, i.version or __version__, "built-in" if i.builtin else "installed",
-             ", ".join(i.hooks)]
+            [
+                i.name,
+                i.version or __version__,
+                "built-in" if i.builtin else "installed",
+                ", ".join(i.hooks),
+            ]
             for i in infos
         ],
         ["plugin", "version", "kind", "provides"],

@@ -39,9 +39,14 @@ def list_sessions(project: Path, channel: str | None, limit: int) -> None:
         return
     echo_table(
         [
-            [s.id, s.channel, s.phone_number or s.address, s.sender_name,
-             s.last_message_at.strftime("%Y-%m-%d %H:%M") if s.last_message_at else "",
-             _clip(s.last_message or "", 40)]
+            [
+                s.id,
+                s.channel,
+                s.phone_number or s.address,
+                s.sender_name,
+                s.last_message_at.strftime("%Y-%m-%d %H:%M") if s.last_message_at else "",
+                _clip(s.last_message or "", 40),
+            ]
             for s in found
         ],
         ["id", "channel", "number", "name", "last (UTC)", "last message"],
@@ -71,9 +76,15 @@ def show_session(project: Path, session_id: str) -> None:
 
 @sessions.command("export")
 @project_option
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True)
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write to this file instead of standard output.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "csv"]), default="json", show_default=True
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of standard output.",
+)
 @click.option("--channel", help="Only this channel.")
 def export_sessions(project: Path, fmt: str, output: Path | None, channel: str | None) -> None:
     """Export conversations with their messages as JSON or CSV (one row per message)."""
@@ -99,15 +110,32 @@ def _csv(data: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(
-        ["session_id", "channel", "address", "phone_number", "sender_name", "message_id",
-         "role", "created_at", "text"]
+        [
+            "session_id",
+            "channel",
+            "address",
+            "phone_number",
+            "sender_name",
+            "message_id",
+            "role",
+            "created_at",
+            "text",
+        ]
     )
     for session in data:
         for message in session["messages"]:
             writer.writerow(
-                [session["id"], session["channel"], session["address"],
-                 session["phone_number"], session["sender_name"], message["id"],
-                 message["role"], message["created_at"], message["text"]]
+                [
+                    session["id"],
+                    session["channel"],
+                    session["address"],
+                    session["phone_number"],
+                    session["sender_name"],
+                    message["id"],
+                    message["role"],
+                    message["created_at"],
+                    message["text"],
+                ]
             )
     return buffer.getvalue()
 

@@ -26,7 +26,7 @@
       card.querySelector(".status-text").textContent = label;
       card.querySelector(".status-dot").className = "status-dot dot-" + state;
       const details = card.querySelector(".details");
-      if (details) details.textContent = state === "connected" ? "" : (status.details || "");
+      if (details) details.textContent = (state === "connected" || state === "not-configured") ? "" : (status.details || "");
       const account = card.querySelector(".account");
       if (account) account.textContent = status.account || "";
       const img = card.querySelector("img.qr");

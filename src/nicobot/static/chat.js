@@ -10,7 +10,8 @@
   function initials(session) {
     const name = (session.sender_name || "").trim();
     if (!name) return "#";
-    return name.split(/\s+/).slice(0, 2).map((w) => w[0]).join("").toUpperCase();
+    const words = name.split(/\s+/).filter((w) => /\p{L}/u.test(w[0]));
+    return words.slice(0, 2).map((w) => w[0]).join("").toUpperCase() || "#";
   }
 
   function displayName(session) {

@@ -77,9 +77,7 @@ class Store(abc.ABC):
         """Append a message and update the session's last message, atomically."""
 
     @abc.abstractmethod
-    async def list_messages(
-        self, session_id: str, limit: int | None = None
-    ) -> list[Message]:
+    async def list_messages(self, session_id: str, limit: int | None = None) -> list[Message]:
         """The session's messages in order; with ``limit``, only the latest ones."""
 
     # webhook dedup

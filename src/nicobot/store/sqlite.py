@@ -215,8 +215,16 @@ class SQLiteStore(Store):
                 f"INSERT INTO sessions ({SESSION_COLUMNS}) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL) "
                 "ON CONFLICT (channel, address) DO NOTHING",
-                (uuid.uuid4().hex, channel, address, phone_number, sender_name,
-                 prompt_context, now, now),
+                (
+                    uuid.uuid4().hex,
+                    channel,
+                    address,
+                    phone_number,
+                    sender_name,
+                    prompt_context,
+                    now,
+                    now,
+                ),
             )
             created = cursor.rowcount > 0
             if not created:
@@ -259,6 +267,7 @@ class SQLiteStore(Store):
         return Message(message_id, session_id, role, text, created_at, dict(meta or {}))
 
     async def list_messages(self, session_id: str, limit: int | None = None) -> list[Message]:
+        params: tuple[Any, ...]
         if limit is None:
             query, params = (
                 "SELECT id, session_id, role, text, created_at, meta FROM messages "
@@ -290,9 +299,7 @@ class SQLiteStore(Store):
 
     async def purge_claims(self, older_than: timedelta) -> int:
         cutoff = (utcnow() - older_than).timestamp()
-        cursor = await self.db.execute(
-            "DELETE FROM webhook_claims WHERE claimed_at < ?", (cutoff,)
-        )
+        cursor = await self.db.execute("DELETE FROM webhook_claims WHERE claimed_at < ?", (cutoff,))
         return cursor.rowcount
 
     # settings

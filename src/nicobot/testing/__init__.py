@@ -52,7 +52,10 @@ def make_project(directory: Path, language: str = "en", **toml_extra: str) -> Pa
     from ..scaffold import write_project
 
     write_project(
-        directory, name="Nico", business="Test Shop", language=language,
+        directory,
+        name="Nico",
+        business="Test Shop",
+        language=language,
         admin_password="test-password",
     )
     if toml_extra:

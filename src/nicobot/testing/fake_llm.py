@@ -80,7 +80,9 @@ class FakeLLM:
             await asyncio.sleep(self.latency)
         if self.fail_status:
             await _respond(
-                send, self.fail_status, {"error": {"message": "fake failure", "type": "server_error"}}
+                send,
+                self.fail_status,
+                {"error": {"message": "fake failure", "type": "server_error"}},
             )
             return
         content = self.reply(request.get("messages", []))
@@ -110,7 +112,10 @@ async def _respond(send: Any, status: int, payload: dict[str, Any]) -> None:
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(data)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": data})
@@ -124,7 +129,11 @@ class FakeLLMServer:
 
         self.fake = fake or FakeLLM()
         config = uvicorn.Config(
-            self.fake.app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+            self.fake.app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
             interface="asgi3",
         )
         self._server = uvicorn.Server(config)

@@ -51,8 +51,16 @@ class ServerProcess:
         env = {**os.environ, **self.extra_env}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "nicobot", "serve", "--project", str(self.project),
-             "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "nicobot",
+                "serve",
+                "--project",
+                str(self.project),
+                "--port",
+                str(self.port),
+            ],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -118,7 +118,10 @@ async def simulator_chat() -> Any:
         phone = address = normalize_phone(raw_phone)
     if prompt_context is not None or sender_name is not None:
         await bot.store.get_or_create_session(
-            SIMULATOR, address, phone_number=phone, sender_name=sender_name,
+            SIMULATOR,
+            address,
+            phone_number=phone,
+            sender_name=sender_name,
             prompt_context=prompt_context,
         )
     assert text is not None
@@ -142,8 +145,12 @@ async def list_channels() -> Any:
     statuses = await bot.channels.statuses()
     return jsonify(
         channels=[
-            {"name": c.name, "label": c.label, "supports_qr": c.supports_qr,
-             "status": statuses[c.name].to_dict()}
+            {
+                "name": c.name,
+                "label": c.label,
+                "supports_qr": c.supports_qr,
+                "status": statuses[c.name].to_dict(),
+            }
             for c in bot.channels.all()
         ]
     )
@@ -208,7 +215,7 @@ async def get_prompt() -> Any:
 async def put_prompt() -> Any:
     bot = current_bot()
     data = await json_body()
-    changes = {}
+    changes: dict[str, str | None] = {}
     for key in ("name", "persona", "business", "system_prompt"):
         if key in data:
             changes[key] = text_field(data, key, max_length=20000)

@@ -1,0 +1,117 @@
+"""The agent through litellm's real code path, against a fake LLM server."""
+
+from __future__ import annotations
+
+import pytest
+
+from nicobot import hookimpl
+from nicobot.testing import FakeLLM
+
+
+@pytest.fixture
+def nicobot_env(fake_llm: FakeLLM) -> dict[str, str]:
+    return {
+        **fake_llm.env,
+        "NICOBOT_LLM__TIMEOUT_SECONDS": "1",
+        "NICOBOT_LLM__HISTORY_MESSAGES": "4",
+    }
+
+
+async def chat(client, message: str, **extra):
+    response = await client.post(
+        "/api/chat", json={"phone_number": "5491100000001", "message": message, **extra}
+    )
+    assert response.status_code == 200
+    return await response.get_json()
+
+
+async def test_prompt_has_persona_context_and_a_bounded_history(nicobot_client, fake_llm):
+    first = await chat(nicobot_client, "uno", prompt_context="Bought boots last week")
+    assert first["reply"] == "Echo: uno"
+    assert first["mode"] == "llm"
+    for text in ("dos", "tres", "cuatro"):
+        await chat(nicobot_client, text, session_id=first["session_id"])
+    messages = fake_llm.last_messages()
+    assert messages[0]["role"] == "system"
+    assert messages[0]["content"].startswith("You are Nico, the friendly assistant for Test Shop.")
+    assert {
+        "role": "system",
+        "content": "About this conversation: Bought boots last week",
+    } in messages
+    turns = [m for m in messages if m["role"] != "system"]
+    # the last four messages of the history, then the new one
+    assert [(m["role"], m["content"]) for m in turns] == [
+        ("user", "dos"),
+        ("assistant", "Echo: dos"),
+        ("user", "tres"),
+        ("assistant", "Echo: tres"),
+        ("user", "cuatro"),
+    ]
+
+
+async def test_a_slow_llm_gets_the_customer_an_apology(nicobot_client, nicobot_bot, fake_llm):
+    fake_llm.latency = 3
+    turn = await chat(nicobot_client, "hola")
+    assert turn["mode"] == "apology"
+    assert turn["reply"].startswith("Sorry")
+    [_, reply] = await nicobot_bot.store.list_messages(turn["session_id"])
+    assert reply.meta["error"] == "timeout"
+
+
+async def test_an_llm_error_gets_the_customer_an_apology(nicobot_client, nicobot_bot, fake_llm):
+    fake_llm.fail_status = 500
+    turn = await chat(nicobot_client, "hola")
+    assert turn["mode"] == "apology"
+    [_, reply] = await nicobot_bot.store.list_messages(turn["session_id"])
+    assert "error" in reply.meta
+
+
+async def test_before_and_after_reply_hooks(nicobot_client, nicobot_bot, fake_llm):
+    class Shouting:
+        @hookimpl
+        async def before_reply(self, bot, context):
+            context.llm_messages.insert(1, {"role": "system", "content": "Shout."})
+
+        @hookimpl
+        def after_reply(self, bot, context, reply):
+            return reply.upper()
+
+    nicobot_bot.pm.register(Shouting())
+    turn = await chat(nicobot_client, "hola")
+    assert turn["reply"] == "ECHO: HOLA"
+    assert fake_llm.last_messages()[1] == {"role": "system", "content": "Shout."}
+
+
+async def test_non_text_messages_get_the_canned_reply(nicobot_bot, fake_llm):
+    from nicobot import IncomingMessage, MessageKind
+
+    turn = await nicobot_bot.converse(
+        IncomingMessage(
+            channel="simulator", address="5550001", text="", message_id="a1", kind=MessageKind.AUDIO
+        )
+    )
+    assert turn.mode == "non_text"
+    assert "text" in turn.reply
+    assert fake_llm.requests == []
+
+
+class TestSpanish:
+    @pytest.fixture
+    def nicobot_env(self, fake_llm):
+        return {**fake_llm.env, "NICOBOT_LANGUAGE": "es", "NICOBOT_LLM__TIMEOUT_SECONDS": "0.5"}
+
+    async def test_the_apology_is_in_the_bots_language(self, nicobot_client, fake_llm):
+        fake_llm.latency = 2
+        turn = await chat(nicobot_client, "hola")
+        assert turn["reply"].startswith("Perdón")
+
+
+class TestConfiguredWords:
+    @pytest.fixture
+    def nicobot_env(self, fake_llm):
+        return {**fake_llm.env, "NICOBOT_MESSAGES__APOLOGY": "Uy, volvé a escribir en un rato."}
+
+    async def test_messages_table_overrides_the_default(self, nicobot_client, fake_llm):
+        fake_llm.fail_status = 400
+        turn = await chat(nicobot_client, "hola")
+        assert turn["reply"] == "Uy, volvé a escribir en un rato."

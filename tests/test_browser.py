@@ -1,0 +1,87 @@
+"""The pages in headless Chromium, against a real `nicobot serve`."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from nicobot.testing import make_project
+
+pytestmark = pytest.mark.browser
+
+
+def log_in(page, server) -> None:
+    page.goto(server.url + "/")
+    page.wait_for_url(re.compile(r"/login"))
+    page.fill("#password", server.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url + "/")
+
+
+def test_log_in_start_a_simulated_chat_and_see_the_reply(
+    tmp_path, nicobot_server, page, screenshot
+):
+    server = nicobot_server(make_project(tmp_path / "p"))
+    log_in(page, server)
+    page.fill("#phone_number", "5491100000042")
+    page.fill("#sender_name", "Ana <b>Test</b>")
+    page.fill("#first_message", "hola")
+    screenshot("chat-new")
+    page.click("#new-chat button[type=submit]")
+    page.wait_for_url(re.compile(r"session="))
+    reply = page.locator(".msg-assistant .msg-text").first
+    reply.wait_for()
+    assert reply.inner_text().strip()
+    assert page.locator(".msg-user .msg-text").first.inner_text() == "hola"
+    assert "Ana <b>Test</b>" in page.locator(".session-name").first.inner_text()
+    page.fill("#message", "y los sábados?")
+    page.press("#message", "Enter")
+    page.locator(".msg-assistant:not(.typing)").nth(1).wait_for()
+    assert page.locator(".msg-user").count() == 2
+    screenshot("chat-conversation")
+
+
+def test_wrong_password_stays_on_the_login_page(tmp_path, nicobot_server, page):
+    server = nicobot_server(make_project(tmp_path / "p"))
+    page.goto(server.url + "/login")
+    page.fill("#password", "wrong")
+    page.click("button[type=submit]")
+    assert page.locator(".alert").inner_text() == "Wrong password. Try again."
+
+
+def test_admin_page_in_spanish(tmp_path, nicobot_server, page, screenshot):
+    server = nicobot_server(make_project(tmp_path / "p", language="es"))
+    log_in(page, server)
+    page.goto(server.url + "/admin?tab=channels")
+    tabs = page.locator(".tab").all_inner_texts()
+    assert "Canales" in tabs and "Prompt" in tabs
+    assert page.locator("h1").inner_text() == "Administración"
+    assert page.locator("[data-channel=telegram] .pill").inner_text() == "Próximamente"
+    assert page.locator("[data-channel=simulator] .status-text").inner_text() == "Conectado"
+    screenshot("admin-channels-es")
+    page.goto(server.url + "/admin?tab=prompt")
+    assert page.locator("label[for=system_prompt]").inner_text().startswith("Instrucciones")
+    screenshot("admin-prompt-es")
+
+
+def test_the_admin_switches_language_for_this_browser(tmp_path, nicobot_server, page):
+    server = nicobot_server(make_project(tmp_path / "p"))
+    log_in(page, server)
+    assert page.locator(".sidebar h2").inner_text() == "Conversations"
+    page.select_option("#lang-select", "es")
+    page.wait_for_load_state()
+    assert page.locator(".sidebar h2").inner_text() == "Conversaciones"
+    page.goto(server.url + "/admin")
+    assert page.locator("h1").inner_text() == "Administración"
+
+
+def test_prompt_tab_saves(tmp_path, nicobot_server, page):
+    server = nicobot_server(make_project(tmp_path / "p"))
+    log_in(page, server)
+    page.goto(server.url + "/admin?tab=prompt")
+    page.fill("#persona", "a cheerful helper")
+    page.click("button.primary")
+    page.wait_for_url(re.compile(r"saved=1"))
+    assert page.locator("#persona").input_value() == "a cheerful helper"
+    assert page.locator(".notice").is_visible()

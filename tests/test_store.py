@@ -1,0 +1,160 @@
+"""The SQLite store, on real files."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import timedelta
+
+import pytest
+
+from nicobot.models import Role
+from nicobot.store.sqlite import SQLiteStore
+
+
+@pytest.fixture
+async def store(tmp_path):
+    store = SQLiteStore(tmp_path / "data" / "nicobot.sqlite3")
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_wal_mode_and_schema_version(store, tmp_path):
+    connection = sqlite3.connect(store.path)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SQLiteStore.schema_version
+    connection.close()
+
+
+async def test_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA user_version = 999")
+    connection.close()
+    store = SQLiteStore(path)
+    with pytest.raises(RuntimeError, match="newer than this nicobot"):
+        await store.open()
+    await store.close()
+
+
+async def test_get_or_create_keys_on_channel_and_address(store):
+    first, created = await store.get_or_create_session(
+        "whatsapp", "5491100000001", phone_number="5491100000001", sender_name="Ana"
+    )
+    assert created
+    again, created_again = await store.get_or_create_session(
+        "whatsapp", "5491100000001", sender_name="Ana María"
+    )
+    assert not created_again
+    assert again.id == first.id
+    assert again.sender_name == "Ana María"
+    assert again.phone_number == "5491100000001"
+    other, created_other = await store.get_or_create_session("simulator", "5491100000001")
+    assert created_other and other.id != first.id
+
+
+async def test_concurrent_get_or_create_makes_one_session(store):
+    results = await asyncio.gather(
+        *[store.get_or_create_session("whatsapp", "123456789") for _ in range(50)]
+    )
+    assert len({s.id for s, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+
+
+async def test_messages_update_the_session_and_keep_order(store):
+    session, _ = await store.get_or_create_session("simulator", "111111")
+    await store.add_message(session.id, Role.USER, "hola")
+    reply = await store.add_message(session.id, Role.ASSISTANT, "¡hola!", {"mode": "offline"})
+    assert reply.meta == {"mode": "offline"}
+    fresh = await store.get_session(session.id)
+    assert fresh.last_message == "¡hola!"
+    assert fresh.last_message_at is not None
+    messages = await store.list_messages(session.id)
+    assert [m.text for m in messages] == ["hola", "¡hola!"]
+    assert [m.text for m in await store.list_messages(session.id, limit=1)] == ["¡hola!"]
+
+
+async def test_list_put_and_delete_sessions(store):
+    a, _ = await store.get_or_create_session("simulator", "1000001")
+    b, _ = await store.get_or_create_session("whatsapp", "1000002")
+    await store.add_message(a.id, Role.USER, "later")
+    assert [s.id for s in await store.list_sessions()] == [a.id, b.id]
+    assert [s.id for s in await store.list_sessions(channel="whatsapp")] == [b.id]
+    b.sender_name = "Changed"
+    await store.put_session(b)
+    assert (await store.get_session(b.id)).sender_name == "Changed"
+    assert await store.delete_session(a.id)
+    assert not await store.delete_session(a.id)
+    assert await store.list_messages(a.id) == []
+    assert await store.get_session(a.id) is None
+
+
+async def test_claims_are_atomic_under_concurrent_duplicates(store):
+    results = await asyncio.gather(*[store.claim_message_id("whatsapp", "ABC") for _ in range(20)])
+    assert results.count(True) == 1
+    assert await store.claim_message_id("simulator", "ABC")
+
+
+async def test_claims_are_atomic_across_connections(tmp_path):
+    path = tmp_path / "shared.sqlite3"
+    stores = [SQLiteStore(path) for _ in range(4)]
+    for store in stores:
+        await store.open()
+    try:
+        results = await asyncio.gather(
+            *[stores[i % 4].claim_message_id("whatsapp", f"id-{i // 8}") for i in range(64)]
+        )
+        assert results.count(True) == 8
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_old_claims_are_purged(store):
+    await store.claim_message_id("whatsapp", "old")
+    await store.db.execute("UPDATE webhook_claims SET claimed_at = claimed_at - 3600")
+    await store.claim_message_id("whatsapp", "new")
+    assert await store.purge_claims(timedelta(minutes=10)) == 1
+    assert await store.claim_message_id("whatsapp", "old")
+    assert not await store.claim_message_id("whatsapp", "new")
+
+
+async def test_200_concurrent_writers_never_see_a_locked_database(tmp_path):
+    path = tmp_path / "busy.sqlite3"
+    stores = [SQLiteStore(path) for _ in range(4)]
+    for store in stores:
+        await store.open()
+    try:
+
+        async def writer(i: int) -> None:
+            store = stores[i % len(stores)]
+            session, _ = await store.get_or_create_session("simulator", f"writer-{i % 20}")
+            await store.add_message(session.id, Role.USER, f"message {i}")
+            await store.claim_message_id("simulator", f"claim-{i}")
+
+        await asyncio.gather(*[writer(i) for i in range(200)])
+        total = 0
+        for session in await stores[0].list_sessions(limit=100):
+            total += len(await stores[0].list_messages(session.id))
+        assert total == 200
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_data_survives_reopening(tmp_path):
+    path = tmp_path / "persist.sqlite3"
+    store = SQLiteStore(path)
+    await store.open()
+    session, _ = await store.get_or_create_session("simulator", "5550001")
+    await store.add_message(session.id, Role.USER, "still here?")
+    await store.set_setting("k", "v")
+    await store.close()
+    reopened = SQLiteStore(path)
+    await reopened.open()
+    assert [m.text for m in await reopened.list_messages(session.id)] == ["still here?"]
+    assert await reopened.get_setting("k") == "v"
+    await reopened.set_setting("k", None)
+    assert await reopened.get_setting("k") is None
+    await reopened.close()
