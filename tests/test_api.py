@@ -206,7 +206,7 @@ async def test_webhook_needs_its_secret_and_answers_once(nicobot_client, nicobot
     bodies = [await r.get_json() for r in responses]
     assert sum(b["accepted"] for b in bodies) == 1
     assert sum(b["duplicates"] for b in bodies) == 4
-    await asyncio.wait_for(_drain(nicobot_bot), timeout=10)
+    await nicobot_bot.pipeline.wait_idle(10)
     assert [m.address for m in fake_channel.sent] == ["5491100000007"]
     garbage = await nicobot_client.post("/api/webhooks/fake", data=b"\x00\xff", headers=headers)
     assert garbage.status_code == 200
@@ -225,24 +225,19 @@ async def test_business_messages_are_stored_but_not_answered(
         "from_business": True,
     }
     await nicobot_client.post("/api/webhooks/fake", json=payload, headers=headers)
-    await asyncio.wait_for(_drain(nicobot_bot), timeout=10)
+    await nicobot_bot.pipeline.wait_idle(10)
     assert fake_channel.sent == []
     [session] = await nicobot_bot.store.list_sessions(channel="fake")
     [message] = await nicobot_bot.store.list_messages(session.id)
     assert message.role.value == "operator"
 
 
-async def test_send_failures_are_retried(nicobot_client, nicobot_bot, fake_channel, monkeypatch):
-    monkeypatch.setattr("nicobot.bot.SEND_FIRST_DELAY", 0.01)
+async def test_send_failures_are_retried(nicobot_client, nicobot_bot, fake_channel):
+    nicobot_bot.settings.pipeline.send_backoff_seconds = 0.01
     fake_channel.fail_sends = 2
     headers = {**NO_AUTH, "X-Fake-Secret": FAKE_SECRET}
     payload = {"id": "m-retry", "address": "5491100000009", "text": "hola"}
     await nicobot_client.post("/api/webhooks/fake", json=payload, headers=headers)
-    await asyncio.wait_for(_drain(nicobot_bot), timeout=10)
+    await nicobot_bot.pipeline.wait_idle(10)
     assert len(fake_channel.sent) == 1
     assert fake_channel.fail_sends == 0
-
-
-async def _drain(bot) -> None:
-    while bot._tasks:
-        await asyncio.gather(*list(bot._tasks), return_exceptions=True)

@@ -15,20 +15,31 @@ import pluggy
 from pydantic import ValidationError
 
 from .agent import Agent, AgentReply, ReplyContext, canned_message
-from .channels import Channel, ChannelContext, ChannelManager, ChannelStatus
+from .channels import ChannelContext, ChannelManager, ChannelStatus
 from .config import ConfigError, Settings, format_validation_error, project_env
+from .handoff import asks_for_a_person, handoff_keywords
 from .knowledge import KnowledgeBase
-from .models import ChatSession, IncomingMessage, MessageKind, OutgoingMessage, Role
+from .metrics import Metrics
+from .models import (
+    ChatSession,
+    ClaimedTurn,
+    IncomingMessage,
+    MessageKind,
+    OutboxEntry,
+    OutgoingMessage,
+    utcnow,
+)
+from .pipeline import Pipeline
 from .plugins import call_hook, collect_components
 from .store import Store
+from .store.sqlite import LostClaim
+from .text import split_message
 
 log = logging.getLogger("nicobot.bot")
 
 CLAIM_MAX_AGE = timedelta(minutes=10)
 CLAIM_PURGE_INTERVAL = 300.0
-SEND_ATTEMPTS = 5
-SEND_FIRST_DELAY = 1.0
-SEND_MAX_DELAY = 30.0
+PAUSE_FOREVER = timedelta(days=36500)
 PROMPT_SETTING = "bot.prompt"
 PROMPT_KEYS = ("name", "persona", "business", "system_prompt")
 
@@ -76,8 +87,10 @@ class Bot:
         self.channels = ChannelManager()
         self._make_channels()
         self.agent = Agent(settings, self.knowledge)
-        self._session_locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.metrics = Metrics()
+        self.pipeline = Pipeline(self)
+        self.handoff_keywords = handoff_keywords(settings)
+        self._waiters: dict[tuple[str, str], asyncio.Future[Turn]] = {}
         self._purger: asyncio.Task[None] | None = None
         self.prompt_overrides: dict[str, str] = {}
 
@@ -144,12 +157,11 @@ class Bot:
                 await channel.start()
         self._purger = asyncio.create_task(self._purge_claims_forever())
         await call_hook(self.pm, "startup", bot=self)
+        await self.pipeline.start()
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
-        if self._tasks:
-            _done, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
-            for task in pending:
-                task.cancel()
+        """Stop taking work, let work in flight finish for ``grace_seconds``, park the rest."""
+        await self.pipeline.stop(grace_seconds)
         if self._purger is not None:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -196,78 +208,143 @@ class Bot:
     # the one entry point for every channel
 
     async def submit(self, message: IncomingMessage) -> bool:
-        """Accept a message from a channel and answer it in the background.
+        """Accept a normalized message from any channel; it is answered in the background.
 
-        Returns False for a duplicate delivery (the same platform message id again).
+        The message is durably recorded before this returns. Returns False for a
+        duplicate delivery (the same platform message id again) or for the echo of
+        a reply nicobot sent itself.
         """
-        if not await self.store.claim_message_id(message.channel, message.message_id):
+        if message.from_business:
+            return await self._operator_message(message)
+        channel = self.channels.get(message.channel)
+        debounce = channel.config.debounce_seconds if channel is not None else 0.0
+        queued = await self.store.enqueue(
+            message,
+            debounce=debounce,
+            max_wait=self.settings.pipeline.debounce_max_wait_seconds,
+        )
+        if queued is None:
+            self.metrics.duplicates.labels(message.channel).inc()
             return False
-        task = asyncio.create_task(self._handle_logged(message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.metrics.received.labels(message.channel).inc()
+        self.pipeline.wake_turns()
         return True
 
-    async def converse(self, message: IncomingMessage) -> Turn:
-        """Accept a message and wait for the reply (the simulator's path)."""
-        if not await self.store.claim_message_id(message.channel, message.message_id):
-            session, _ = await self._session_for(message)
-            return Turn(session, None, "duplicate", duplicate=True)
-        return await self._handle(message)
-
-    async def _handle_logged(self, message: IncomingMessage) -> None:
+    async def converse(self, message: IncomingMessage, wait_seconds: float | None = None) -> Turn:
+        """Submit a message and wait for its reply (the simulator's path)."""
+        key = (message.channel, message.message_id)
+        waiter: asyncio.Future[Turn] = asyncio.get_running_loop().create_future()
+        self._waiters[key] = waiter
         try:
-            await self._handle(message)
-        except Exception:
-            log.exception("could not answer message %s on %s", message.message_id, message.channel)
-
-    async def _session_for(self, message: IncomingMessage) -> tuple[ChatSession, bool]:
-        return await self.store.get_or_create_session(
-            message.channel,
-            message.address,
-            phone_number=message.phone_number,
-            sender_name=message.sender_name,
-        )
-
-    async def _handle(self, message: IncomingMessage) -> Turn:
-        session, _created = await self._session_for(message)
-        lock = self._session_locks.setdefault(session.id, asyncio.Lock())
-        async with lock:
-            if message.from_business:
-                await self.store.add_message(
-                    session.id,
-                    Role.OPERATOR,
-                    message.text,
-                    {"message_id": message.message_id},
+            if not await self.submit(message):
+                session, _ = await self.store.get_or_create_session(
+                    message.channel, message.address
                 )
-                return Turn(session, None, "operator")
-            stored = await self.store.add_message(
-                session.id,
-                Role.USER,
-                message.text,
-                {"message_id": message.message_id, "kind": message.kind.value},
-            )
-            await call_hook(self.pm, "message_received", bot=self, session=session, message=message)
-            reply = await self._answer(session, message, stored.id)
-            await self.store.add_message(session.id, Role.ASSISTANT, reply.text, reply.meta())
-            await self._deliver(session, reply.text)
-            return Turn(session, reply.text, reply.mode)
+                return Turn(session, None, "duplicate", duplicate=True)
+            limit = wait_seconds or self.settings.llm.timeout_seconds + 30
+            try:
+                return await asyncio.wait_for(asyncio.shield(waiter), timeout=limit)
+            except TimeoutError:
+                session, _ = await self.store.get_or_create_session(
+                    message.channel, message.address
+                )
+                return Turn(session, None, "pending")
+        finally:
+            self._waiters.pop(key, None)
 
-    async def _answer(
-        self, session: ChatSession, message: IncomingMessage, stored_id: int
-    ) -> AgentReply:
-        if message.kind is not MessageKind.TEXT or not message.text.strip():
-            return AgentReply(canned_message(self.settings, "non_text"), [], "non_text")
+    async def _operator_message(self, message: IncomingMessage) -> bool:
+        pause = timedelta(minutes=self.settings.pipeline.handoff_minutes)
+        session = await self.store.record_operator_message(message, pause_for=pause)
+        if session is None:
+            return False
+        self.metrics.handoffs.labels(message.channel).inc()
+        log.info(
+            "a person wrote from the business's phone in session %s; the bot pauses until %s",
+            session.id,
+            session.paused_until.isoformat() if session.paused_until else "-",
+        )
+        return True
+
+    async def pause(self, session_id: str, minutes: float | None = None) -> bool:
+        """Pause the bot in a conversation (for ``minutes``, or until resumed)."""
+        until = utcnow() + (timedelta(minutes=minutes) if minutes else PAUSE_FOREVER)
+        return await self.store.set_paused(session_id, until)
+
+    async def resume(self, session_id: str) -> bool:
+        return await self.store.set_paused(session_id, None)
+
+    # answering a turn (called by the pipeline)
+
+    async def answer_turn(self, turn: ClaimedTurn) -> None:
+        session = turn.session
+        for entry in turn.entries:
+            await call_hook(
+                self.pm, "message_received", bot=self, session=session, message=entry.message
+            )
+        texts = [
+            e.message.text.strip()
+            for e in turn.entries
+            if e.message.kind is MessageKind.TEXT and e.message.text.strip()
+        ]
+        handoff = False
+        reply: AgentReply | None
+        if not texts:
+            interval = timedelta(minutes=self.settings.pipeline.non_text_reply_minutes)
+            reply = None
+            if await self.store.claim_non_text_reply(session.id, interval):
+                reply = AgentReply(canned_message(self.settings, "non_text"), [], "non_text")
+        elif asks_for_a_person(" ".join(texts), self.handoff_keywords):
+            reply = AgentReply(canned_message(self.settings, "handoff"), [], "handoff")
+            handoff = True
+        else:
+            reply = await self._agent_reply(turn, "\n".join(texts))
+        channel = self.channels.get(session.channel)
+        parts: list[str] = []
+        if reply is not None and channel is not None and not channel.is_local:
+            parts = split_message(reply.text, channel.max_message_length)
+        try:
+            await self.store.complete_turn(
+                turn, reply.text if reply else None, reply.meta() if reply else {}, parts
+            )
+        except LostClaim:
+            log.warning(
+                "turn %s was taken over by another worker; dropping this reply", turn.entry_ids
+            )
+            return
+        if handoff:
+            await self.store.set_paused(
+                session.id, utcnow() + timedelta(minutes=self.settings.pipeline.handoff_minutes)
+            )
+            self.metrics.handoffs.labels(session.channel).inc()
+        if reply is not None:
+            self.metrics.answered.labels(session.channel, reply.mode).inc()
+            if reply.llm_seconds is not None:
+                self.metrics.llm_seconds.observe(reply.llm_seconds)
+            if channel is not None and channel.is_local:
+                await call_hook(
+                    self.pm,
+                    "reply_sent",
+                    bot=self,
+                    session=session,
+                    message=OutgoingMessage(session.channel, session.address, reply.text),
+                )
+        result = Turn(session, reply.text if reply else None, reply.mode if reply else "none")
+        for entry in turn.entries:
+            waiter = self._waiters.get((entry.message.channel, entry.message.message_id))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(result)
+
+    async def _agent_reply(self, turn: ClaimedTurn, text: str) -> AgentReply:
+        session = turn.session
+        own_rows = {e.message_row_id for e in turn.entries}
         window = self.settings.llm.history_messages
         history = [
             m
-            for m in await self.store.list_messages(session.id, limit=window + 1)
-            if m.id != stored_id
+            for m in await self.store.list_messages(session.id, limit=window + len(own_rows))
+            if m.id not in own_rows
         ]
         context = ReplyContext(
-            session=session,
-            text=message.text,
-            history=history,
-            snippets=await self.agent.retrieve(message.text),
+            session=session, text=text, history=history, snippets=await self.agent.retrieve(text)
         )
         context.llm_messages = self.agent.build_messages(context, self.prompt_settings())
         await call_hook(self.pm, "before_reply", bot=self, context=context)
@@ -279,41 +356,13 @@ class Bot:
                 reply.text = replacement
         return reply
 
-    async def _deliver(self, session: ChatSession, text: str) -> None:
-        channel = self.channels.get(session.channel)
-        outgoing = OutgoingMessage(session.channel, session.address, text)
-        if channel is None:
-            log.error("no channel %r to deliver to session %s", session.channel, session.id)
-            return
-        if not channel.is_local:
-            await self._send_with_retries(channel, outgoing, session.id)
-        await call_hook(self.pm, "reply_sent", bot=self, session=session, message=outgoing)
-
-    async def _send_with_retries(
-        self, channel: Channel, outgoing: OutgoingMessage, session_id: str
-    ) -> None:
-        delay = SEND_FIRST_DELAY
-        for attempt in range(1, SEND_ATTEMPTS + 1):
-            try:
-                await channel.send_message(outgoing)
-                return
-            except Exception as exc:
-                if attempt == SEND_ATTEMPTS:
-                    log.error(
-                        "giving up sending to session %s on %s after %d attempts: %s",
-                        session_id,
-                        channel.name,
-                        attempt,
-                        exc,
-                    )
-                    raise
-                log.warning(
-                    "send to session %s on %s failed (attempt %d), retrying in %.0fs: %s",
-                    session_id,
-                    channel.name,
-                    attempt,
-                    delay,
-                    exc,
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, SEND_MAX_DELAY)
+    async def after_delivery(self, entry: OutboxEntry) -> None:
+        session = await self.store.get_session(entry.session_id)
+        if session is not None:
+            await call_hook(
+                self.pm,
+                "reply_sent",
+                bot=self,
+                session=session,
+                message=OutgoingMessage(entry.channel, entry.address, entry.text),
+            )

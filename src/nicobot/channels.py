@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from .models import IncomingMessage, OutgoingMessage
 
@@ -22,7 +22,9 @@ class ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     enabled: bool = True
-    debounce_seconds: float = 0.0
+    debounce_seconds: float = Field(0.0, ge=0, le=120)
+    typing_max_seconds: float = Field(4.0, ge=0, le=30)
+    typing_chars_per_second: float = Field(25.0, gt=0)
 
 
 @dataclass(slots=True)
@@ -118,6 +120,8 @@ class Channel(abc.ABC):
     supports_typing: ClassVar[bool] = False
     #: A channel whose replies are shown in nicobot's own pages (the simulator).
     is_local: ClassVar[bool] = False
+    #: Longest message the platform takes; longer replies are split on paragraphs.
+    max_message_length: ClassVar[int | None] = 4096
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         self.config = config

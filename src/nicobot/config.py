@@ -103,6 +103,26 @@ class KnowledgeSettings(_Section):
     min_score: float = Field(0.2, ge=0, le=1)
 
 
+class PipelineSettings(_Section):
+    concurrency: int = Field(8, ge=1, le=1000, description="Conversations answered at once.")
+    send_concurrency: int = Field(16, ge=1, le=1000, description="Deliveries in flight at once.")
+    send_attempts: int = Field(8, ge=1, le=100, description="Delivery attempts before failing.")
+    send_backoff_seconds: float = Field(2.0, gt=0, le=600, description="First retry delay.")
+    send_backoff_max_seconds: float = Field(120.0, gt=0, le=3600, description="Longest delay.")
+    debounce_max_wait_seconds: float = Field(
+        15.0, ge=0, le=600, description="Longest wait for a burst of messages to end."
+    )
+    handoff_minutes: float = Field(
+        30.0, ge=0, le=10080, description="Pause after a person writes from the business phone."
+    )
+    handoff_keywords: list[str] | None = Field(
+        None, description="Words that make the customer's message a request for a person."
+    )
+    non_text_reply_minutes: float = Field(
+        60.0, ge=0, le=10080, description="At most one 'text only' reply per conversation per this."
+    )
+
+
 class MessagesSettings(_Section):
     """The bot's own words to customers; unset ones come from the language defaults."""
 
@@ -120,6 +140,7 @@ class Settings(_Section):
     store: StoreSettings = Field(default_factory=StoreSettings)  # type: ignore[arg-type]
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)  # type: ignore[arg-type]
     messages: MessagesSettings = Field(default_factory=MessagesSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)  # type: ignore[arg-type]
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     project_dir: Path = Field(default=Path("."), exclude=True)

@@ -75,6 +75,11 @@ class ChatSession:
     updated_at: datetime = field(default_factory=utcnow)
     last_message: str | None = None
     last_message_at: datetime | None = None
+    paused_until: datetime | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_until is not None and self.paused_until > utcnow()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +93,10 @@ class ChatSession:
             "updated_at": self.updated_at.isoformat(),
             "last_message": self.last_message,
             "last_message_at": (self.last_message_at.isoformat() if self.last_message_at else None),
+            "paused": self.paused,
+            "paused_until": self.paused_until.isoformat()
+            if self.paused_until and self.paused
+            else None,
         }
 
 
@@ -110,4 +119,60 @@ class Message:
             "text": self.text,
             "created_at": self.created_at.isoformat(),
             "meta": self.meta,
+        }
+
+
+@dataclass(slots=True)
+class InboxEntry:
+    """A customer message waiting in the durable inbox for its turn."""
+
+    id: int
+    session_id: str
+    message: IncomingMessage
+    message_row_id: int | None = None
+
+
+@dataclass(slots=True)
+class ClaimedTurn:
+    """Messages of one conversation claimed to be answered together (one reply)."""
+
+    session: ChatSession
+    entries: list[InboxEntry]
+    worker: str = ""
+
+    @property
+    def entry_ids(self) -> list[int]:
+        return [entry.id for entry in self.entries]
+
+
+@dataclass(slots=True)
+class OutboxEntry:
+    """A reply (or one part of a long reply) waiting to be delivered."""
+
+    id: int
+    session_id: str
+    channel: str
+    address: str
+    text: str
+    status: str
+    attempts: int
+    created_at: datetime
+    last_error: str | None = None
+    platform_id: str | None = None
+    sent_at: datetime | None = None
+    recovered: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "session_id": self.session_id,
+            "channel": self.channel,
+            "address": self.address,
+            "text": self.text,
+            "status": self.status,
+            "attempts": self.attempts,
+            "created_at": self.created_at.isoformat(),
+            "last_error": self.last_error,
+            "platform_id": self.platform_id,
+            "sent_at": self.sent_at.isoformat() if self.sent_at else None,
         }

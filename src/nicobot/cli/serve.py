@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import logging
 from pathlib import Path
 
 import click
 
+from ..logs import configure as configure_logging
 from .common import load_project, project_option
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def is_loopback(host: str) -> bool:
@@ -45,7 +43,7 @@ def serve(project: Path, host: str | None, port: int | None, log_level: str) -> 
             f"refusing to listen on {host} without an admin password: set "
             "NICOBOT_ADMIN_PASSWORD in .env (nicobot init writes one)"
         )
-    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    configure_logging(log_level)
     import uvicorn
 
     from ..app import create_app

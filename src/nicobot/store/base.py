@@ -7,10 +7,10 @@ in-process state, so several nicobot workers may share one store.
 from __future__ import annotations
 
 import abc
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..models import ChatSession, Message, Role
+from ..models import ChatSession, ClaimedTurn, IncomingMessage, Message, OutboxEntry, Role
 
 if TYPE_CHECKING:
     from typing import Self
@@ -88,6 +88,95 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def purge_claims(self, older_than: timedelta) -> int:
         """Remove dedup records older than ``older_than``; return how many."""
+
+    # the durable pipeline (inbox, turns, outbox, handoff)
+    @abc.abstractmethod
+    async def enqueue(
+        self, message: IncomingMessage, *, debounce: float, max_wait: float
+    ) -> tuple[ChatSession, int] | None:
+        """Record a customer message in one atomic step: its session, an inbox entry keyed
+        by (channel, message id) and the transcript line. None for a duplicate delivery.
+
+        The entry becomes ready ``debounce`` seconds after the session's latest pending
+        message, but never later than ``max_wait`` after its oldest. Returns the session
+        and the inbox entry id. A paused session's messages are stored but not queued.
+        """
+
+    @abc.abstractmethod
+    async def record_operator_message(
+        self, message: IncomingMessage, *, pause_for: timedelta
+    ) -> ChatSession | None:
+        """Store a message the business typed itself and pause the session for
+        ``pause_for``. None for a duplicate, or for the echo of a reply nicobot sent
+        (same platform id, or the same text as a reply being sent or sent lately)."""
+
+    @abc.abstractmethod
+    async def claim_turns(self, worker: str, limit: int, lease: float) -> list[ClaimedTurn]:
+        """Claim up to ``limit`` ready turns, at most one per session, for ``lease``
+        seconds. A session with a claimed turn is skipped until it completes. Turns come
+        oldest first across sessions; entries by platform timestamp, then arrival.
+        Entries without debounce are claimed one at a time."""
+
+    @abc.abstractmethod
+    async def next_turn_at(self) -> float | None:
+        """Unix time at which the next pending turn becomes ready, or None."""
+
+    @abc.abstractmethod
+    async def complete_turn(
+        self,
+        turn: ClaimedTurn,
+        reply: str | None,
+        meta: dict[str, Any],
+        outbox_parts: list[str],
+    ) -> Message | None:
+        """In one transaction: store the reply (if any), queue ``outbox_parts`` for the
+        channel, and mark the turn's entries done."""
+
+    @abc.abstractmethod
+    async def release_turn(self, turn: ClaimedTurn) -> None:
+        """Give a claimed turn back (on shutdown) so it is claimed again at once."""
+
+    @abc.abstractmethod
+    async def claim_outbox(self, worker: str, limit: int, lease: float) -> list[OutboxEntry]:
+        """Claim due outbox entries, only the oldest unsent of each session, for ``lease``
+        seconds. An entry whose lease expired while sending is claimed again with
+        ``recovered`` set: it may have reached the platform already."""
+
+    @abc.abstractmethod
+    async def outbox_sent(self, entry_id: int, platform_id: str | None) -> None: ...
+
+    @abc.abstractmethod
+    async def outbox_failed(self, entry_id: int, error: str, retry_at: float | None) -> None:
+        """Record a failed attempt; retry at ``retry_at`` (unix time), or give up if None."""
+
+    @abc.abstractmethod
+    async def retry_outbox(self, entry_id: int) -> bool:
+        """Queue a failed entry again; False if it is not failed."""
+
+    @abc.abstractmethod
+    async def list_outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxEntry]:
+        """Outbox entries, the newest first."""
+
+    @abc.abstractmethod
+    async def release_worker(self, worker: str) -> tuple[int, int]:
+        """Give back the turns and outbox entries a dead worker held; returns how many."""
+
+    @abc.abstractmethod
+    async def workers_holding_work(self) -> set[str]:
+        """Worker ids that hold claimed turns or outbox entries."""
+
+    @abc.abstractmethod
+    async def set_paused(self, session_id: str, until: datetime | None) -> bool:
+        """Pause a session until ``until`` (None resumes it); pending messages are
+        dropped from the queue while paused. False if the session does not exist."""
+
+    @abc.abstractmethod
+    async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:
+        """True (once per ``interval``) when the "text only" reply may be sent again."""
+
+    @abc.abstractmethod
+    async def pipeline_counts(self) -> dict[str, int]:
+        """Queue sizes: pending and claimed turns, pending, sending and failed sends."""
 
     # settings edited from the admin page
     @abc.abstractmethod

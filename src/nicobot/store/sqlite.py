@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,7 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
-from ..models import ChatSession, Message, Role, utcnow
+from ..models import (
+    ChatSession,
+    ClaimedTurn,
+    InboxEntry,
+    IncomingMessage,
+    Message,
+    MessageKind,
+    OutboxEntry,
+    Role,
+    utcnow,
+)
 from .base import Store
 
 if TYPE_CHECKING:
@@ -58,12 +69,58 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX webhook_claims_by_age ON webhook_claims (claimed_at);
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    ALTER TABLE sessions ADD COLUMN paused_until TEXT;
+    ALTER TABLE sessions ADD COLUMN non_text_reply_at REAL;
+    CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL,
+        platform_id TEXT NOT NULL,
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        message_row_id INTEGER,
+        payload TEXT NOT NULL,
+        platform_ts REAL NOT NULL,
+        received_at REAL NOT NULL,
+        debounce REAL NOT NULL DEFAULT 0,
+        max_wait REAL NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        worker TEXT,
+        lease_until REAL,
+        UNIQUE (channel, platform_id)
+    );
+    CREATE INDEX inbox_open ON inbox (session_id, status) WHERE status IN ('pending', 'claimed');
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        worker TEXT,
+        lease_until REAL,
+        last_error TEXT,
+        platform_id TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        recovered INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX outbox_open ON outbox (session_id, id) WHERE status IN ('pending', 'sending');
+    CREATE INDEX outbox_by_status ON outbox (status, id);
+    CREATE INDEX outbox_by_platform_id ON outbox (platform_id);
+    """,
 )
 
 SESSION_COLUMNS = (
     "id, channel, address, phone_number, sender_name, prompt_context, "
-    "created_at, updated_at, last_message, last_message_at"
+    "created_at, updated_at, last_message, last_message_at, paused_until"
 )
+OUTBOX_COLUMNS = (
+    "id, session_id, channel, address, text, status, attempts, created_at, last_error, "
+    "platform_id, sent_at, recovered"
+)
+ECHO_WINDOW = timedelta(minutes=10)
 
 
 def _ts(value: datetime) -> str:
@@ -86,7 +143,51 @@ def _session(row: sqlite3.Row | tuple[Any, ...]) -> ChatSession:
         updated_at=datetime.fromisoformat(row[7]),
         last_message=row[8],
         last_message_at=_dt(row[9]),
+        paused_until=_dt(row[10]),
     )
+
+
+def _outbox(row: sqlite3.Row | tuple[Any, ...]) -> OutboxEntry:
+    return OutboxEntry(
+        id=row[0],
+        session_id=row[1],
+        channel=row[2],
+        address=row[3],
+        text=row[4],
+        status=row[5],
+        attempts=row[6],
+        created_at=datetime.fromisoformat(row[7]),
+        last_error=row[8],
+        platform_id=row[9],
+        sent_at=_dt(row[10]),
+        recovered=bool(row[11]),
+    )
+
+
+def _message_payload(message: IncomingMessage) -> str:
+    return json.dumps(
+        {
+            "channel": message.channel,
+            "address": message.address,
+            "text": message.text,
+            "message_id": message.message_id,
+            "phone_number": message.phone_number,
+            "sender_name": message.sender_name,
+            "kind": message.kind.value,
+            "timestamp": message.timestamp.isoformat(),
+        }
+    )
+
+
+def _message_from_payload(payload: str) -> IncomingMessage:
+    data = json.loads(payload)
+    data["kind"] = MessageKind(data["kind"])
+    data["timestamp"] = datetime.fromisoformat(data["timestamp"])
+    return IncomingMessage(**data)
+
+
+def _placeholders(values: list[Any] | tuple[Any, ...]) -> str:
+    return ",".join("?" * len(values))
 
 
 class SQLiteStore(Store):
@@ -164,12 +265,12 @@ class SQLiteStore(Store):
     async def put_session(self, session: ChatSession) -> None:
         session.updated_at = utcnow()
         await self.db.execute(
-            f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, "
             "address = excluded.address, phone_number = excluded.phone_number, "
             "sender_name = excluded.sender_name, prompt_context = excluded.prompt_context, "
             "updated_at = excluded.updated_at, last_message = excluded.last_message, "
-            "last_message_at = excluded.last_message_at",
+            "last_message_at = excluded.last_message_at, paused_until = excluded.paused_until",
             (
                 session.id,
                 session.channel,
@@ -181,6 +282,7 @@ class SQLiteStore(Store):
                 _ts(session.updated_at),
                 session.last_message,
                 _ts(session.last_message_at) if session.last_message_at else None,
+                _ts(session.paused_until) if session.paused_until else None,
             ),
         )
 
@@ -209,62 +311,18 @@ class SQLiteStore(Store):
         sender_name: str | None = None,
         prompt_context: str | None = None,
     ) -> tuple[ChatSession, bool]:
-        now = _ts(utcnow())
         async with self.transaction() as db:
-            cursor = await db.execute(
-                f"INSERT INTO sessions ({SESSION_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL) "
-                "ON CONFLICT (channel, address) DO NOTHING",
-                (
-                    uuid.uuid4().hex,
-                    channel,
-                    address,
-                    phone_number,
-                    sender_name,
-                    prompt_context,
-                    now,
-                    now,
-                ),
+            return await _upsert_session(
+                db, channel, address, phone_number, sender_name, prompt_context
             )
-            created = cursor.rowcount > 0
-            if not created:
-                await db.execute(
-                    "UPDATE sessions SET "
-                    "phone_number = COALESCE(?, phone_number), "
-                    "sender_name = COALESCE(?, sender_name), "
-                    "prompt_context = COALESCE(?, prompt_context) "
-                    "WHERE channel = ? AND address = ?",
-                    (phone_number, sender_name, prompt_context, channel, address),
-                )
-            async with db.execute(
-                f"SELECT {SESSION_COLUMNS} FROM sessions WHERE channel = ? AND address = ?",
-                (channel, address),
-            ) as select:
-                row = await select.fetchone()
-        assert row is not None
-        return _session(row), created
 
     # messages
 
     async def add_message(
         self, session_id: str, role: Role, text: str, meta: dict[str, Any] | None = None
     ) -> Message:
-        created_at = utcnow()
-        stamp = _ts(created_at)
         async with self.transaction() as db:
-            cursor = await db.execute(
-                "INSERT INTO messages (session_id, role, text, created_at, meta) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (session_id, role.value, text, stamp, json.dumps(meta or {})),
-            )
-            message_id = cursor.lastrowid
-            await db.execute(
-                "UPDATE sessions SET last_message = ?, last_message_at = ?, updated_at = ? "
-                "WHERE id = ?",
-                (text, stamp, stamp, session_id),
-            )
-        assert message_id is not None
-        return Message(message_id, session_id, role, text, created_at, dict(meta or {}))
+            return await _insert_message(db, session_id, role, text, meta)
 
     async def list_messages(self, session_id: str, limit: int | None = None) -> list[Message]:
         params: tuple[Any, ...]
@@ -302,6 +360,290 @@ class SQLiteStore(Store):
         cursor = await self.db.execute("DELETE FROM webhook_claims WHERE claimed_at < ?", (cutoff,))
         return cursor.rowcount
 
+    # the durable pipeline
+
+    async def enqueue(
+        self, message: IncomingMessage, *, debounce: float, max_wait: float
+    ) -> tuple[ChatSession, int] | None:
+        now = time.time()
+        async with self.transaction() as db:
+            session, _created = await _upsert_session(
+                db, message.channel, message.address, message.phone_number, message.sender_name
+            )
+            cursor = await db.execute(
+                "INSERT INTO inbox (channel, platform_id, session_id, payload, platform_ts, "
+                "received_at, debounce, max_wait, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (channel, platform_id) DO NOTHING",
+                (
+                    message.channel,
+                    message.message_id,
+                    session.id,
+                    _message_payload(message),
+                    message.timestamp.timestamp(),
+                    now,
+                    debounce,
+                    max(max_wait, debounce),
+                    "skipped" if session.paused else "pending",
+                ),
+            )
+            if cursor.rowcount == 0:
+                return None
+            entry_id = cursor.lastrowid
+            assert entry_id is not None
+            stored = await _insert_message(
+                db,
+                session.id,
+                Role.USER,
+                message.text,
+                {"message_id": message.message_id, "kind": message.kind.value},
+            )
+            await db.execute(
+                "UPDATE inbox SET message_row_id = ? WHERE id = ?", (stored.id, entry_id)
+            )
+        return session, entry_id
+
+    async def record_operator_message(
+        self, message: IncomingMessage, *, pause_for: timedelta
+    ) -> ChatSession | None:
+        now = utcnow()
+        async with self.transaction() as db:
+            session, _created = await _upsert_session(
+                db, message.channel, message.address, message.phone_number, None
+            )
+            async with db.execute(
+                "SELECT 1 FROM outbox WHERE session_id = ? AND (platform_id = ? OR "
+                "(text = ? AND status IN ('sending', 'sent') AND created_at >= ?)) LIMIT 1",
+                (session.id, message.message_id, message.text, _ts(now - ECHO_WINDOW)),
+            ) as cursor:
+                own = await cursor.fetchone() is not None
+            cursor = await db.execute(
+                "INSERT INTO inbox (channel, platform_id, session_id, payload, platform_ts, "
+                "received_at, status) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (channel, platform_id) DO NOTHING",
+                (
+                    message.channel,
+                    message.message_id,
+                    session.id,
+                    _message_payload(message),
+                    message.timestamp.timestamp(),
+                    now.timestamp(),
+                    "echo" if own else "operator",
+                ),
+            )
+            if own or cursor.rowcount == 0:
+                return None
+            await _insert_message(
+                db, session.id, Role.OPERATOR, message.text, {"message_id": message.message_id}
+            )
+            until = now + pause_for
+            if session.paused_until is None or session.paused_until < until:
+                session.paused_until = until
+            await _pause(db, session.id, session.paused_until)
+        return session
+
+    async def claim_turns(self, worker: str, limit: int, lease: float) -> list[ClaimedTurn]:
+        if limit <= 0:
+            return []
+        now = time.time()
+        turns: list[ClaimedTurn] = []
+        async with self.transaction() as db:
+            async with db.execute(
+                "SELECT i.session_id FROM inbox i WHERE i.status = 'pending' "
+                "GROUP BY i.session_id "
+                "HAVING MIN(MAX(i.received_at) + MAX(i.debounce), "
+                "MIN(i.received_at) + MAX(i.max_wait)) <= ? "
+                "AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = i.session_id "
+                "AND j.status = 'claimed' AND j.lease_until >= ?) "
+                "ORDER BY MIN(i.received_at) LIMIT ?",
+                (now, now, limit),
+            ) as cursor:
+                session_ids = [row[0] for row in await cursor.fetchall()]
+            for session_id in session_ids:
+                async with db.execute(
+                    "SELECT id, payload, message_row_id, debounce FROM inbox "
+                    "WHERE session_id = ? AND status = 'pending' ORDER BY platform_ts, id",
+                    (session_id,),
+                ) as cursor:
+                    rows = list(await cursor.fetchall())
+                if rows[0][3] == 0:
+                    rows = rows[:1]
+                ids = [row[0] for row in rows]
+                await db.execute(
+                    f"UPDATE inbox SET status = 'claimed', worker = ?, lease_until = ? "
+                    f"WHERE id IN ({_placeholders(ids)})",
+                    (worker, now + lease, *ids),
+                )
+                async with db.execute(
+                    f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+                ) as cursor:
+                    session_row = await cursor.fetchone()
+                assert session_row is not None
+                entries = [
+                    InboxEntry(row[0], session_id, _message_from_payload(row[1]), row[2])
+                    for row in rows
+                ]
+                turns.append(ClaimedTurn(_session(session_row), entries, worker))
+        return turns
+
+    async def next_turn_at(self) -> float | None:
+        async with self.db.execute(
+            "SELECT MIN(ready) FROM (SELECT MIN(MAX(received_at) + MAX(debounce), "
+            "MIN(received_at) + MAX(max_wait)) AS ready FROM inbox "
+            "WHERE status = 'pending' GROUP BY session_id)"
+        ) as cursor:
+            row = await cursor.fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
+    async def complete_turn(
+        self,
+        turn: ClaimedTurn,
+        reply: str | None,
+        meta: dict[str, Any],
+        outbox_parts: list[str],
+    ) -> Message | None:
+        ids = turn.entry_ids
+        async with self.transaction() as db:
+            cursor = await db.execute(
+                f"UPDATE inbox SET status = 'done', lease_until = NULL "
+                f"WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
+                (*ids, turn.worker),
+            )
+            if cursor.rowcount != len(ids):
+                raise LostClaim(f"turn {ids} was claimed by another worker")
+            if reply is None:
+                return None
+            stored = await _insert_message(db, turn.session.id, Role.ASSISTANT, reply, meta)
+            now = utcnow()
+            for part in outbox_parts:
+                await db.execute(
+                    "INSERT INTO outbox (session_id, channel, address, text, status, "
+                    "next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                    (
+                        turn.session.id,
+                        turn.session.channel,
+                        turn.session.address,
+                        part,
+                        now.timestamp(),
+                        _ts(now),
+                    ),
+                )
+        return stored
+
+    async def release_turn(self, turn: ClaimedTurn) -> None:
+        ids = turn.entry_ids
+        await self.db.execute(
+            f"UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+            f"WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
+            (*ids, turn.worker),
+        )
+
+    async def claim_outbox(self, worker: str, limit: int, lease: float) -> list[OutboxEntry]:
+        if limit <= 0:
+            return []
+        now = time.time()
+        async with self.transaction() as db:
+            async with db.execute(
+                "SELECT o.id, o.status FROM outbox o "
+                "WHERE ((o.status = 'pending' AND o.next_attempt_at <= ?) "
+                "OR (o.status = 'sending' AND o.lease_until < ?)) "
+                "AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.session_id = o.session_id "
+                "AND p.status IN ('pending', 'sending')) "
+                "ORDER BY o.next_attempt_at, o.id LIMIT ?",
+                (now, now, limit),
+            ) as cursor:
+                rows = list(await cursor.fetchall())
+            if not rows:
+                return []
+            for entry_id, status in rows:
+                await db.execute(
+                    "UPDATE outbox SET status = 'sending', worker = ?, lease_until = ?, "
+                    "attempts = attempts + 1, recovered = ? WHERE id = ?",
+                    (worker, now + lease, int(status == "sending"), entry_id),
+                )
+            ids = [row[0] for row in rows]
+            async with db.execute(
+                f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id IN ({_placeholders(ids)}) "
+                "ORDER BY id",
+                ids,
+            ) as cursor:
+                return [_outbox(row) for row in await cursor.fetchall()]
+
+    async def outbox_sent(self, entry_id: int, platform_id: str | None) -> None:
+        await self.db.execute(
+            "UPDATE outbox SET status = 'sent', platform_id = ?, sent_at = ?, "
+            "lease_until = NULL, last_error = NULL WHERE id = ?",
+            (platform_id, _ts(utcnow()), entry_id),
+        )
+
+    async def outbox_failed(self, entry_id: int, error: str, retry_at: float | None) -> None:
+        await self.db.execute(
+            "UPDATE outbox SET status = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
+            "last_error = ?, lease_until = NULL WHERE id = ?",
+            ("pending" if retry_at is not None else "failed", retry_at, error, entry_id),
+        )
+
+    async def retry_outbox(self, entry_id: int) -> bool:
+        cursor = await self.db.execute(
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ? "
+            "WHERE id = ? AND status = 'failed'",
+            (time.time(), entry_id),
+        )
+        return cursor.rowcount > 0
+
+    async def list_outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxEntry]:
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        async with self.db.execute(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox {where} ORDER BY id DESC LIMIT ?",
+            (*params, limit),
+        ) as cursor:
+            return [_outbox(row) for row in await cursor.fetchall()]
+
+    async def release_worker(self, worker: str) -> tuple[int, int]:
+        async with self.transaction() as db:
+            turns = await db.execute(
+                "UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+                "WHERE status = 'claimed' AND worker = ?",
+                (worker,),
+            )
+            sends = await db.execute(
+                "UPDATE outbox SET lease_until = 0 WHERE status = 'sending' AND worker = ?",
+                (worker,),
+            )
+            return turns.rowcount, sends.rowcount
+
+    async def workers_holding_work(self) -> set[str]:
+        async with self.db.execute(
+            "SELECT worker FROM inbox WHERE status = 'claimed' "
+            "UNION SELECT worker FROM outbox WHERE status = 'sending'"
+        ) as cursor:
+            return {row[0] for row in await cursor.fetchall() if row[0]}
+
+    async def set_paused(self, session_id: str, until: datetime | None) -> bool:
+        async with self.transaction() as db:
+            return await _pause(db, session_id, until)
+
+    async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:
+        now = time.time()
+        cursor = await self.db.execute(
+            "UPDATE sessions SET non_text_reply_at = ? WHERE id = ? "
+            "AND (non_text_reply_at IS NULL OR non_text_reply_at <= ?)",
+            (now, session_id, now - interval.total_seconds()),
+        )
+        return cursor.rowcount > 0
+
+    async def pipeline_counts(self) -> dict[str, int]:
+        counts = {"turns_pending": 0, "turns_claimed": 0}
+        counts.update({f"outbox_{s}": 0 for s in ("pending", "sending", "failed")})
+        async with self.db.execute(
+            "SELECT 'turns_' || status, COUNT(*) FROM inbox "
+            "WHERE status IN ('pending', 'claimed') GROUP BY status "
+            "UNION ALL SELECT 'outbox_' || status, COUNT(*) FROM outbox "
+            "WHERE status IN ('pending', 'sending', 'failed') GROUP BY status"
+        ) as cursor:
+            for key, count in await cursor.fetchall():
+                counts[key] = count
+        return counts
+
     # settings
 
     async def get_setting(self, key: str) -> str | None:
@@ -318,6 +660,73 @@ class SQLiteStore(Store):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+
+class LostClaim(Exception):
+    """A turn's claim expired and another worker took it; its result is dropped."""
+
+
+async def _upsert_session(
+    db: _TransactionDB,
+    channel: str,
+    address: str,
+    phone_number: str | None,
+    sender_name: str | None,
+    prompt_context: str | None = None,
+) -> tuple[ChatSession, bool]:
+    now = _ts(utcnow())
+    cursor = await db.execute(
+        f"INSERT INTO sessions ({SESSION_COLUMNS}) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL) "
+        "ON CONFLICT (channel, address) DO NOTHING",
+        (uuid.uuid4().hex, channel, address, phone_number, sender_name, prompt_context, now, now),
+    )
+    created = cursor.rowcount > 0
+    if not created and (phone_number or sender_name or prompt_context):
+        await db.execute(
+            "UPDATE sessions SET phone_number = COALESCE(?, phone_number), "
+            "sender_name = COALESCE(?, sender_name), "
+            "prompt_context = COALESCE(?, prompt_context) WHERE channel = ? AND address = ?",
+            (phone_number, sender_name, prompt_context, channel, address),
+        )
+    async with db.execute(
+        f"SELECT {SESSION_COLUMNS} FROM sessions WHERE channel = ? AND address = ?",
+        (channel, address),
+    ) as select:
+        row = await select.fetchone()
+    assert row is not None
+    return _session(row), created
+
+
+async def _insert_message(
+    db: _TransactionDB, session_id: str, role: Role, text: str, meta: dict[str, Any] | None
+) -> Message:
+    created_at = utcnow()
+    stamp = _ts(created_at)
+    cursor = await db.execute(
+        "INSERT INTO messages (session_id, role, text, created_at, meta) VALUES (?, ?, ?, ?, ?)",
+        (session_id, role.value, text, stamp, json.dumps(meta or {})),
+    )
+    message_id = cursor.lastrowid
+    await db.execute(
+        "UPDATE sessions SET last_message = ?, last_message_at = ?, updated_at = ? WHERE id = ?",
+        (text, stamp, stamp, session_id),
+    )
+    assert message_id is not None
+    return Message(message_id, session_id, role, text, created_at, dict(meta or {}))
+
+
+async def _pause(db: _TransactionDB, session_id: str, until: datetime | None) -> bool:
+    cursor = await db.execute(
+        "UPDATE sessions SET paused_until = ? WHERE id = ?",
+        (_ts(until) if until else None, session_id),
+    )
+    if until is not None:
+        await db.execute(
+            "UPDATE inbox SET status = 'skipped' WHERE session_id = ? AND status = 'pending'",
+            (session_id,),
+        )
+    return bool(cursor.rowcount > 0)
 
 
 class _TransactionDB:

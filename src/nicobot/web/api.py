@@ -93,6 +93,63 @@ async def delete_session(session_id: str) -> Any:
     return jsonify(deleted=session_id)
 
 
+@blueprint.post("/api/sessions/<session_id>/pause")
+@admin_required
+async def pause_session(session_id: str) -> Any:
+    """Pause the bot in a conversation: ``{"minutes": N}``, or until resumed."""
+    data = await request.get_json(force=True, silent=True) or {}
+    minutes = data.get("minutes") if isinstance(data, dict) else None
+    if minutes is not None and (
+        isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes <= 0
+    ):
+        raise BadRequest("'minutes' must be a positive number")
+    bot = current_bot()
+    if not await bot.pause(session_id, minutes):
+        return error("no such session", 404)
+    session = await bot.store.get_session(session_id)
+    assert session is not None
+    return jsonify(session.to_dict())
+
+
+@blueprint.post("/api/sessions/<session_id>/resume")
+@admin_required
+async def resume_session(session_id: str) -> Any:
+    bot = current_bot()
+    if not await bot.resume(session_id):
+        return error("no such session", 404)
+    session = await bot.store.get_session(session_id)
+    assert session is not None
+    return jsonify(session.to_dict())
+
+
+@blueprint.get("/api/outbox")
+@admin_required
+async def list_outbox() -> Any:
+    status = request.args.get("status") or None
+    if status not in (None, "pending", "sending", "sent", "failed"):
+        raise BadRequest("'status' must be pending, sending, sent or failed")
+    entries = await current_bot().store.list_outbox(status, limit=_int_arg("limit", 100, 1000))
+    return jsonify(outbox=[e.to_dict() for e in entries])
+
+
+@blueprint.post("/api/outbox/<int:entry_id>/retry")
+@admin_required
+async def retry_outbox(entry_id: int) -> Any:
+    bot = current_bot()
+    if not await bot.store.retry_outbox(entry_id):
+        return error("no failed delivery with that id", 404)
+    bot.pipeline.sends.wake()
+    return jsonify(retried=entry_id)
+
+
+@blueprint.get("/metrics")
+@admin_required
+async def metrics() -> Any:
+    bot = current_bot()
+    body = bot.metrics.render(await bot.store.pipeline_counts())
+    return body, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
+
+
 @blueprint.post("/api/chat")
 @admin_required
 async def simulator_chat() -> Any:
@@ -135,6 +192,13 @@ async def simulator_chat() -> Any:
             sender_name=sender_name,
         )
     )
+    if turn.mode == "pending":
+        return jsonify(
+            {
+                **turn.to_dict(),
+                "error": "the reply is taking long; it will appear in the conversation",
+            }
+        ), 202
     return jsonify(turn.to_dict())
 
 

@@ -61,7 +61,11 @@ async def csrf_ok() -> bool:
 
 
 def is_api_request() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    return (
+        request.path.startswith("/api/")
+        or request.path == "/metrics"
+        or request.accept_mimetypes.best == "application/json"
+    )
 
 
 def admin_required(view: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[Any]]:

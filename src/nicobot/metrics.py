@@ -1,0 +1,61 @@
+"""Prometheus counters for the pipeline, served at ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    """One registry per bot, so that several bots (and tests) never share counters."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.received = Counter(
+            "nicobot_messages_received", "Customer messages accepted", ["channel"], registry=r
+        )
+        self.duplicates = Counter(
+            "nicobot_duplicate_deliveries",
+            "Webhook deliveries of a known message",
+            ["channel"],
+            registry=r,
+        )
+        self.answered = Counter(
+            "nicobot_replies", "Replies produced, by how", ["channel", "mode"], registry=r
+        )
+        self.sends = Counter(
+            "nicobot_sends", "Messages delivered to a channel", ["channel"], registry=r
+        )
+        self.send_failures = Counter(
+            "nicobot_send_failures", "Failed delivery attempts", ["channel"], registry=r
+        )
+        self.sends_given_up = Counter(
+            "nicobot_sends_given_up",
+            "Deliveries marked failed after every attempt",
+            ["channel"],
+            registry=r,
+        )
+        self.resends = Counter(
+            "nicobot_resends_after_crash",
+            "Deliveries retried after a crash while sending (the platform may have them twice)",
+            ["channel"],
+            registry=r,
+        )
+        self.handoffs = Counter(
+            "nicobot_handoffs",
+            "Conversations paused by an operator message or request",
+            ["channel"],
+            registry=r,
+        )
+        self.llm_seconds = Histogram(
+            "nicobot_llm_seconds",
+            "LLM call latency",
+            buckets=(0.25, 0.5, 1, 2, 4, 8, 15, 25, 60),
+            registry=r,
+        )
+        self.queue = Gauge("nicobot_queue", "Pipeline queue sizes", ["queue"], registry=r)
+
+    def render(self, counts: dict[str, int]) -> bytes:
+        for name, value in counts.items():
+            self.queue.labels(name).set(value)
+        return generate_latest(self.registry)

@@ -1,0 +1,221 @@
+"""The durable pipeline in one process: ordering, dedup, retries, debounce, handoff, pacing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from nicobot.testing import FAKE_SECRET
+
+HEADERS = {"Authorization": "", "X-Fake-Secret": FAKE_SECRET}
+
+
+@pytest.fixture
+def nicobot_env(fake_llm):
+    return {**fake_llm.env, "NICOBOT_PIPELINE__SEND_BACKOFF_SECONDS": "0.01"}
+
+
+async def deliver(client, message_id: str, address: str, text: str, **extra) -> dict:
+    response = await client.post(
+        "/api/webhooks/fake",
+        json={"id": message_id, "address": address, "text": text, **extra},
+        headers=HEADERS,
+    )
+    assert response.status_code == 200
+    return await response.get_json()
+
+
+async def test_every_message_answered_once_and_in_order(nicobot_client, nicobot_bot, fake_channel):
+    deliveries = []
+    for n in range(10):
+        for conversation in range(5):
+            address = f"54911000000{conversation:02d}"
+            deliveries.append(deliver(nicobot_client, f"{address}-{n}", address, f"msg {n}"))
+            if n % 3 == 0:
+                deliveries.append(deliver(nicobot_client, f"{address}-{n}", address, f"msg {n}"))
+    results = await asyncio.gather(*deliveries)
+    assert sum(r["accepted"] for r in results) == 50
+    assert sum(r["duplicates"] for r in results) == len(results) - 50
+    await nicobot_bot.pipeline.wait_idle(30)
+    by_address: dict[str, list[str]] = {}
+    for message in fake_channel.sent:
+        by_address.setdefault(message.address, []).append(message.text)
+    assert len(by_address) == 5
+    for texts in by_address.values():
+        assert texts == [f"Echo: msg {n}" for n in range(10)]
+
+
+async def test_the_webhook_answers_before_the_llm_does(
+    nicobot_client, nicobot_bot, fake_channel, fake_llm
+):
+    fake_llm.latency = 1.5
+    result = await deliver(nicobot_client, "slow-1", "5491100000001", "hola")
+    assert result["accepted"] == 1
+    assert fake_channel.sent == []  # the webhook did not wait for the model
+    await nicobot_bot.pipeline.wait_idle(20)
+    assert [m.text for m in fake_channel.sent] == ["Echo: hola"]
+
+
+async def test_failed_sends_are_retried_then_kept_and_can_be_retried(
+    nicobot_client, nicobot_bot, fake_channel
+):
+    fake_channel.fail_sends = 3
+    await deliver(nicobot_client, "down-1", "5491100000002", "hola")
+    await nicobot_bot.pipeline.wait_idle(20)
+    assert [m.text for m in fake_channel.sent] == ["Echo: hola"]
+
+    nicobot_bot.settings.pipeline.send_attempts = 2
+    fake_channel.fail_sends = 5
+    await deliver(nicobot_client, "down-2", "5491100000002", "otra")
+    await nicobot_bot.pipeline.wait_idle(20)
+    failed = (await (await nicobot_client.get("/api/outbox?status=failed")).get_json())["outbox"]
+    assert [(e["text"], e["attempts"]) for e in failed] == [("Echo: otra", 2)]
+    assert "fake channel is down" in failed[0]["last_error"]
+    fake_channel.fail_sends = 0
+    retried = await nicobot_client.post(f"/api/outbox/{failed[0]['id']}/retry")
+    assert retried.status_code == 200
+    await nicobot_bot.pipeline.wait_idle(20)
+    assert [m.text for m in fake_channel.sent] == ["Echo: hola", "Echo: otra"]
+    again = await nicobot_client.post(f"/api/outbox/{failed[0]['id']}/retry")
+    assert again.status_code == 404
+    metrics = await (await nicobot_client.get("/metrics")).get_data(as_text=True)
+    assert 'nicobot_send_failures_total{channel="fake"} 5.0' in metrics
+    assert 'nicobot_sends_given_up_total{channel="fake"} 1.0' in metrics
+
+
+async def test_replies_in_one_conversation_leave_in_order_even_after_a_failure(
+    nicobot_client, nicobot_bot, fake_channel
+):
+    fake_channel.fail_sends = 2
+    for n in range(3):
+        await deliver(nicobot_client, f"ord-{n}", "5491100000003", f"m{n}")
+    await nicobot_bot.pipeline.wait_idle(20)
+    assert [m.text for m in fake_channel.sent] == ["Echo: m0", "Echo: m1", "Echo: m2"]
+
+
+async def test_long_replies_are_split_on_paragraphs(
+    nicobot_client, nicobot_bot, fake_channel, fake_llm
+):
+    paragraphs = [f"Paragraph {n}: " + "word " * 300 for n in range(5)]
+    fake_llm.reply = lambda messages: "\n\n".join(paragraphs)
+    await deliver(nicobot_client, "long-1", "5491100000004", "tell me everything")
+    await nicobot_bot.pipeline.wait_idle(20)
+    parts = [m.text for m in fake_channel.sent]
+    assert len(parts) > 1
+    assert all(len(p) <= 4096 for p in parts)
+    assert parts[0].startswith("Paragraph 0")
+    assert "\n\n".join(parts).split() == "\n\n".join(paragraphs).split()
+
+
+async def test_an_operator_message_pauses_the_bot(nicobot_client, nicobot_bot, fake_channel):
+    operator = await deliver(
+        nicobot_client, "op-1", "5491100000005", "Hola, soy Marta de la tienda", from_business=True
+    )
+    assert operator["accepted"] == 1
+    [session] = await nicobot_bot.store.list_sessions(channel="fake")
+    assert session.paused
+    await deliver(nicobot_client, "c-1", "5491100000005", "gracias Marta")
+    await nicobot_bot.pipeline.wait_idle(20)
+    assert fake_channel.sent == []
+    roles = [m.role.value for m in await nicobot_bot.store.list_messages(session.id)]
+    assert roles == ["operator", "user"]
+    listing = (await (await nicobot_client.get("/api/sessions")).get_json())["sessions"]
+    assert listing[0]["paused"] is True
+    resumed = await nicobot_client.post(f"/api/sessions/{session.id}/resume")
+    assert (await resumed.get_json())["paused"] is False
+    await deliver(nicobot_client, "c-2", "5491100000005", "una pregunta más")
+    await nicobot_bot.pipeline.wait_idle(20)
+    assert [m.text for m in fake_channel.sent] == ["Echo: una pregunta más"]
+
+
+async def test_the_echo_of_our_own_reply_is_not_an_operator(
+    nicobot_client, nicobot_bot, fake_channel
+):
+    await deliver(nicobot_client, "e-1", "5491100000006", "hola")
+    await nicobot_bot.pipeline.wait_idle(20)
+    [sent] = fake_channel.sent
+    echo = await deliver(nicobot_client, "sent-1", "5491100000006", sent.text, from_business=True)
+    assert echo["accepted"] == 0
+    [session] = await nicobot_bot.store.list_sessions(channel="fake")
+    assert not session.paused
+
+
+async def test_admin_can_pause_and_resume(nicobot_client, nicobot_bot, fake_channel):
+    await deliver(nicobot_client, "p-1", "5491100000007", "hola")
+    await nicobot_bot.pipeline.wait_idle(20)
+    [session] = await nicobot_bot.store.list_sessions(channel="fake")
+    paused = await nicobot_client.post(f"/api/sessions/{session.id}/pause", json={"minutes": 5})
+    assert (await paused.get_json())["paused"] is True
+    await deliver(nicobot_client, "p-2", "5491100000007", "¿hay alguien?")
+    await nicobot_bot.pipeline.wait_idle(20)
+    assert len(fake_channel.sent) == 1
+    bad = await nicobot_client.post(f"/api/sessions/{session.id}/pause", json={"minutes": -1})
+    assert bad.status_code == 400
+    assert (await nicobot_client.post("/api/sessions/nope/pause")).status_code == 404
+
+
+async def test_asking_for_a_person_hands_over(nicobot_client, nicobot_bot, fake_channel, fake_llm):
+    await deliver(nicobot_client, "h-1", "5491100000008", "I want to talk to a person please")
+    await nicobot_bot.pipeline.wait_idle(20)
+    assert [m.text for m in fake_channel.sent] == [
+        "Got it, I'll pass you on to a person from our team."
+    ]
+    assert fake_llm.requests == []
+    [session] = await nicobot_bot.store.list_sessions(channel="fake")
+    assert session.paused
+
+
+async def test_non_text_gets_one_kind_reply_per_interval(nicobot_bot, fake_channel):
+    from nicobot import IncomingMessage, MessageKind
+
+    for n in range(3):
+        await nicobot_bot.submit(
+            IncomingMessage(
+                channel="fake",
+                address="5491100000009",
+                text="",
+                message_id=f"audio-{n}",
+                kind=MessageKind.AUDIO,
+            )
+        )
+    await nicobot_bot.pipeline.wait_idle(20)
+    assert [m.text for m in fake_channel.sent] == [
+        "Sorry, I can only read text messages for now. Could you write it to me?"
+    ]
+
+
+class TestDebounce:
+    @pytest.fixture
+    def nicobot_env(self, fake_llm):
+        return {**fake_llm.env, "NICOBOT_CHANNELS__FAKE__DEBOUNCE_SECONDS": "0.5"}
+
+    async def test_a_burst_gets_one_reply(self, nicobot_client, nicobot_bot, fake_channel):
+        for n, text in enumerate(["hola", "una consulta", "¿abren el domingo?"]):
+            await deliver(nicobot_client, f"b-{n}", "5491100000010", text)
+        await nicobot_bot.pipeline.wait_idle(20)
+        assert [m.text for m in fake_channel.sent] == [
+            "Echo: hola\nuna consulta\n¿abren el domingo?"
+        ]
+
+
+async def test_work_of_a_dead_process_is_resumed(nicobot_bot, fake_channel):
+    from nicobot import IncomingMessage
+
+    await nicobot_bot.store.enqueue(
+        IncomingMessage(channel="fake", address="5491100000011", text="perdido", message_id="x1"),
+        debounce=0,
+        max_wait=0,
+    )
+    import socket
+
+    dead = f"{socket.gethostname()}:999999999:dead"
+    assert len(await nicobot_bot.store.claim_turns(dead, 1, lease=3600)) == 1
+    assert await nicobot_bot.store.workers_holding_work() == {dead}
+    await nicobot_bot.pipeline.stop(1)
+    from nicobot.pipeline import Pipeline
+
+    nicobot_bot.pipeline = Pipeline(nicobot_bot)
+    await nicobot_bot.pipeline.start()
+    await nicobot_bot.pipeline.wait_idle(20)
+    assert [m.text for m in fake_channel.sent] == ["Echo: perdido"]
