@@ -53,6 +53,7 @@
       const top = el("div", "session-top");
       top.appendChild(el("span", "session-name", displayName(s)));
       top.appendChild(badge(s));
+      if (s.paused) top.appendChild(el("span", "badge badge-paused", S.paused));
       body.appendChild(top);
       const bottom = el("div", "session-bottom");
       bottom.appendChild(el("span", "session-last", s.last_message || ""));
@@ -76,6 +77,11 @@
     else sub.push(current.address);
     if (current.prompt_context) sub.push(current.prompt_context);
     document.getElementById("head-sub").textContent = sub.join(" · ");
+    document.getElementById("pause-session").hidden = current.paused;
+    document.getElementById("resume-session").hidden = !current.paused;
+    const note = document.getElementById("paused-note");
+    note.hidden = !current.paused;
+    note.textContent = S.paused_note;
   }
 
   function messageNode(m) {
@@ -87,6 +93,8 @@
     const mode = m.meta && m.meta.mode;
     if (mode === "offline") meta.appendChild(el("span", "msg-mode", S.offline_mode));
     if (mode === "apology") meta.appendChild(el("span", "msg-mode warn", S.apology_mode));
+    if (mode === "handoff") meta.appendChild(el("span", "msg-mode", S.handoff_mode));
+    if (mode === "non_text") meta.appendChild(el("span", "msg-mode", S.non_text_mode));
     meta.appendChild(el("time", null, formatTime(m.created_at, data.lang, data.timezone)));
     bubble.appendChild(meta);
     const sources = m.meta && m.meta.sources;
@@ -199,6 +207,17 @@
       } catch (error) { showError(error.message); }
     });
   }
+
+  async function setPaused(paused) {
+    try {
+      current = await request("POST", "/api/sessions/" + encodeURIComponent(current.id) + (paused ? "/pause" : "/resume"));
+      await refresh();
+    } catch (error) { showError(error.message); }
+  }
+  const pauseButton = document.getElementById("pause-session");
+  if (pauseButton) pauseButton.addEventListener("click", () => setPaused(true));
+  const resumeButton = document.getElementById("resume-session");
+  if (resumeButton) resumeButton.addEventListener("click", () => setPaused(false));
 
   renderSessions();
   renderHead();
