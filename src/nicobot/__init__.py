@@ -7,7 +7,11 @@ Everything a plugin needs is importable from here; other modules are private.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
+
+# litellm must never stall fetching its price list from the network, whoever imports it.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 if TYPE_CHECKING:
     from .admin import AdminTab, admin_required

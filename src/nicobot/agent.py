@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,9 +17,6 @@ if TYPE_CHECKING:
     from .config import Settings
 
 log = logging.getLogger("nicobot.agent")
-
-# litellm must never stall fetching its price list from the network.
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 
 def _(message: str) -> str:

@@ -1,0 +1,431 @@
+"""The WhatsApp channel: an Evolution API instance, its QR pairing and its webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+from collections import deque
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from nicobot import (
+    Channel,
+    ChannelConfig,
+    ChannelContext,
+    ChannelStatus,
+    IncomingMessage,
+    OutgoingMessage,
+    WebhookRejected,
+    WebhookRequest,
+    WebhookResult,
+)
+
+from .auth import authenticate
+from .client import WEBHOOK_EVENTS, EvolutionClient, EvolutionError, QRCode
+from .config import WhatsAppConfig, merge_config
+from .parsing import ConnectionUpdate, Ignored, MessageEvent, QRUpdate, parse_webhook, split_jid
+
+log = logging.getLogger("nicobot.whatsapp")
+
+WEBHOOK_PATH = "/api/webhooks/evolution"
+SENT_IDS_KEPT = 5000
+TYPING_HARD_CAP_SECONDS = 20.0
+RECONNECT_EVERY_SECONDS = 30.0
+
+DETAILS = {
+    "connected": "Connected to WhatsApp.",
+    "scanning": "Scan the QR code with WhatsApp on the business phone (Linked devices).",
+    "waiting_qr": "Waiting for the gateway to produce a QR code; ask again in a moment.",
+    "connecting": "The gateway is connecting to WhatsApp.",
+    "disconnected": "Not connected: connect and scan the QR code.",
+    "logged_out": "Logged out from the phone: connect again and scan a new QR code.",
+    "qr_limit": "The QR code was not scanned in time (limit reached): connect again.",
+    "no_instance": "No WhatsApp instance on the gateway yet: connect to create it.",
+    "not_configured": "Not configured: set EVOLUTION_API_URL and EVOLUTION_API_KEY.",
+    "no_secret": (
+        "No webhook secret: set EVOLUTION_WEBHOOK_SECRET (or NICOBOT_WEBHOOK_SECRET) so "
+        "that nicobot can tell the gateway's calls from anyone else's."
+    ),
+}
+
+
+class WhatsAppChannel(Channel):
+    """WhatsApp through a self-hosted Evolution API (v2) gateway."""
+
+    name = "whatsapp"
+    label = "WhatsApp"
+    webhook_slug = "evolution"
+    config_model: ClassVar[type[ChannelConfig]] = WhatsAppConfig
+    supports_qr = True
+    supports_typing = True
+
+    config: WhatsAppConfig
+
+    def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
+        if not isinstance(config, WhatsAppConfig):
+            config = WhatsAppConfig.model_validate(config.model_dump())
+        super().__init__(config, context)
+        self._client: EvolutionClient | None = None
+        self._qr: QRCode | None = None
+        self._reason: str | None = None  # "logged_out" / "qr_limit", from webhooks
+        self._account: str | None = None
+        self._last_reported: dict[str, Any] | None = None
+        self._sent_ids: deque[str] = deque(maxlen=SENT_IDS_KEPT)
+        self._sent_set: set[str] = set()
+        self._last_reconnect = 0.0
+        self._background: set[asyncio.Task[None]] = set()
+        #: The start-up webhook update, while it runs (awaitable, e.g. in tests).
+        self.webhook_sync: asyncio.Task[None] | None = None
+
+    # configuration
+
+    @classmethod
+    def load_config(cls, table: Mapping[str, Any], env: Mapping[str, str]) -> WhatsAppConfig:
+        return merge_config(table, env)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.config.url and self.config.api_key)
+
+    @property
+    def webhook_secret(self) -> str | None:
+        """The configured secret, else one derived from ``NICOBOT_SECRET_KEY``."""
+        if self.config.webhook_secret:
+            return self.config.webhook_secret
+        key = getattr(self.context.settings, "secret_key", None)
+        if isinstance(key, str) and key:
+            digest = hmac.new(key.encode(), b"nicobot-whatsapp-webhook", hashlib.sha256)
+            return digest.hexdigest()
+        return None
+
+    @property
+    def public_url(self) -> str:
+        if self.config.public_url:
+            return self.config.public_url
+        server = self.context.settings.server
+        if server.public_url:
+            return str(server.public_url).rstrip("/")
+        host = "127.0.0.1" if server.host in ("0.0.0.0", "::", "") else server.host
+        return f"http://{host}:{server.port}"
+
+    @property
+    def webhook_url(self) -> str:
+        return self.public_url + WEBHOOK_PATH
+
+    def _webhook_headers(self, secret: str) -> dict[str, str]:
+        return {self.config.webhook_header: secret}
+
+    @property
+    def client(self) -> EvolutionClient:
+        if self._client is None:
+            self._client = EvolutionClient(
+                self.config.url, self.config.api_key, timeout=self.config.timeout_seconds
+            )
+        return self._client
+
+    # lifecycle
+
+    async def start(self) -> None:
+        """Point an existing instance's webhook here, in the background (the gateway
+        may be slow or down; the server starts anyway)."""
+        if self.configured and self.config.manage_webhook and self.webhook_secret:
+            self.webhook_sync = self._spawn(self._sync_webhook())
+
+    async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _sync_webhook(self) -> None:
+        """On start: point an existing instance's webhook at this server (URL or secret
+        may have changed since it was created)."""
+        secret = self.webhook_secret
+        if secret is None:
+            return
+        try:
+            await self.client.connection_state(self.config.instance)
+            await self._set_webhook(secret)
+        except EvolutionError as exc:
+            if not exc.is_not_found:
+                log.warning("could not update the WhatsApp webhook on start: %s", exc)
+
+    async def _set_webhook(self, secret: str) -> None:
+        await self.client.set_webhook(
+            self.config.instance,
+            url=self.webhook_url,
+            headers=self._webhook_headers(secret),
+            events=WEBHOOK_EVENTS,
+        )
+
+    # status
+
+    def _status(
+        self, key: str, *, connected: bool = False, state: str | None = None
+    ) -> ChannelStatus:
+        qr = self._qr if key == "scanning" and self._qr is not None else None
+        extra: dict[str, Any] = {"instance": self.config.instance}
+        if key in ("logged_out", "qr_limit", "no_instance"):
+            extra["reason"] = key
+            state = "disconnected"
+        elif key == "waiting_qr":
+            state = "scanning"
+        return ChannelStatus(
+            connected=connected,
+            state=state or key,
+            details=DETAILS[key],
+            qr=qr.data_url if qr else None,
+            qr_code=qr.code if qr else None,
+            account=self._account,
+            extra=extra,
+        )
+
+    def _error_status(self, exc: EvolutionError) -> ChannelStatus:
+        if exc.unreachable:
+            return ChannelStatus(False, "unreachable", str(exc), account=self._account)
+        if exc.status == 401:
+            details = "The gateway refused the API key (check EVOLUTION_API_KEY)."
+        else:
+            details = str(exc)
+        return ChannelStatus(False, "error", details, account=self._account)
+
+    def _status_for_state(self, state: str) -> ChannelStatus:
+        if state == "open":
+            self._qr = None
+            self._reason = None
+            return self._status("connected", connected=True)
+        if state == "connecting":
+            key = "scanning" if self._qr is not None else "waiting_qr"
+            return self._status(key)
+        if state in ("close", "refused"):
+            self._qr = None
+            return self._status(self._reason or "disconnected")
+        return ChannelStatus(False, state, f"Gateway state: {state}.", account=self._account)
+
+    async def _report(self, status: ChannelStatus) -> None:
+        snapshot = status.to_dict()
+        if snapshot == self._last_reported:
+            return
+        self._last_reported = snapshot
+        try:
+            await self.context.report_status(status)
+        except Exception:
+            log.exception("reporting the WhatsApp status failed")
+
+    async def get_status(self) -> ChannelStatus:
+        if not self.configured:
+            return self._status("not_configured")
+        try:
+            state = await self.client.connection_state(self.config.instance)
+        except EvolutionError as exc:
+            status = self._status("no_instance") if exc.is_not_found else self._error_status(exc)
+        else:
+            status = self._status_for_state(state)
+        await self._report(status)
+        return status
+
+    # pairing
+
+    async def connect(self) -> ChannelStatus:
+        """Create the instance if missing, point its webhook here, and fetch the QR."""
+        if not self.configured:
+            return self._status("not_configured")
+        secret = self.webhook_secret
+        if secret is None:
+            return ChannelStatus(False, "error", DETAILS["no_secret"])
+        instance = self.config.instance
+        try:
+            state: str | None
+            try:
+                state = await self.client.connection_state(instance)
+            except EvolutionError as exc:
+                if not exc.is_not_found:
+                    raise
+                state = None
+            qr: QRCode | None = None
+            if state is None:
+                try:
+                    created = await self.client.create_instance(
+                        instance,
+                        webhook_url=self.webhook_url,
+                        webhook_headers=self._webhook_headers(secret),
+                    )
+                    qr = created.qr
+                except EvolutionError as exc:
+                    if not exc.is_name_taken:
+                        raise
+            if self.config.manage_webhook:
+                await self._set_webhook(secret)
+            if state == "open":
+                status = self._status_for_state("open")
+            else:
+                if qr is None or not qr.ready:
+                    answer = await self.client.connect(instance)
+                    if answer.state == "open":
+                        qr = None
+                        state = "open"
+                    else:
+                        qr = answer.qr
+                if state == "open":
+                    status = self._status_for_state("open")
+                else:
+                    self._reason = None
+                    if qr is not None and qr.ready:
+                        self._qr = qr
+                    status = self._status_for_state("connecting")
+        except EvolutionError as exc:
+            log.warning("connecting WhatsApp failed: %s", exc)
+            status = self._error_status(exc)
+        await self._report(status)
+        return status
+
+    async def disconnect(self) -> ChannelStatus:
+        if not self.configured:
+            return self._status("not_configured")
+        try:
+            await self.client.logout(self.config.instance)
+        except EvolutionError as exc:
+            if exc.status not in (400, 404):  # not connected / no instance: done already
+                status = self._error_status(exc)
+                await self._report(status)
+                return status
+        self._qr = None
+        self._reason = None
+        status = self._status("disconnected")
+        await self._report(status)
+        return status
+
+    # sending
+
+    def _remember_sent(self, message_id: str) -> None:
+        if len(self._sent_ids) == self._sent_ids.maxlen:
+            self._sent_set.discard(self._sent_ids[0])
+        self._sent_ids.append(message_id)
+        self._sent_set.add(message_id)
+
+    async def send_message(self, message: OutgoingMessage) -> str | None:
+        """Send a reply; raise :class:`EvolutionError` (the core retries). The typing
+        pause before it is :meth:`send_typing`'s, called by the core."""
+        if not message.text.strip():
+            log.warning("not sending an empty WhatsApp message to %s", message.address)
+            return None
+        try:
+            message_id = await self.client.send_text(
+                self.config.instance, message.address, message.text
+            )
+        except EvolutionError as exc:
+            if exc.is_connection_closed:
+                await self._reconnect()
+            raise
+        if message_id:
+            self._remember_sent(message_id)
+        return message_id
+
+    async def _reconnect(self) -> None:
+        """The socket died while the state may still say open: ask for a reconnect."""
+        if time.monotonic() - self._last_reconnect < RECONNECT_EVERY_SECONDS:
+            return
+        self._last_reconnect = time.monotonic()
+        log.warning("WhatsApp connection closed; asking the gateway to reconnect")
+        try:
+            await self.client.connect(self.config.instance)
+        except EvolutionError as exc:
+            log.warning("reconnecting WhatsApp failed: %s", exc)
+
+    async def send_typing(self, address: str, seconds: float) -> None:
+        """ "typing..." for ``seconds`` (capped by ``typing_max_seconds``); the gateway
+        holds the call that long. A failure is logged, never raised."""
+        cap = getattr(self.config, "typing_max_seconds", 4.0)
+        delay = min(seconds, float(cap), TYPING_HARD_CAP_SECONDS)
+        if delay <= 0 or not self.configured:
+            return
+        try:
+            await self.client.send_presence(
+                self.config.instance, address, delay_ms=int(delay * 1000)
+            )
+        except EvolutionError as exc:
+            log.debug("typing indicator failed: %s", exc)
+
+    # webhooks
+
+    async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
+        if not self.configured:
+            raise WebhookRejected("WhatsApp is not configured", status=404)
+        secret = self.webhook_secret
+        method = (
+            authenticate(
+                request.headers, request.subpath, secret, header_name=self.config.webhook_header
+            )
+            if secret
+            else None
+        )
+        if method is None:
+            raise WebhookRejected("missing or wrong webhook secret")
+        payload = request.json
+        now = datetime.now(UTC)
+        try:
+            events = parse_webhook(
+                payload,
+                now=now,
+                max_age_seconds=self.config.max_message_age_seconds,
+                own_instance=self.config.instance,
+            )
+        except Exception:  # parse_webhook does not raise; a bug must still not cost a 5xx
+            log.exception("could not parse a WhatsApp webhook")
+            return WebhookResult(body={"ok": True, "messages": 0})
+        self._note_account(payload)
+        messages: list[IncomingMessage] = []
+        ignored = 0
+        for event in events:
+            if isinstance(event, MessageEvent):
+                incoming = event.message
+                if incoming.from_business and incoming.message_id in self._sent_set:
+                    ignored += 1  # our own reply, echoed back
+                    continue
+                messages.append(incoming)
+            elif isinstance(event, ConnectionUpdate):
+                if event.logged_out:
+                    self._reason = "logged_out"
+                elif event.state == "refused":
+                    self._reason = "qr_limit"
+                elif event.state == "open":
+                    self._reason = None
+                await self._report(self._status_for_state(event.state))
+            elif isinstance(event, QRUpdate):
+                self._qr = QRCode(code=event.code, base64=event.base64)
+                self._reason = None
+                await self._report(self._status_for_state("connecting"))
+            elif isinstance(event, Ignored):
+                ignored += 1
+                log.debug("WhatsApp webhook ignored: %s", event.reason)
+        return WebhookResult(
+            messages=messages, body={"ok": True, "messages": len(messages), "ignored": ignored}
+        )
+
+    def _note_account(self, payload: object) -> None:
+        """The envelope's ``sender`` is the business's own number: shown as the account."""
+        if not isinstance(payload, dict) or payload.get("instance") != self.config.instance:
+            return
+        parts = split_jid(payload.get("sender"))
+        if (
+            parts is not None
+            and parts[1] == "s.whatsapp.net"
+            and parts[0].isascii()
+            and parts[0].isdigit()
+        ):
+            self._account = parts[0]

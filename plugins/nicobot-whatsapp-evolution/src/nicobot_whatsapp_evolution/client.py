@@ -1,0 +1,312 @@
+"""A small async client for the Evolution API (v2) REST calls nicobot needs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+#: The webhook events nicobot asks for.
+WEBHOOK_EVENTS: tuple[str, ...] = ("MESSAGES_UPSERT", "CONNECTION_UPDATE", "QRCODE_UPDATED")
+USER_AGENT = "nicobot-whatsapp-evolution"
+
+
+class EvolutionError(Exception):
+    """A failed gateway call. ``status`` is the HTTP status, 0 when the gateway was not
+    reached; ``messages`` the gateway's reasons, always as plain strings."""
+
+    def __init__(self, status: int, messages: Sequence[str]) -> None:
+        self.status = status
+        self.messages = [m for m in messages if m] or [f"HTTP {status}"]
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        text = "; ".join(self.messages)
+        if self.status == 0:
+            return text
+        return f"Evolution API error {self.status}: {text}"
+
+    @property
+    def unreachable(self) -> bool:
+        return self.status == 0
+
+    @property
+    def is_connection_closed(self) -> bool:
+        """The gateway's WhatsApp socket died: reconnect the instance, then retry."""
+        return any("connection closed" in m.lower() for m in self.messages)
+
+    @property
+    def is_name_taken(self) -> bool:
+        return self.status == 403 and any("already in use" in m for m in self.messages)
+
+    @property
+    def is_not_found(self) -> bool:
+        return self.status == 404
+
+
+def _flatten(value: Any, depth: int = 0) -> list[str]:
+    if depth > 8 or value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value.strip()] if value.strip() else []
+    if isinstance(value, bool | int | float):
+        return [str(value)]
+    if isinstance(value, list):
+        return [text for item in value for text in _flatten(item, depth + 1)]
+    if isinstance(value, dict):
+        if value.get("exists") is False:
+            who = value.get("number") or value.get("jid") or "the number"
+            return [f"{who} is not on WhatsApp"]
+        if "message" in value:
+            return _flatten(value["message"], depth + 1)
+        return [json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)]
+    return [str(value)]
+
+
+def error_messages(body: Any) -> list[str]:
+    """Every error envelope the gateway uses, as a list of strings.
+
+    ``{"status", "error", "response": {"message": M}}`` with ``M`` a string, a list of
+    strings, a list of lists or a list of objects; ``{"error": true, "message": M}``;
+    a bare list or a plain string (older servers).
+    """
+    if isinstance(body, dict):
+        response = body.get("response")
+        if isinstance(response, dict) and "message" in response:
+            found = _flatten(response["message"])
+        elif "message" in body:
+            found = _flatten(body["message"])
+        elif response is not None:
+            found = _flatten(response)
+        else:
+            found = []
+        if not found and isinstance(body.get("error"), str):
+            found = [body["error"]]
+        return found
+    return _flatten(body)
+
+
+@dataclass(frozen=True, slots=True)
+class QRCode:
+    """A pairing QR as the gateway gives it; ``count`` 0 means not ready yet."""
+
+    code: str | None = None
+    base64: str | None = None
+    pairing_code: str | None = None
+    count: int = 0
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.code or self.base64)
+
+    @property
+    def data_url(self) -> str | None:
+        """The PNG as a ``data:`` URL, when the gateway sent one."""
+        if isinstance(self.base64, str) and self.base64.startswith("data:image/"):
+            return self.base64
+        return None
+
+    @classmethod
+    def from_json(cls, value: Any) -> QRCode | None:
+        if not isinstance(value, dict):
+            return None
+
+        def text(key: str) -> str | None:
+            item = value.get(key)
+            return item if isinstance(item, str) and item else None
+
+        count = value.get("count")
+        return cls(
+            code=text("code"),
+            base64=text("base64"),
+            pairing_code=text("pairingCode"),
+            count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedInstance:
+    token: str | None
+    qr: QRCode | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectAnswer:
+    """``state`` is ``"open"`` when already connected; otherwise ``qr`` (maybe not ready)."""
+
+    state: str | None
+    qr: QRCode | None
+
+
+def _state_of(body: Any) -> str | None:
+    if isinstance(body, dict):
+        instance = body.get("instance")
+        if isinstance(instance, dict) and isinstance(instance.get("state"), str):
+            return str(instance["state"])
+        if isinstance(body.get("state"), str):
+            return str(body["state"])
+    return None
+
+
+class EvolutionClient:
+    """One connection pool to one gateway; every call has a timeout and raises
+    :class:`EvolutionError` on any failure (network errors included)."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 15.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers={"apikey": api_key, "user-agent": USER_AGENT},
+            timeout=httpx.Timeout(timeout),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> EvolutionClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        extra_seconds: float = 0.0,
+    ) -> Any:
+        timeout = self.timeout + max(0.0, extra_seconds)
+        try:
+            response = await self._http.request(method, path, json=body, timeout=timeout)
+        except httpx.TimeoutException:
+            raise EvolutionError(
+                0, [f"gateway unreachable: no answer within {timeout:g} s ({self.base_url})"]
+            ) from None
+        except httpx.HTTPError as exc:
+            reason = str(exc) or type(exc).__name__
+            raise EvolutionError(0, [f"gateway unreachable: {reason} ({self.base_url})"]) from None
+        try:
+            data: Any = response.json()
+        except ValueError:
+            data = response.text
+        if response.status_code >= 400:
+            raise EvolutionError(response.status_code, error_messages(data))
+        if isinstance(data, dict) and data.get("error") is True:
+            raise EvolutionError(response.status_code, error_messages(data) or ["gateway error"])
+        return data
+
+    @staticmethod
+    def _path(prefix: str, instance: str) -> str:
+        return f"{prefix}/{quote(instance, safe='')}"
+
+    async def create_instance(
+        self,
+        instance: str,
+        *,
+        webhook_url: str,
+        webhook_headers: Mapping[str, str],
+        events: Sequence[str] = WEBHOOK_EVENTS,
+    ) -> CreatedInstance:
+        body = {
+            "instanceName": instance,
+            "integration": "WHATSAPP-BAILEYS",
+            "qrcode": True,
+            "webhook": {
+                "enabled": True,
+                "url": webhook_url,
+                "headers": dict(webhook_headers),
+                "byEvents": False,
+                "base64": False,
+                "events": list(events),
+            },
+        }
+        data = await self._request("POST", "/instance/create", body)
+        token: str | None = None
+        if isinstance(data, dict):
+            raw = data.get("hash")
+            if isinstance(raw, str):
+                token = raw
+            elif isinstance(raw, dict) and isinstance(raw.get("apikey"), str):
+                token = raw["apikey"]  # v1 servers
+            qr = QRCode.from_json(data.get("qrcode"))
+        else:
+            qr = None
+        return CreatedInstance(token=token, qr=qr)
+
+    async def connect(self, instance: str) -> ConnectAnswer:
+        data = await self._request("GET", self._path("/instance/connect", instance))
+        state = _state_of(data)
+        if state is not None:
+            return ConnectAnswer(state=state, qr=None)
+        return ConnectAnswer(state=None, qr=QRCode.from_json(data) or QRCode())
+
+    async def connection_state(self, instance: str) -> str:
+        data = await self._request("GET", self._path("/instance/connectionState", instance))
+        state = _state_of(data)
+        if state is None:
+            raise EvolutionError(200, ["unexpected connectionState answer"])
+        return state
+
+    async def logout(self, instance: str) -> None:
+        await self._request("DELETE", self._path("/instance/logout", instance))
+
+    async def send_text(
+        self, instance: str, number: str, text: str, *, delay_ms: int = 0
+    ) -> str | None:
+        """Send ``text``; ``delay_ms`` shows "typing..." that long first (the call waits)."""
+        body: dict[str, Any] = {"number": number, "text": text}
+        if delay_ms > 0:
+            body["delay"] = int(delay_ms)
+        data = await self._request(
+            "POST",
+            self._path("/message/sendText", instance),
+            body,
+            extra_seconds=delay_ms / 1000,
+        )
+        if isinstance(data, dict):
+            key = data.get("key")
+            if isinstance(key, dict) and isinstance(key.get("id"), str):
+                return str(key["id"])
+        return None
+
+    async def send_presence(
+        self, instance: str, number: str, *, delay_ms: int, presence: str = "composing"
+    ) -> None:
+        """Show ``presence`` to ``number`` for ``delay_ms`` (the gateway holds the call)."""
+        body = {"number": number, "presence": presence, "delay": int(delay_ms)}
+        await self._request(
+            "POST",
+            self._path("/chat/sendPresence", instance),
+            body,
+            extra_seconds=delay_ms / 1000,
+        )
+
+    async def set_webhook(
+        self,
+        instance: str,
+        *,
+        url: str,
+        headers: Mapping[str, str],
+        events: Sequence[str] = WEBHOOK_EVENTS,
+        enabled: bool = True,
+        by_events: bool = False,
+        base64: bool = False,
+    ) -> None:
+        body = {
+            "webhook": {
+                "enabled": enabled,
+                "url": url,
+                "headers": dict(headers),
+                "events": list(events),
+                "byEvents": by_events,
+                "base64": base64,
+            }
+        }
+        await self._request("POST", self._path("/webhook/set", instance), body)

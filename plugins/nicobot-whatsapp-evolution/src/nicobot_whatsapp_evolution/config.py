@@ -1,0 +1,69 @@
+"""The ``[channels.whatsapp]`` settings, merged with the seed's environment variables."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from nicobot import ChannelConfig
+from pydantic import Field, field_validator
+
+#: Environment variables that override keys of the ``[channels.whatsapp]`` table.
+ENV_KEYS: dict[str, str] = {
+    "EVOLUTION_API_URL": "url",
+    "EVOLUTION_API_KEY": "api_key",
+    "EVOLUTION_INSTANCE_NAME": "instance",
+    "EVOLUTION_WEBHOOK_SECRET": "webhook_secret",
+}
+#: Used for the webhook secret when neither the table nor EVOLUTION_WEBHOOK_SECRET sets one
+#: (``nicobot init`` writes it into the project's ``.env``).
+FALLBACK_SECRET_ENV = "NICOBOT_WEBHOOK_SECRET"
+
+
+class WhatsAppConfig(ChannelConfig):
+    """Settings of the WhatsApp channel (Evolution API gateway)."""
+
+    url: str = Field("", description="Base URL of the Evolution API server.")
+    api_key: str = Field("", repr=False, description="The gateway's global API key.")
+    instance: str = Field("laformula", min_length=1, description="Evolution instance name.")
+    webhook_secret: str = Field(
+        "", repr=False, description="Secret the gateway must present on every webhook call."
+    )
+    webhook_header: str = Field(
+        "x-nicobot-secret", min_length=1, description="Header that carries the secret."
+    )
+    public_url: str = Field(
+        "", description="Base URL at which the gateway reaches nicobot; default server.public_url."
+    )
+    manage_webhook: bool = Field(
+        True, description="Point the instance's webhook at nicobot on connect and on start."
+    )
+    timeout_seconds: float = Field(15.0, gt=0, le=300, description="Limit for one gateway call.")
+    max_message_age_seconds: float = Field(
+        300.0, gt=0, description="Older messages (a replayed backlog) are not answered."
+    )
+    debounce_seconds: float = Field(2.5, ge=0, le=60)
+
+    @field_validator("url", "public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.strip().rstrip("/")
+
+    @field_validator("api_key", "webhook_secret", "instance")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return value.strip()
+
+
+def merge_config(table: Mapping[str, Any], env: Mapping[str, str]) -> WhatsAppConfig:
+    """The table, overridden by ``EVOLUTION_*`` variables; the secret falls back last."""
+    data: dict[str, Any] = dict(table)
+    for variable, key in ENV_KEYS.items():
+        value = env.get(variable, "").strip()
+        if value:
+            data[key] = value
+    if not str(data.get("webhook_secret") or "").strip():
+        fallback = env.get(FALLBACK_SECRET_ENV, "").strip()
+        if fallback:
+            data["webhook_secret"] = fallback
+    return WhatsAppConfig.model_validate(data)
