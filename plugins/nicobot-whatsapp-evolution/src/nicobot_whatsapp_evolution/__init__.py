@@ -29,7 +29,19 @@ _MODULES = {
     "parse_webhook": "parsing",
 }
 
-__all__ = [*sorted(_MODULES), "__version__"]
+__all__ = [
+    "ConnectionUpdate",
+    "EvolutionClient",
+    "EvolutionError",
+    "Ignored",
+    "MessageEvent",
+    "QRCode",
+    "QRUpdate",
+    "WhatsAppChannel",
+    "WhatsAppConfig",
+    "__version__",
+    "parse_webhook",
+]
 
 
 def __getattr__(name: str) -> Any:
