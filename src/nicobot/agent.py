@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import time
 from collections.abc import Mapping
@@ -77,15 +78,25 @@ class AgentReply:
         return meta
 
 
-def offline_reason(settings: Settings) -> str | None:
+_litellm: asyncio.Future[Any] | None = None
+
+
+async def load_litellm() -> Any:
+    """litellm, imported once in a thread: its import takes seconds and must not stall
+    the event loop (webhooks keep being answered meanwhile)."""
+    global _litellm
+    if _litellm is None:
+        _litellm = asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "litellm"))
+    return await asyncio.shield(_litellm)
+
+
+def offline_reason(settings: Settings, litellm: Any) -> str | None:
     """Why the agent answers without an LLM, or None when it uses one."""
     llm = settings.llm
     if not llm.model:
         return "no model is configured ([llm] model)"
     if llm.api_key or llm.api_base:
         return None
-    import litellm
-
     check = litellm.validate_environment(model=llm.model)
     if not check.get("keys_in_environment", True):
         missing = ", ".join(check.get("missing_keys") or []) or "an API key"
@@ -102,15 +113,27 @@ class Agent:
         self._offline_decided = False
         self._offline: str | None = None
 
-    @property
-    def offline(self) -> str | None:
+    async def offline(self) -> str | None:
         """Why replies come from the knowledge base alone, or None when an LLM answers."""
         if not self._offline_decided:
-            self._offline = offline_reason(self.settings)
+            litellm = await load_litellm() if self.settings.llm.model else None
+            self._offline = offline_reason(self.settings, litellm)
             self._offline_decided = True
             if self._offline:
                 log.warning("answering offline from the knowledge base: %s", self._offline)
         return self._offline
+
+    @property
+    def llm_state(self) -> str:
+        """``offline``, ``loading`` (litellm still importing) or ``ready``."""
+        if not self.settings.llm.model:
+            return "offline"
+        return "ready" if _litellm is not None and _litellm.done() else "loading"
+
+    def warm_up(self) -> None:
+        """Start importing litellm in the background when a model is configured."""
+        if self.settings.llm.model:
+            asyncio.ensure_future(self.offline())
 
     async def retrieve(self, text: str) -> list[Snippet]:
         if self.knowledge is None or not text.strip():
@@ -169,8 +192,7 @@ class Agent:
         return AgentReply(f"{intro}\n\n{best.text.strip()}", [best], "offline")
 
     async def complete(self, llm_messages: list[dict[str, str]]) -> str:
-        import litellm
-
+        litellm = await load_litellm()
         llm = self.settings.llm
         kwargs: dict[str, Any] = {
             "model": llm.model,
@@ -193,7 +215,7 @@ class Agent:
         return str(content).strip()
 
     async def reply(self, context: ReplyContext) -> AgentReply:
-        if self.offline:
+        if await self.offline():
             return self.offline_answer(context.snippets)
         started = time.perf_counter()
         try:

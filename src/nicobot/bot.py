@@ -157,6 +157,7 @@ class Bot:
                 await channel.start()
         self._purger = asyncio.create_task(self._purge_claims_forever())
         await call_hook(self.pm, "startup", bot=self)
+        self.agent.warm_up()
         await self.pipeline.start()
 
     async def stop(self, grace_seconds: float = 10.0) -> None:

@@ -51,6 +51,13 @@ async def healthz() -> Any:
     return jsonify(status="ok")
 
 
+@blueprint.get("/openapi.json")
+async def openapi() -> Any:
+    from ..openapi import openapi_document
+
+    return jsonify(openapi_document())
+
+
 @blueprint.get("/readyz")
 async def readyz() -> Any:
     bot = current_bot()
@@ -58,7 +65,9 @@ async def readyz() -> Any:
         await bot.store.get_setting("readyz")
     except Exception as exc:
         return jsonify(status="not ready", error=str(exc)), 503
-    return jsonify(status="ready", channels=[c.name for c in bot.channels.all()])
+    return jsonify(
+        status="ready", channels=[c.name for c in bot.channels.all()], llm=bot.agent.llm_state
+    )
 
 
 @blueprint.get("/api/sessions")

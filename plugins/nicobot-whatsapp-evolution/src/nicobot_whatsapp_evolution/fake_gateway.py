@@ -204,8 +204,7 @@ class FakeGateway:
 
     def start(self) -> FakeGateway:
         handler = type("Handler", (_Handler,), {"gateway": self})
-        server = ThreadingHTTPServer((self.host, self.port), handler)
-        server.daemon_threads = True
+        server = _Server((self.host, self.port), handler)
         self.port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
@@ -711,6 +710,12 @@ class FakeGateway:
             self.reset()
             return {"ok": True}
         raise HTTPAnswer(404, {"error": f"no control action {action!r}"})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # the stdlib default backlog (5) drops connections under a burst of concurrent calls
+    request_queue_size = 256
 
 
 class _Handler(BaseHTTPRequestHandler):
