@@ -30,8 +30,10 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Playwright's sync API runs its own event loop: keep it to the browser tests' module,
+    so that it is closed before async tests in other modules run."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

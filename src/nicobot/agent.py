@@ -112,6 +112,7 @@ class Agent:
         self.knowledge = knowledge
         self._offline_decided = False
         self._offline: str | None = None
+        self._warm_up: asyncio.Future[str | None] | None = None
 
     async def offline(self) -> str | None:
         """Why replies come from the knowledge base alone, or None when an LLM answers."""
@@ -133,7 +134,7 @@ class Agent:
     def warm_up(self) -> None:
         """Start importing litellm in the background when a model is configured."""
         if self.settings.llm.model:
-            asyncio.ensure_future(self.offline())
+            self._warm_up = asyncio.ensure_future(self.offline())
 
     async def retrieve(self, text: str) -> list[Snippet]:
         if self.knowledge is None or not text.strip():

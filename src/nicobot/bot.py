@@ -81,7 +81,7 @@ class Bot:
     def __init__(self, settings: Settings, pm: pluggy.PluginManager) -> None:
         self.settings = settings
         self.pm = pm
-        self.env: Mapping[str, str] = project_env(settings.project_dir)
+        self.env: Mapping[str, str] = settings.env or project_env(settings.project_dir)
         self.store = self._make_store()
         self.knowledge = self._make_knowledge()
         self.channels = ChannelManager()
@@ -242,6 +242,9 @@ class Bot:
                     message.channel, message.address
                 )
                 return Turn(session, None, "duplicate", duplicate=True)
+            session, _ = await self.store.get_or_create_session(message.channel, message.address)
+            if session.paused:
+                return Turn(session, None, "paused")
             limit = wait_seconds or self.settings.llm.timeout_seconds + 30
             try:
                 return await asyncio.wait_for(asyncio.shield(waiter), timeout=limit)

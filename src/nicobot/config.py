@@ -146,6 +146,7 @@ class Settings(_Section):
     project_dir: Path = Field(default=Path("."), exclude=True)
     admin_password: str | None = Field(default=None, exclude=True, repr=False)
     secret_key: str | None = Field(default=None, exclude=True, repr=False)
+    env: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
     @property
     def data_path(self) -> Path:
@@ -162,7 +163,7 @@ def read_env_file(path: Path) -> dict[str, str]:
 
 
 def project_env(project_dir: Path, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The project's ``.env`` overlaid by the process environment."""
+    """The project's ``.env`` overlaid by the process environment (or ``environ``)."""
     env = read_env_file(project_dir / ENV_FILE)
     env.update(os.environ if environ is None else environ)
     return env
@@ -235,6 +236,7 @@ def load_settings(
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, prefix=f"{CONFIG_FILE}: ")) from None
     settings.project_dir = project
+    settings.env = env
     settings.admin_password = env.get("NICOBOT_ADMIN_PASSWORD") or None
     settings.secret_key = env.get("NICOBOT_SECRET_KEY") or None
     return settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,7 +27,9 @@ project_option = click.option(
 
 
 def load_project(project: Path) -> Settings:
-    from ..config import CONFIG_FILE, load_settings
+    """The project's settings; its ``.env`` also reaches libraries that read the
+    environment themselves (an ``OPENAI_API_KEY`` there works for litellm)."""
+    from ..config import CONFIG_FILE, ENV_FILE, load_settings, read_env_file
 
     settings = load_settings(project)
     if not (settings.project_dir / CONFIG_FILE).is_file():
@@ -34,6 +37,8 @@ def load_project(project: Path) -> Settings:
             f"no {CONFIG_FILE} in {settings.project_dir}; run `nicobot init` there first "
             "or pass --project"
         )
+    for key, value in read_env_file(settings.project_dir / ENV_FILE).items():
+        os.environ.setdefault(key, value)
     return settings
 
 

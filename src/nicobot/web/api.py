@@ -201,6 +201,10 @@ async def simulator_chat() -> Any:
             sender_name=sender_name,
         )
     )
+    if turn.mode == "paused":
+        return jsonify(
+            {**turn.to_dict(), "error": "the bot is paused in this conversation; resume it first"}
+        ), 409
     if turn.mode == "pending":
         return jsonify(
             {
