@@ -23,6 +23,7 @@ DEFAULT_PLUGINS = (
     "nicobot.builtins.simulator",
     "nicobot.builtins.sqlite_store",
     "nicobot.builtins.core_admin",
+    "nicobot.builtins.chroma_knowledge",
 )
 
 

