@@ -69,8 +69,8 @@ def test_the_admin_switches_language_for_this_browser(tmp_path, nicobot_server, 
     server = nicobot_server(make_project(tmp_path / "p"))
     log_in(page, server)
     assert page.locator(".sidebar h2").inner_text() == "Conversations"
-    page.select_option("#lang-select", "es")
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.select_option("#lang-select", "es")
     assert page.locator(".sidebar h2").inner_text() == "Conversaciones"
     page.goto(server.url + "/admin")
     assert page.locator("h1").inner_text() == "Administración"

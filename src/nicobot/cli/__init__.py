@@ -17,6 +17,7 @@ BUILTIN_COMMANDS = {
     "plugins": ("nicobot.cli.plugins", "plugins"),
     "sessions": ("nicobot.cli.sessions", "sessions"),
     "channels": ("nicobot.cli.channels", "channels"),
+    "plugin": ("nicobot.cli.plugin_new", "plugin"),
 }
 
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from .common import echo_table, load_project, project_option, run
+from .common import CONTEXT_SETTINGS, echo_table, load_project, project_option, run
 
 if TYPE_CHECKING:
     from ..bot import Bot
@@ -46,7 +46,7 @@ async def _with_channel(channel: Channel, work: Callable[[], Awaitable[T]]) -> T
         await channel.stop()
 
 
-@click.group()
+@click.group(context_settings=CONTEXT_SETTINGS)
 def channels() -> None:
     """List, check, connect and disconnect messaging channels."""
 

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+#: Every command takes -h as well as --help, however it is reached.
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
 project_option = click.option(
     "--project",
     "-p",
@@ -67,3 +70,9 @@ def echo_table(rows: list[list[Any]], headers: list[str]) -> None:
     for index, row in enumerate(table):
         line = "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
         click.echo(click.style(line, bold=True) if index == 0 else line)
+
+
+def clip(text: str, width: int) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -8,9 +8,10 @@ from pathlib import Path
 import click
 
 from ..scaffold import write_project
+from .common import CONTEXT_SETTINGS
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--yes", "-y", is_flag=True, help="Use the defaults; never prompt.")
 @click.option("--name", help="The assistant's name.")

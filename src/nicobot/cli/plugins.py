@@ -6,10 +6,10 @@ import json
 
 import click
 
-from .common import echo_table
+from .common import CONTEXT_SETTINGS, echo_table
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def plugins(as_json: bool) -> None:
     """List the plugins nicobot loads, their versions and the hooks they implement."""

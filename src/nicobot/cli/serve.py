@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..logs import configure as configure_logging
-from .common import load_project, project_option
+from .common import CONTEXT_SETTINGS, load_project, project_option
 
 
 def is_loopback(host: str) -> bool:
@@ -20,7 +20,7 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@click.command()
+@click.command(context_settings=CONTEXT_SETTINGS)
 @project_option
 @click.option("--host", help="Address to listen on (default: [server] host, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: [server] port, 7070).")

@@ -11,13 +11,21 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .common import echo_table, load_project, project_option, run, with_store
+from .common import (
+    CONTEXT_SETTINGS,
+    clip,
+    echo_table,
+    load_project,
+    project_option,
+    run,
+    with_store,
+)
 
 if TYPE_CHECKING:
     from ..store import Store
 
 
-@click.group()
+@click.group(context_settings=CONTEXT_SETTINGS)
 def sessions() -> None:
     """List, show and export conversations."""
 
@@ -45,7 +53,7 @@ def list_sessions(project: Path, channel: str | None, limit: int) -> None:
                 s.phone_number or s.address,
                 s.sender_name,
                 s.last_message_at.strftime("%Y-%m-%d %H:%M") if s.last_message_at else "",
-                _clip(s.last_message or "", 40),
+                clip(s.last_message or "", 40),
             ]
             for s in found
         ],
@@ -138,8 +146,3 @@ def _csv(data: list[dict[str, Any]]) -> str:
                 ]
             )
     return buffer.getvalue()
-
-
-def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
