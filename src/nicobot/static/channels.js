@@ -26,7 +26,11 @@
       card.querySelector(".status-text").textContent = label;
       card.querySelector(".status-dot").className = "status-dot dot-" + state;
       const details = card.querySelector(".details");
-      if (details) details.textContent = (state === "connected" || state === "not-configured") ? "" : (status.details || "");
+      if (details) {
+        const reason = S.reasons[status.reason] || S.reasons[status.state];
+        const quiet = state === "connected" || state === "not-configured" || state === "scanning";
+        details.textContent = quiet ? "" : (reason || status.details || "");
+      }
       const account = card.querySelector(".account");
       if (account) account.textContent = status.account || "";
       const img = card.querySelector("img.qr");

@@ -63,6 +63,16 @@ INSTANCE_ROUTE = re.compile(
 )
 
 
+def qr_png(code: str) -> str:
+    """A scannable PNG data URL of ``code``, like the gateway's; a 1x1 PNG without segno."""
+    try:
+        import segno
+    except ImportError:
+        return PNG_1X1
+    uri: str = segno.make(code, error="l").png_data_uri(scale=4, border=2)
+    return uri
+
+
 class HTTPAnswer(Exception):
     """Raised inside a handler to answer with ``status`` and ``body``."""
 
@@ -301,7 +311,7 @@ class FakeGateway:
         return {
             "pairingCode": None,
             "code": instance.qr_code,
-            "base64": PNG_1X1,
+            "base64": qr_png(instance.qr_code),
             "count": instance.qr_count,
         }
 
