@@ -21,6 +21,15 @@ def test_cli_reference_is_up_to_date():
     assert committed == gen_cli.render(), "docs/cli.md is out of date: run python docs/gen_cli.py"
 
 
+def test_openapi_reference_is_up_to_date():
+    spec = importlib.util.spec_from_file_location("gen_openapi", ROOT / "docs" / "gen_openapi.py")
+    assert spec is not None and spec.loader is not None
+    gen_openapi = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen_openapi)
+    committed = (ROOT / "docs" / "openapi.md").read_text(encoding="utf-8")
+    assert committed == gen_openapi.render(), "run python docs/gen_openapi.py"
+
+
 def test_mkdocs_build_is_strict_clean(tmp_path):
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     result = subprocess.run(
