@@ -136,6 +136,17 @@ async def test_a_bad_upload_never_replaces_a_good_file(app, client):
     assert "Horarios" in (knowledge_dir(app) / "nosotros.md").read_text(encoding="utf-8")
 
 
+async def test_an_unwritable_knowledge_folder_is_a_409(app, client):
+    folder = knowledge_dir(app)
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    folder.write_text("a file where the folder should be")
+    response = await client.post(f"{API}/documents", files=upload("faq.md", b"# FAQ\n\nHola."))
+    assert response.status_code == 409
+    assert "cannot write to the knowledge folder" in (await response.get_json())["error"]
+
+
 async def test_bad_requests(client):
     no_file = await client.post(f"{API}/documents", form={"x": "1"})
     assert no_file.status_code == 400

@@ -195,8 +195,15 @@ async def _store_upload(kb: ChromaKnowledgeBase, name: str, data: bytes) -> dict
     import asyncio
 
     folder = kb.knowledge_dir
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=Path(name).suffix)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=Path(name).suffix)
+    except OSError as exc:
+        raise ApiError(
+            f"cannot write to the knowledge folder {folder}: {exc.strerror or exc}; "
+            "make it writable for nicobot, or add files there and re-index",
+            409,
+        ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
