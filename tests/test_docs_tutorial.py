@@ -10,8 +10,7 @@ import re
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nicobot.testing import make_project
+from nicobot.testing import make_project, wait_until
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins"
 TUTORIAL = DOCS / "tutorial.md"
@@ -133,15 +132,6 @@ def test_the_tutorial_module_is_clean(tmp_path: Path) -> None:
             timeout=60,
         )
         assert result.returncode == 0, result.stdout + result.stderr
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return result
 
 
 def test_the_tutorial_plugin_answers_through_a_real_server(

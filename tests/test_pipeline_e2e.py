@@ -17,24 +17,13 @@ from typing import Any
 import httpx
 import pytest
 
-from nicobot.testing import FakeLLM, ServerProcess, free_port, make_project
+from nicobot.testing import FakeLLM, ServerProcess, free_port, make_project, wait_until
 
 SCHEMAS = (
     Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "evolution" / "schemas"
 )
 API_KEY = "pipeline-e2e-key"
 DEADLINE = 90.0
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float = DEADLINE) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Gateway:
@@ -150,7 +139,7 @@ def test_200_messages_over_20_conversations_answered_once_and_in_order(start, ga
     with ThreadPoolExecutor(max_workers=20) as pool:
         assert sum(pool.map(conversation, numbers)) == 200
     t1 = time.monotonic()
-    wait_until("200 replies", lambda: len(gateway.sent()) >= 200)
+    wait_until("200 replies", lambda: len(gateway.sent()) >= 200, timeout=DEADLINE)
     print("TIMING deliver", t1 - t0, "replies", time.monotonic() - t1)
     for number in numbers:
         assert gateway.texts_to(number) == [f"Echo: {number} m{n}" for n in range(10)]
@@ -193,6 +182,7 @@ def test_sigkill_mid_burst_loses_nothing(start, gateway, fake_llm):
     wait_until(
         "every accepted message answered",
         lambda: {s["text"] for s in gateway.sent()} >= {f"Echo: {t}" for t in accepted},
+        timeout=DEADLINE,
     )
     counts = Counter(s["text"] for s in gateway.sent())
     resent = [text for text, count in counts.items() if count > 1]

@@ -6,7 +6,7 @@ import abc
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,27 @@ class ChannelConfig(BaseModel):
     debounce_seconds: float = Field(0.0, ge=0, le=120)
     typing_max_seconds: float = Field(4.0, ge=0, le=30)
     typing_chars_per_second: float = Field(25.0, gt=0)
+
+    @classmethod
+    def from_sources(
+        cls,
+        table: Mapping[str, Any],
+        env: Mapping[str, str],
+        env_keys: Mapping[str, str] | None = None,
+        fallbacks: Mapping[str, str] | None = None,
+    ) -> Self:
+        """The ``[channels.NAME]`` table, overridden by the variables of ``env_keys``
+        (``{"EVOLUTION_API_URL": "url"}``); keys still empty then take the variables of
+        ``fallbacks`` (``{"webhook_secret": "NICOBOT_WEBHOOK_SECRET"}``)."""
+        data: dict[str, Any] = dict(table)
+        for variable, key in (env_keys or {}).items():
+            value = env.get(variable, "").strip()
+            if value:
+                data[key] = value
+        for key, variable in (fallbacks or {}).items():
+            if not str(data.get(key) or "").strip() and env.get(variable, "").strip():
+                data[key] = env[variable].strip()
+        return cls.model_validate(data)
 
 
 @dataclass(slots=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _PARAGRAPH = re.compile(r"\n\s*\n")
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
@@ -14,11 +15,21 @@ def split_message(text: str, limit: int | None) -> list[str]:
     text = text.strip()
     if not limit or len(text) <= limit:
         return [text] if text else []
+    pieces: list[str] = []
+    for paragraph in (p.strip() for p in _PARAGRAPH.split(text)):
+        if len(paragraph) <= limit:
+            pieces.append(paragraph)
+        else:
+            pieces.extend(_pack(_units(paragraph, limit), limit, " "))
+    return _pack((p for p in pieces if p), limit, "\n\n")
+
+
+def _pack(pieces: Iterable[str], limit: int, joiner: str) -> list[str]:
+    """Join consecutive pieces with ``joiner`` while the result fits in ``limit``."""
     parts: list[str] = []
     current = ""
-    for piece in _pieces(text, limit):
-        joiner = "\n\n" if current else ""
-        if len(current) + len(joiner) + len(piece) <= limit:
+    for piece in pieces:
+        if current and len(current) + len(joiner) + len(piece) <= limit:
             current += joiner + piece
         else:
             if current:
@@ -29,35 +40,8 @@ def split_message(text: str, limit: int | None) -> list[str]:
     return parts
 
 
-def _pieces(text: str, limit: int) -> list[str]:
-    pieces: list[str] = []
-    for paragraph in (p.strip() for p in _PARAGRAPH.split(text)):
-        if not paragraph:
-            continue
-        if len(paragraph) <= limit:
-            pieces.append(paragraph)
-        else:
-            pieces.extend(_split_long(paragraph, limit))
-    return pieces
-
-
-def _split_long(paragraph: str, limit: int) -> list[str]:
-    chunks: list[str] = []
-    current = ""
-    for unit in _units(paragraph, limit):
-        joiner = " " if current else ""
-        if len(current) + len(joiner) + len(unit) <= limit:
-            current += joiner + unit
-        else:
-            if current:
-                chunks.append(current)
-            current = unit
-    if current:
-        chunks.append(current)
-    return chunks
-
-
 def _units(paragraph: str, limit: int) -> list[str]:
+    """Sentences, or words (cut at ``limit``) of sentences that are too long."""
     units: list[str] = []
     for sentence in _SENTENCE_END.split(paragraph):
         if len(sentence) <= limit:

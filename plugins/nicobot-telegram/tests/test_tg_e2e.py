@@ -6,24 +6,13 @@ Telegram -> the conversation is listed with channel "telegram".
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-from nicobot.testing import free_port, make_project
+from nicobot.testing import free_port, make_project, wait_until
 
 from fake_telegram import FakeTelegram
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-    return result
 
 
 def test_a_telegram_message_is_answered_by_a_real_server(

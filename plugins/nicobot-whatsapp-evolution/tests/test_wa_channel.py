@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from evo_support import INSTANCE, SECRET, Harness, MakeChannel, Sink, load_fixture
 from nicobot_whatsapp_evolution import EvolutionError, WhatsAppChannel, WhatsAppConfig
 from nicobot_whatsapp_evolution.auth import verify_jwt
-from nicobot_whatsapp_evolution.fake_gateway import PNG_1X1, FakeGateway
+from nicobot_whatsapp_evolution.fake_gateway import FakeGateway, qr_png
 
 # config ---------------------------------------------------------------------------------------
 
@@ -121,12 +121,12 @@ async def test_connect_flow(make_channel: MakeChannel, fake: FakeGateway, sink: 
     assert instance.webhook["events"] == ["MESSAGES_UPSERT", "CONNECTION_UPDATE", "QRCODE_UPDATED"]
 
     status = await h.channel.connect()  # again: no new instance, now a QR
-    assert status.state == "scanning" and status.qr == PNG_1X1
+    assert status.state == "scanning" and status.qr == qr_png(status.qr_code or "")
     assert status.qr_code == instance.qr_code and status.qr_code is not None
-    assert status.to_dict()["qr"] == PNG_1X1
+    assert status.to_dict()["qr"] == status.qr
     assert ("POST", "/instance/create") in fake.requests
     assert fake.requests.count(("POST", "/instance/create")) == 1
-    assert (await h.channel.get_status()).qr == PNG_1X1
+    assert (await h.channel.get_status()).qr == status.qr
 
     # a new QR arrives by webhook
     await asyncio.to_thread(fake.rotate_qr, INSTANCE)
@@ -152,7 +152,7 @@ async def test_connect_flow(make_channel: MakeChannel, fake: FakeGateway, sink: 
 async def test_connect_gets_qr_from_create(make_channel: MakeChannel, fake: FakeGateway) -> None:
     fake.qr_ready_on_create = True
     status = await make_channel().channel.connect()
-    assert status.state == "scanning" and status.qr == PNG_1X1
+    assert status.state == "scanning" and status.qr == qr_png(status.qr_code or "")
     assert ("GET", f"/instance/connect/{INSTANCE}") not in fake.requests
 
 
@@ -168,7 +168,7 @@ async def test_connect_name_taken_race(make_channel: MakeChannel, fake: FakeGate
 
     fake.handle = racing  # type: ignore[method-assign]
     status = await make_channel().channel.connect()
-    assert status.state == "scanning" and status.qr == PNG_1X1
+    assert status.state == "scanning" and status.qr == qr_png(status.qr_code or "")
     assert fake.requests.count(("POST", "/instance/create")) == 1
     assert fake.instances[INSTANCE].webhook["headers"] == {"x-nicobot-secret": SECRET}
 

@@ -19,7 +19,7 @@ from nicobot_whatsapp_evolution.client import (
     QRCode,
     error_messages,
 )
-from nicobot_whatsapp_evolution.fake_gateway import PNG_1X1, FakeGateway
+from nicobot_whatsapp_evolution.fake_gateway import FakeGateway, qr_png
 
 HOOK = "http://127.0.0.1:9/api/webhooks/evolution"
 HEADERS = {"x-nicobot-secret": "abc"}
@@ -101,7 +101,7 @@ async def test_create_instance_then_qr(client: EvolutionClient, fake: FakeGatewa
 
     answer = await client.connect(INSTANCE)
     assert answer.state is None and answer.qr is not None and answer.qr.ready
-    assert answer.qr.data_url == PNG_1X1
+    assert answer.qr.data_url == qr_png(answer.qr.code or "")
     assert answer.qr.code == fake.instances[INSTANCE].qr_code
     assert await client.connection_state(INSTANCE) == "connecting"
 

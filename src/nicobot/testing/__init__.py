@@ -12,6 +12,9 @@ Fixtures:
 - ``fake_channel``: the bot's :class:`FakeChannel` (records ``sent`` replies).
 - ``nicobot_server``: a factory for real ``nicobot serve`` processes.
 
+Helpers: ``make_project``, ``ServerProcess``, ``free_port`` and ``wait_until`` (poll a
+condition with a deadline, for end-to-end tests).
+
 They need pytest-asyncio (``pip install 'nicobot[test]'``).
 """
 
@@ -26,7 +29,7 @@ import pytest
 
 from .fake_channel import FAKE_SECRET, FakeChannel, FakeChannelPlugin
 from .fake_llm import FakeLLM, FakeLLMServer, echo_reply
-from .server import ServerProcess, free_port
+from .server import ServerProcess, free_port, wait_until
 
 if TYPE_CHECKING:
     from quart import Quart
@@ -44,6 +47,7 @@ __all__ = [
     "echo_reply",
     "free_port",
     "make_project",
+    "wait_until",
 ]
 
 

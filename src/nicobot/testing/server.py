@@ -8,12 +8,28 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from ..config import read_env_file
+
+T = TypeVar("T")
+
+
+def wait_until(what: str, check: Callable[[], T | None], timeout: float = 60.0) -> T:
+    """Poll ``check`` every 50 ms until it returns something truthy; fail after ``timeout``
+    seconds, saying ``what`` was awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
 
 
 def free_port() -> int:

@@ -60,13 +60,5 @@ class TelegramConfig(ChannelConfig):
 
 def merge_config(table: Mapping[str, Any], env: Mapping[str, str]) -> TelegramConfig:
     """The table, overridden by ``TELEGRAM_*`` variables; the secret falls back last."""
-    data: dict[str, Any] = dict(table)
-    for variable, key in ENV_KEYS.items():
-        value = env.get(variable, "").strip()
-        if value:
-            data[key] = value
-    if not str(data.get("webhook_secret") or "").strip():
-        fallback = env.get(FALLBACK_SECRET_ENV, "").strip()
-        if fallback:
-            data["webhook_secret"] = fallback
-    return TelegramConfig.model_validate(data)
+    fallbacks = {"webhook_secret": FALLBACK_SECRET_ENV}
+    return TelegramConfig.from_sources(table, env, ENV_KEYS, fallbacks)

@@ -57,13 +57,5 @@ class WhatsAppConfig(ChannelConfig):
 
 def merge_config(table: Mapping[str, Any], env: Mapping[str, str]) -> WhatsAppConfig:
     """The table, overridden by ``EVOLUTION_*`` variables; the secret falls back last."""
-    data: dict[str, Any] = dict(table)
-    for variable, key in ENV_KEYS.items():
-        value = env.get(variable, "").strip()
-        if value:
-            data[key] = value
-    if not str(data.get("webhook_secret") or "").strip():
-        fallback = env.get(FALLBACK_SECRET_ENV, "").strip()
-        if fallback:
-            data["webhook_secret"] = fallback
-    return WhatsAppConfig.model_validate(data)
+    fallbacks = {"webhook_secret": FALLBACK_SECRET_ENV}
+    return WhatsAppConfig.from_sources(table, env, ENV_KEYS, fallbacks)
