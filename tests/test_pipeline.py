@@ -53,7 +53,9 @@ async def test_the_webhook_answers_before_the_llm_does(
     result = await deliver(nicobot_client, "slow-1", "5491100000001", "hola")
     assert result["accepted"] == 1
     assert fake_channel.sent == []  # the webhook did not wait for the model
-    await nicobot_bot.pipeline.wait_idle(20)
+    async with asyncio.timeout(30):
+        while not fake_channel.sent:
+            await asyncio.sleep(0.05)
     assert [m.text for m in fake_channel.sent] == ["Echo: hola"]
 
 
