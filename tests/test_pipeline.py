@@ -54,9 +54,8 @@ async def test_the_webhook_answers_before_the_llm_does(
     assert result["accepted"] == 1
     assert fake_channel.sent == []  # the webhook did not wait for the model
     async with asyncio.timeout(30):
-        while not fake_channel.sent:
-            await asyncio.sleep(0.05)
-    assert [m.text for m in fake_channel.sent] == ["Echo: hola"]
+        sent = await fake_channel.wait_for_sent(1)
+    assert [m.text for m in sent] == ["Echo: hola"]
 
 
 async def test_failed_sends_are_retried_then_kept_and_can_be_retried(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from typing import Any
 
@@ -28,6 +29,7 @@ class FakeChannel(Channel):
         self.sent = []
         self.fail_sends = 0
         self.connected = False
+        self._sent_changed = asyncio.Condition()
 
     async def get_status(self) -> ChannelStatus:
         state = "connected" if self.connected else "disconnected"
@@ -48,7 +50,15 @@ class FakeChannel(Channel):
             self.fail_sends -= 1
             raise ConnectionError("fake channel is down")
         self.sent.append(message)
+        async with self._sent_changed:
+            self._sent_changed.notify_all()
         return f"sent-{len(self.sent)}"
+
+    async def wait_for_sent(self, count: int) -> list[OutgoingMessage]:
+        """Wait until at least ``count`` messages were sent (bound it with asyncio.timeout)."""
+        async with self._sent_changed:
+            await self._sent_changed.wait_for(lambda: len(self.sent) >= count)
+        return list(self.sent)
 
     async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
         secret = request.headers.get("x-fake-secret", "")
