@@ -118,7 +118,7 @@ def test_channel_keys_are_documented():
 
 
 def test_whatsapp_keys_are_documented():
-    config = pytest.importorskip("nicobot_whatsapp_evolution.config")
+    from nicobot_whatsapp_evolution import config
     table = rows(section("`[channels.whatsapp]`"))
     fields = config.WhatsAppConfig.model_fields
     common = ChannelConfig.model_fields
