@@ -86,8 +86,19 @@ async def load_litellm() -> Any:
     the event loop (webhooks keep being answered meanwhile)."""
     global _litellm
     if _litellm is None:
-        _litellm = asyncio.ensure_future(asyncio.to_thread(importlib.import_module, "litellm"))
+        _litellm = asyncio.ensure_future(asyncio.to_thread(_import_litellm))
     return await asyncio.shield(_litellm)
+
+
+def _import_litellm() -> Any:
+    litellm: Any = importlib.import_module("litellm")
+    litellm.suppress_debug_info = True  # no "Give Feedback" banners in the logs
+    litellm.disable_hf_tokenizer_download = True  # nothing is downloaded at run time
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)  # a line per call, printed twice otherwise
+    return litellm
 
 
 def offline_reason(settings: Settings, litellm: Any) -> str | None:

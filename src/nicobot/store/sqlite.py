@@ -448,11 +448,13 @@ class SQLiteStore(Store):
         turns: list[ClaimedTurn] = []
         async with self.transaction() as db:
             async with db.execute(
-                "SELECT i.session_id FROM inbox i WHERE i.status = 'pending' "
-                "GROUP BY i.session_id "
+                # the redundant "status IN (...)" lets both scans use the partial index
+                "SELECT i.session_id FROM inbox i WHERE i.status IN ('pending', 'claimed') "
+                "AND i.status = 'pending' GROUP BY i.session_id "
                 "HAVING MIN(MAX(i.received_at) + MAX(i.debounce), "
                 "MIN(i.received_at) + MAX(i.max_wait)) <= ? "
                 "AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = i.session_id "
+                "AND j.status IN ('pending', 'claimed') "
                 "AND j.status = 'claimed' AND j.lease_until >= ?) "
                 "ORDER BY MIN(i.received_at) LIMIT ?",
                 (now, now, limit),
@@ -461,7 +463,8 @@ class SQLiteStore(Store):
             for session_id in session_ids:
                 async with db.execute(
                     "SELECT id, payload, message_row_id, debounce FROM inbox "
-                    "WHERE session_id = ? AND status = 'pending' ORDER BY platform_ts, id",
+                    "WHERE session_id = ? AND status IN ('pending', 'claimed') "
+                    "AND status = 'pending' ORDER BY platform_ts, id",
                     (session_id,),
                 ) as cursor:
                     rows = list(await cursor.fetchall())
@@ -489,7 +492,7 @@ class SQLiteStore(Store):
         async with self.db.execute(
             "SELECT MIN(ready) FROM (SELECT MIN(MAX(received_at) + MAX(debounce), "
             "MIN(received_at) + MAX(max_wait)) AS ready FROM inbox "
-            "WHERE status = 'pending' GROUP BY session_id)"
+            "WHERE status IN ('pending', 'claimed') AND status = 'pending' GROUP BY session_id)"
         ) as cursor:
             row = await cursor.fetchone()
         return float(row[0]) if row and row[0] is not None else None
