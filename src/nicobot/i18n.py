@@ -11,11 +11,11 @@ import functools
 import io
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from babel import dates
-from babel.messages import mofile, pofile
-from babel.support import NullTranslations, Translations
+if TYPE_CHECKING:  # Babel loads when a page or reply first needs it, not at import
+    from babel.support import NullTranslations, Translations
 
 LOCALE_DIR = Path(__file__).parent / "locale"
 DEFAULT_DOMAIN = "messages"
@@ -23,6 +23,9 @@ _extra_dirs: list[tuple[Path, str]] = []
 
 
 def _compile(po_path: Path) -> Translations:
+    from babel.messages import mofile, pofile
+    from babel.support import Translations
+
     with po_path.open("rb") as handle:
         catalog = pofile.read_po(handle)
     buffer = io.BytesIO()
@@ -33,6 +36,8 @@ def _compile(po_path: Path) -> Translations:
 
 @functools.cache
 def _translations(language: str, extra: tuple[tuple[Path, str], ...]) -> NullTranslations:
+    from babel.support import NullTranslations, Translations
+
     result: NullTranslations = NullTranslations()
     for directory, domain in ((LOCALE_DIR, DEFAULT_DOMAIN), *extra):
         po_path = directory / language / "LC_MESSAGES" / f"{domain}.po"
@@ -65,6 +70,8 @@ def format_datetime(value: datetime | None, language: str, timezone: str) -> str
     """A short, localised date and time in ``timezone``; today's messages show the time only."""
     if value is None:
         return ""
+    from babel import dates
+
     zone = ZoneInfo(timezone)
     local = value.astimezone(zone)
     if local.date() == datetime.now(zone).date():

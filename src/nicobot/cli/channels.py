@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -99,6 +98,8 @@ def channel_status(project: Path, name: str) -> None:
 def connect(project: Path, name: str, timeout: float) -> None:
     """Connect NAME; for WhatsApp, show the QR code here and wait until it is scanned."""
     channel = _channel(_bot(project), name)
+
+    import asyncio
 
     async def work() -> ChannelStatus:
         status = await channel.connect()

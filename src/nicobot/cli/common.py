@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -48,6 +47,8 @@ def load_project(project: Path) -> Settings:
 def run(coroutine: Awaitable[T]) -> T:
     async def wrapper() -> T:
         return await coroutine
+
+    import asyncio
 
     return asyncio.run(wrapper())
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import click
 
-from ..scaffold import write_project
 from .common import CONTEXT_SETTINGS
 
 
@@ -27,6 +25,10 @@ def init(
     force: bool,
 ) -> None:
     """Create a bot project in DIRECTORY: nicobot.toml, .env, knowledge/ and .gitignore."""
+    import secrets
+
+    from ..scaffold import write_project
+
     target = directory.resolve()
     if (target / "nicobot.toml").exists() and not force:
         raise click.ClickException(

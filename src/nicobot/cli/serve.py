@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from ..logs import configure as configure_logging
 from .common import CONTEXT_SETTINGS, load_project, project_option
 
 
@@ -43,6 +42,8 @@ def serve(project: Path, host: str | None, port: int | None, log_level: str) -> 
             f"refusing to listen on {host} without an admin password: set "
             "NICOBOT_ADMIN_PASSWORD in .env (nicobot init writes one)"
         )
+    from ..logs import configure as configure_logging
+
     configure_logging(log_level)
     import uvicorn
 

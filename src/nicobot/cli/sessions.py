@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,6 +102,8 @@ def export_sessions(project: Path, fmt: str, output: Path | None, channel: str |
             result.append({**session.to_dict(), "messages": [m.to_dict() for m in messages]})
         return result
 
+    import json
+
     data = run(with_store(settings, work))
     text = json.dumps(data, ensure_ascii=False, indent=2) + "\n" if fmt == "json" else _csv(data)
     if output:
@@ -115,6 +114,9 @@ def export_sessions(project: Path, fmt: str, output: Path | None, channel: str |
 
 
 def _csv(data: list[dict[str, Any]]) -> str:
+    import csv
+    import io
+
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import textwrap
 from collections.abc import Awaitable, Callable
@@ -57,6 +56,8 @@ def run(kb: ChromaKnowledgeBase, work: Callable[[], Awaitable[T]]) -> T:
             await kb.close()
 
     try:
+        import asyncio
+
         return asyncio.run(main())
     except (EmbedderError, StoreBusy) as exc:
         raise click.ClickException(str(exc)) from None
