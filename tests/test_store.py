@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from datetime import timedelta
 
@@ -158,3 +159,18 @@ async def test_data_survives_reopening(tmp_path):
     await reopened.set_setting("k", None)
     assert await reopened.get_setting("k") is None
     await reopened.close()
+
+
+async def test_a_cancelled_writer_leaves_the_connection_clean(store):
+    session, _ = await store.get_or_create_session("simulator", "5550002")
+    for delay in (0, 0, 0.0005, 0.001, 0.002):
+        task = asyncio.create_task(store.add_message(session.id, Role.USER, "maybe"))
+        await asyncio.sleep(delay)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert not store.db.in_transaction
+    await store.add_message(session.id, Role.USER, "after the cancellations")
+    texts = [m.text for m in await store.list_messages(session.id)]
+    assert texts[-1] == "after the cancellations"
+    assert set(texts[:-1]) <= {"maybe"}

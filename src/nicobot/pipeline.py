@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("nicobot.pipeline")
 
 IDLE_POLL_SECONDS = 1.0
+CLAIM_RETRY_SECONDS = 1.0
 SEND_LEASE_SECONDS = 90.0
 
 
@@ -84,7 +85,9 @@ class Loop:
             try:
                 claimed = await claim(self.bound - len(self.active))
             except Exception:
-                log.exception("%s: could not claim work", self.name)
+                log.exception("%s: could not claim work; trying again in a second", self.name)
+                await asyncio.sleep(CLAIM_RETRY_SECONDS)
+                continue
             for item in claimed:
                 task: asyncio.Task[None] = asyncio.create_task(run(item))
                 self.active.add(task)

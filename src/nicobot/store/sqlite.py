@@ -7,7 +7,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -243,15 +243,21 @@ class SQLiteStore(Store):
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[_TransactionDB]:
         """One write transaction at a time on this connection; BEGIN IMMEDIATE so that
-        other processes wait on the busy timeout instead of failing mid-way."""
+        other processes wait on the busy timeout instead of failing mid-way.
+
+        A caller cancelled meanwhile (a webhook whose client hung up) still leaves the
+        connection clean: a statement sent to SQLite's thread runs to its end anyway, so
+        BEGIN, COMMIT and ROLLBACK are awaited to completion and an open transaction is
+        always rolled back."""
         async with self._write_lock:
-            await self.db.execute("BEGIN IMMEDIATE")
             try:
+                await _to_completion(self.db.execute("BEGIN IMMEDIATE"))
                 yield _TransactionDB(self.db)
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                if self.db.in_transaction:
+                    await _to_completion(self.db.execute("ROLLBACK"))
                 raise
-            await self.db.execute("COMMIT")
+            await _to_completion(self.db.execute("COMMIT"))
 
     # sessions
 
@@ -663,6 +669,16 @@ class SQLiteStore(Store):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
+
+
+async def _to_completion(statement: Awaitable[Any]) -> None:
+    """Await ``statement`` to its end even if the caller is cancelled meanwhile."""
+    task = asyncio.ensure_future(statement)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 class LostClaim(Exception):
