@@ -311,6 +311,7 @@ def test_example_loads_with_the_env_example_values():
 
 def test_example_whatsapp_settings_parse():
     from nicobot_whatsapp_evolution import config
+
     active, _, _ = env_example()
     settings = load_settings(EXAMPLE, environ=active)
     whatsapp = config.merge_config(

@@ -119,6 +119,7 @@ def test_channel_keys_are_documented():
 
 def test_whatsapp_keys_are_documented():
     from nicobot_whatsapp_evolution import config
+
     table = rows(section("`[channels.whatsapp]`"))
     fields = config.WhatsAppConfig.model_fields
     common = ChannelConfig.model_fields
