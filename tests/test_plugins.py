@@ -107,3 +107,22 @@ def test_unknown_store_backend_is_a_config_error(tmp_path):
     (tmp_path / "nicobot.toml").write_text("[store]\nbackend = 'postgres'\n")
     with pytest.raises(ConfigError, match=r"store\.backend: no store plugin named 'postgres'"):
         Bot(load_settings(tmp_path, environ={}), make_plugin_manager(load_entry_points=False))
+
+
+def test_a_plain_channel_config_is_validated_into_the_channels_own_model(tmp_path):
+    from nicobot import ChannelConfig, ChannelContext
+    from nicobot.config import load_settings as load
+
+    class TwinConfig(ChannelConfig):
+        token: str = "default-token"
+
+    class Configured(_Twin):
+        config_model = TwinConfig
+
+    async def report(status):
+        return None
+
+    context = ChannelContext(settings=load(tmp_path, environ={}), env={}, report_status=report)
+    channel = Configured(ChannelConfig.model_validate({"token": "t-1"}), context)
+    assert isinstance(channel.config, TwinConfig)
+    assert channel.config.token == "t-1"

@@ -127,8 +127,9 @@ class ChannelContext:
 class Channel(abc.ABC):
     """Base class for a messaging channel.
 
-    Subclasses set ``name`` (an open string such as ``"whatsapp"``), ``label`` and,
-    if the platform calls nicobot, ``webhook_slug``: the core then routes
+    Subclasses set ``name`` (an open string such as ``"whatsapp"``), ``label``,
+    ``config_model`` (a config given as a plain :class:`ChannelConfig` is validated
+    into it) and, if the platform calls nicobot, ``webhook_slug``: the core then routes
     ``POST /api/webhooks/{webhook_slug}`` (and anything below it) to
     :meth:`handle_webhook`. Optional capabilities default to "not supported".
     """
@@ -145,6 +146,8 @@ class Channel(abc.ABC):
     max_message_length: ClassVar[int | None] = 4096
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
+        if not isinstance(config, self.config_model):
+            config = self.config_model.model_validate(config.model_dump())
         self.config = config
         self.context = context
 

@@ -57,8 +57,6 @@ class TelegramChannel(Channel):
     config: TelegramConfig
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
-        if not isinstance(config, TelegramConfig):
-            config = TelegramConfig.model_validate(config.model_dump())
         super().__init__(config, context)
         self._client: TelegramClient | None = None
         self._account: str | None = None

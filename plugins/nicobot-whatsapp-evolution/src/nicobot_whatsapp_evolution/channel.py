@@ -67,8 +67,6 @@ class WhatsAppChannel(Channel):
     config: WhatsAppConfig
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
-        if not isinstance(config, WhatsAppConfig):
-            config = WhatsAppConfig.model_validate(config.model_dump())
         super().__init__(config, context)
         self._client: EvolutionClient | None = None
         self._qr: QRCode | None = None
