@@ -169,6 +169,7 @@ async def test_a_cancelled_writer_leaves_the_connection_clean(store):
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await store.get_setting("barrier")  # runs after the cancelled write, on its thread
         assert not store.db.in_transaction
     await store.add_message(session.id, Role.USER, "after the cancellations")
     texts = [m.text for m in await store.list_messages(session.id)]

@@ -1,17 +1,23 @@
-"""The default store: one SQLite file in WAL mode, through aiosqlite."""
+"""The default store: one SQLite file in WAL mode, through aiosqlite.
+
+Every store operation is one function run on aiosqlite's connection thread, so a
+transaction takes one hop from the event loop instead of one per statement: it never
+spans event-loop iterations, a busy loop cannot hold the database's write lock open,
+and a caller cancelled meanwhile cannot leave a transaction half done.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 import aiosqlite
 
@@ -34,6 +40,10 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 DB_FILE = "nicobot.sqlite3"
+
+P = ParamSpec("P")
+T = TypeVar("T")
+Connection = sqlite3.Connection
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -199,7 +209,6 @@ class SQLiteStore(Store):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -214,87 +223,38 @@ class SQLiteStore(Store):
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
-        await self._db.execute("PRAGMA busy_timeout = 10000")
-        await self._db.execute("PRAGMA journal_mode = WAL")
-        await self._db.execute("PRAGMA synchronous = NORMAL")
-        await self._db.execute("PRAGMA foreign_keys = ON")
-        await self._migrate()
+        await self._run(_configure)
+        await self._run(_migrate, self.path, self.schema_version)
 
     async def close(self) -> None:
         if self._db is not None:
             await self._db.close()
             self._db = None
 
-    async def _migrate(self) -> None:
-        async with self.transaction() as db:
-            async with db.execute("PRAGMA user_version") as cursor:
-                row = await cursor.fetchone()
-            current = int(row[0]) if row else 0
-            if current > self.schema_version:
-                raise RuntimeError(
-                    f"{self.path} has schema version {current}, newer than this nicobot "
-                    f"({self.schema_version}); upgrade nicobot"
-                )
-            for version in range(current, self.schema_version):
-                await db.executescript_in_transaction(MIGRATIONS[version])
-            if current != self.schema_version:
-                await db.execute(f"PRAGMA user_version = {self.schema_version}")
+    async def _run(
+        self, operation: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``operation(connection, ...)`` on the connection's thread, run to its end even
+        if the caller is cancelled meanwhile.
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_TransactionDB]:
-        """One write transaction at a time on this connection; BEGIN IMMEDIATE so that
-        other processes wait on the busy timeout instead of failing mid-way.
-
-        A caller cancelled meanwhile (a webhook whose client hung up) still leaves the
-        connection clean: a statement sent to SQLite's thread runs to its end anyway, so
-        BEGIN, COMMIT and ROLLBACK are awaited to completion and an open transaction is
-        always rolled back."""
-        async with self._write_lock:
-            try:
-                await _to_completion(self.db.execute("BEGIN IMMEDIATE"))
-                yield _TransactionDB(self.db)
-            except BaseException:
-                if self.db.in_transaction:
-                    await _to_completion(self.db.execute("ROLLBACK"))
-                raise
-            await _to_completion(self.db.execute("COMMIT"))
+        aiosqlite queues one statement per call; its ``_execute`` queues any function on
+        the same thread, after whatever is already queued."""
+        db = self.db
+        connection: Connection = db._conn
+        call = functools.partial(operation, connection, *args, **kwargs)
+        return cast(T, await db._execute(call))  # type: ignore[no-untyped-call]
 
     # sessions
 
     async def get_session(self, session_id: str) -> ChatSession | None:
-        async with self.db.execute(
-            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
-        ) as cursor:
-            row = await cursor.fetchone()
-        return _session(row) if row else None
+        return await self._run(_get_session, session_id)
 
     async def put_session(self, session: ChatSession) -> None:
         session.updated_at = utcnow()
-        await self.db.execute(
-            f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, "
-            "address = excluded.address, phone_number = excluded.phone_number, "
-            "sender_name = excluded.sender_name, prompt_context = excluded.prompt_context, "
-            "updated_at = excluded.updated_at, last_message = excluded.last_message, "
-            "last_message_at = excluded.last_message_at, paused_until = excluded.paused_until",
-            (
-                session.id,
-                session.channel,
-                session.address,
-                session.phone_number,
-                session.sender_name,
-                session.prompt_context,
-                _ts(session.created_at),
-                _ts(session.updated_at),
-                session.last_message,
-                _ts(session.last_message_at) if session.last_message_at else None,
-                _ts(session.paused_until) if session.paused_until else None,
-            ),
-        )
+        await self._run(_put_session, session)
 
     async def delete_session(self, session_id: str) -> bool:
-        cursor = await self.db.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
-        return cursor.rowcount > 0
+        return await self._run(_rowcount, "DELETE FROM sessions WHERE id = ?", (session_id,)) > 0
 
     async def list_sessions(
         self, channel: str | None = None, limit: int = 100, offset: int = 0
@@ -304,8 +264,7 @@ class SQLiteStore(Store):
             f"SELECT {SESSION_COLUMNS} FROM sessions {where} "
             "ORDER BY COALESCE(last_message_at, updated_at) DESC, id LIMIT ? OFFSET ?"
         )
-        async with self.db.execute(query, (*params, limit, offset)) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._run(_fetchall, query, (*params, limit, offset))
         return [_session(row) for row in rows]
 
     async def get_or_create_session(
@@ -317,18 +276,21 @@ class SQLiteStore(Store):
         sender_name: str | None = None,
         prompt_context: str | None = None,
     ) -> tuple[ChatSession, bool]:
-        async with self.transaction() as db:
-            return await _upsert_session(
-                db, channel, address, phone_number, sender_name, prompt_context
-            )
+        return await self._run(
+            _in_transaction(_upsert_session),
+            channel,
+            address,
+            phone_number,
+            sender_name,
+            prompt_context,
+        )
 
     # messages
 
     async def add_message(
         self, session_id: str, role: Role, text: str, meta: dict[str, Any] | None = None
     ) -> Message:
-        async with self.transaction() as db:
-            return await _insert_message(db, session_id, role, text, meta)
+        return await self._run(_in_transaction(_insert_message), session_id, role, text, meta)
 
     async def list_messages(self, session_id: str, limit: int | None = None) -> list[Message]:
         params: tuple[Any, ...]
@@ -344,8 +306,7 @@ class SQLiteStore(Store):
                 "FROM messages WHERE session_id = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
                 (session_id, limit),
             )
-        async with self.db.execute(query, params) as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._run(_fetchall, query, params)
         return [
             Message(r[0], r[1], Role(r[2]), r[3], datetime.fromisoformat(r[4]), json.loads(r[5]))
             for r in rows
@@ -354,154 +315,45 @@ class SQLiteStore(Store):
     # webhook dedup
 
     async def claim_message_id(self, channel: str, message_id: str) -> bool:
-        cursor = await self.db.execute(
+        claimed = await self._run(
+            _rowcount,
             "INSERT INTO webhook_claims (channel, message_id, claimed_at) VALUES (?, ?, ?) "
             "ON CONFLICT DO NOTHING",
             (channel, message_id, utcnow().timestamp()),
         )
-        return cursor.rowcount > 0
+        return claimed > 0
 
     async def purge_claims(self, older_than: timedelta) -> int:
         cutoff = (utcnow() - older_than).timestamp()
-        cursor = await self.db.execute("DELETE FROM webhook_claims WHERE claimed_at < ?", (cutoff,))
-        return cursor.rowcount
+        return await self._run(
+            _rowcount, "DELETE FROM webhook_claims WHERE claimed_at < ?", (cutoff,)
+        )
 
     # the durable pipeline
 
     async def enqueue(
         self, message: IncomingMessage, *, debounce: float, max_wait: float
     ) -> tuple[ChatSession, int] | None:
-        now = time.time()
-        async with self.transaction() as db:
-            session, _created = await _upsert_session(
-                db, message.channel, message.address, message.phone_number, message.sender_name
-            )
-            cursor = await db.execute(
-                "INSERT INTO inbox (channel, platform_id, session_id, payload, platform_ts, "
-                "received_at, debounce, max_wait, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (channel, platform_id) DO NOTHING",
-                (
-                    message.channel,
-                    message.message_id,
-                    session.id,
-                    _message_payload(message),
-                    message.timestamp.timestamp(),
-                    now,
-                    debounce,
-                    max(max_wait, debounce),
-                    "skipped" if session.paused else "pending",
-                ),
-            )
-            if cursor.rowcount == 0:
-                return None
-            entry_id = cursor.lastrowid
-            assert entry_id is not None
-            stored = await _insert_message(
-                db,
-                session.id,
-                Role.USER,
-                message.text,
-                {"message_id": message.message_id, "kind": message.kind.value},
-            )
-            await db.execute(
-                "UPDATE inbox SET message_row_id = ? WHERE id = ?", (stored.id, entry_id)
-            )
-        return session, entry_id
+        return await self._run(_in_transaction(_enqueue), message, debounce, max_wait)
 
     async def record_operator_message(
         self, message: IncomingMessage, *, pause_for: timedelta
     ) -> ChatSession | None:
-        now = utcnow()
-        async with self.transaction() as db:
-            session, _created = await _upsert_session(
-                db, message.channel, message.address, message.phone_number, None
-            )
-            async with db.execute(
-                "SELECT 1 FROM outbox WHERE session_id = ? AND (platform_id = ? OR "
-                "(text = ? AND status IN ('sending', 'sent') AND created_at >= ?)) LIMIT 1",
-                (session.id, message.message_id, message.text, _ts(now - ECHO_WINDOW)),
-            ) as cursor:
-                own = await cursor.fetchone() is not None
-            cursor = await db.execute(
-                "INSERT INTO inbox (channel, platform_id, session_id, payload, platform_ts, "
-                "received_at, status) VALUES (?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (channel, platform_id) DO NOTHING",
-                (
-                    message.channel,
-                    message.message_id,
-                    session.id,
-                    _message_payload(message),
-                    message.timestamp.timestamp(),
-                    now.timestamp(),
-                    "echo" if own else "operator",
-                ),
-            )
-            if own or cursor.rowcount == 0:
-                return None
-            await _insert_message(
-                db, session.id, Role.OPERATOR, message.text, {"message_id": message.message_id}
-            )
-            until = now + pause_for
-            if session.paused_until is None or session.paused_until < until:
-                session.paused_until = until
-            await _pause(db, session.id, session.paused_until)
-        return session
+        return await self._run(_in_transaction(_record_operator_message), message, pause_for)
 
     async def claim_turns(self, worker: str, limit: int, lease: float) -> list[ClaimedTurn]:
         if limit <= 0:
             return []
-        now = time.time()
-        turns: list[ClaimedTurn] = []
-        async with self.transaction() as db:
-            async with db.execute(
-                # the redundant "status IN (...)" lets both scans use the partial index
-                "SELECT i.session_id FROM inbox i WHERE i.status IN ('pending', 'claimed') "
-                "AND i.status = 'pending' GROUP BY i.session_id "
-                "HAVING MIN(MAX(i.received_at) + MAX(i.debounce), "
-                "MIN(i.received_at) + MAX(i.max_wait)) <= ? "
-                "AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = i.session_id "
-                "AND j.status IN ('pending', 'claimed') "
-                "AND j.status = 'claimed' AND j.lease_until >= ?) "
-                "ORDER BY MIN(i.received_at) LIMIT ?",
-                (now, now, limit),
-            ) as cursor:
-                session_ids = [row[0] for row in await cursor.fetchall()]
-            for session_id in session_ids:
-                async with db.execute(
-                    "SELECT id, payload, message_row_id, debounce FROM inbox "
-                    "WHERE session_id = ? AND status IN ('pending', 'claimed') "
-                    "AND status = 'pending' ORDER BY platform_ts, id",
-                    (session_id,),
-                ) as cursor:
-                    rows = list(await cursor.fetchall())
-                if rows[0][3] == 0:
-                    rows = rows[:1]
-                ids = [row[0] for row in rows]
-                await db.execute(
-                    f"UPDATE inbox SET status = 'claimed', worker = ?, lease_until = ? "
-                    f"WHERE id IN ({_placeholders(ids)})",
-                    (worker, now + lease, *ids),
-                )
-                async with db.execute(
-                    f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
-                ) as cursor:
-                    session_row = await cursor.fetchone()
-                assert session_row is not None
-                entries = [
-                    InboxEntry(row[0], session_id, _message_from_payload(row[1]), row[2])
-                    for row in rows
-                ]
-                turns.append(ClaimedTurn(_session(session_row), entries, worker))
-        return turns
+        return await self._run(_in_transaction(_claim_turns), worker, limit, lease)
 
     async def next_turn_at(self) -> float | None:
-        async with self.db.execute(
+        rows = await self._run(
+            _fetchall,
             "SELECT MIN(ready) FROM (SELECT MIN(MAX(received_at) + MAX(debounce), "
             "MIN(received_at) + MAX(max_wait)) AS ready FROM inbox "
-            "WHERE status IN ('pending', 'claimed') AND status = 'pending' GROUP BY session_id)"
-        ) as cursor:
-            row = await cursor.fetchone()
-        return float(row[0]) if row and row[0] is not None else None
+            "WHERE status IN ('pending', 'claimed') AND status = 'pending' GROUP BY session_id)",
+        )
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
     async def complete_turn(
         self,
@@ -510,37 +362,12 @@ class SQLiteStore(Store):
         meta: dict[str, Any],
         outbox_parts: list[str],
     ) -> Message | None:
-        ids = turn.entry_ids
-        async with self.transaction() as db:
-            cursor = await db.execute(
-                f"UPDATE inbox SET status = 'done', lease_until = NULL "
-                f"WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
-                (*ids, turn.worker),
-            )
-            if cursor.rowcount != len(ids):
-                raise LostClaim(f"turn {ids} was claimed by another worker")
-            if reply is None:
-                return None
-            stored = await _insert_message(db, turn.session.id, Role.ASSISTANT, reply, meta)
-            now = utcnow()
-            for part in outbox_parts:
-                await db.execute(
-                    "INSERT INTO outbox (session_id, channel, address, text, status, "
-                    "next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-                    (
-                        turn.session.id,
-                        turn.session.channel,
-                        turn.session.address,
-                        part,
-                        now.timestamp(),
-                        _ts(now),
-                    ),
-                )
-        return stored
+        return await self._run(_in_transaction(_complete_turn), turn, reply, meta, outbox_parts)
 
     async def release_turn(self, turn: ClaimedTurn) -> None:
         ids = turn.entry_ids
-        await self.db.execute(
+        await self._run(
+            _rowcount,
             f"UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
             f"WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
             (*ids, turn.worker),
@@ -549,144 +376,194 @@ class SQLiteStore(Store):
     async def claim_outbox(self, worker: str, limit: int, lease: float) -> list[OutboxEntry]:
         if limit <= 0:
             return []
-        now = time.time()
-        async with self.transaction() as db:
-            async with db.execute(
-                "SELECT o.id, o.status FROM outbox o "
-                "WHERE ((o.status = 'pending' AND o.next_attempt_at <= ?) "
-                "OR (o.status = 'sending' AND o.lease_until < ?)) "
-                "AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.session_id = o.session_id "
-                "AND p.status IN ('pending', 'sending')) "
-                "ORDER BY o.next_attempt_at, o.id LIMIT ?",
-                (now, now, limit),
-            ) as cursor:
-                rows = list(await cursor.fetchall())
-            if not rows:
-                return []
-            for entry_id, status in rows:
-                await db.execute(
-                    "UPDATE outbox SET status = 'sending', worker = ?, lease_until = ?, "
-                    "attempts = attempts + 1, recovered = ? WHERE id = ?",
-                    (worker, now + lease, int(status == "sending"), entry_id),
-                )
-            ids = [row[0] for row in rows]
-            async with db.execute(
-                f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id IN ({_placeholders(ids)}) "
-                "ORDER BY id",
-                ids,
-            ) as cursor:
-                return [_outbox(row) for row in await cursor.fetchall()]
+        return await self._run(_in_transaction(_claim_outbox), worker, limit, lease)
 
     async def outbox_sent(self, entry_id: int, platform_id: str | None) -> None:
-        await self.db.execute(
+        await self._run(
+            _rowcount,
             "UPDATE outbox SET status = 'sent', platform_id = ?, sent_at = ?, "
             "lease_until = NULL, last_error = NULL WHERE id = ?",
             (platform_id, _ts(utcnow()), entry_id),
         )
 
     async def outbox_failed(self, entry_id: int, error: str, retry_at: float | None) -> None:
-        await self.db.execute(
+        await self._run(
+            _rowcount,
             "UPDATE outbox SET status = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
             "last_error = ?, lease_until = NULL WHERE id = ?",
             ("pending" if retry_at is not None else "failed", retry_at, error, entry_id),
         )
 
     async def retry_outbox(self, entry_id: int) -> bool:
-        cursor = await self.db.execute(
+        retried = await self._run(
+            _rowcount,
             "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ? "
             "WHERE id = ? AND status = 'failed'",
             (time.time(), entry_id),
         )
-        return cursor.rowcount > 0
+        return retried > 0
 
     async def list_outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxEntry]:
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
-        async with self.db.execute(
+        rows = await self._run(
+            _fetchall,
             f"SELECT {OUTBOX_COLUMNS} FROM outbox {where} ORDER BY id DESC LIMIT ?",
             (*params, limit),
-        ) as cursor:
-            return [_outbox(row) for row in await cursor.fetchall()]
+        )
+        return [_outbox(row) for row in rows]
 
     async def release_worker(self, worker: str) -> tuple[int, int]:
-        async with self.transaction() as db:
-            turns = await db.execute(
-                "UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
-                "WHERE status = 'claimed' AND worker = ?",
-                (worker,),
-            )
-            sends = await db.execute(
-                "UPDATE outbox SET lease_until = 0 WHERE status = 'sending' AND worker = ?",
-                (worker,),
-            )
-            return turns.rowcount, sends.rowcount
+        return await self._run(_in_transaction(_release_worker), worker)
 
     async def workers_holding_work(self) -> set[str]:
-        async with self.db.execute(
+        rows = await self._run(
+            _fetchall,
             "SELECT worker FROM inbox WHERE status = 'claimed' "
-            "UNION SELECT worker FROM outbox WHERE status = 'sending'"
-        ) as cursor:
-            return {row[0] for row in await cursor.fetchall() if row[0]}
+            "UNION SELECT worker FROM outbox WHERE status = 'sending'",
+        )
+        return {row[0] for row in rows if row[0]}
 
     async def set_paused(self, session_id: str, until: datetime | None) -> bool:
-        async with self.transaction() as db:
-            return await _pause(db, session_id, until)
+        return await self._run(_in_transaction(_pause), session_id, until)
 
     async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:
         now = time.time()
-        cursor = await self.db.execute(
+        claimed = await self._run(
+            _rowcount,
             "UPDATE sessions SET non_text_reply_at = ? WHERE id = ? "
             "AND (non_text_reply_at IS NULL OR non_text_reply_at <= ?)",
             (now, session_id, now - interval.total_seconds()),
         )
-        return cursor.rowcount > 0
+        return claimed > 0
 
     async def pipeline_counts(self) -> dict[str, int]:
         counts = {"turns_pending": 0, "turns_claimed": 0}
         counts.update({f"outbox_{s}": 0 for s in ("pending", "sending", "failed")})
-        async with self.db.execute(
+        rows = await self._run(
+            _fetchall,
             "SELECT 'turns_' || status, COUNT(*) FROM inbox "
             "WHERE status IN ('pending', 'claimed') GROUP BY status "
             "UNION ALL SELECT 'outbox_' || status, COUNT(*) FROM outbox "
-            "WHERE status IN ('pending', 'sending', 'failed') GROUP BY status"
-        ) as cursor:
-            for key, count in await cursor.fetchall():
-                counts[key] = count
+            "WHERE status IN ('pending', 'sending', 'failed') GROUP BY status",
+        )
+        counts.update({key: count for key, count in rows})
         return counts
 
     # settings
 
     async def get_setting(self, key: str) -> str | None:
-        async with self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)) as cursor:
-            row = await cursor.fetchone()
-        return str(row[0]) if row else None
+        rows = await self._run(_fetchall, "SELECT value FROM settings WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     async def set_setting(self, key: str, value: str | None) -> None:
         if value is None:
-            await self.db.execute("DELETE FROM settings WHERE key = ?", (key,))
+            await self._run(_rowcount, "DELETE FROM settings WHERE key = ?", (key,))
         else:
-            await self.db.execute(
+            await self._run(
+                _rowcount,
                 "INSERT INTO settings (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
 
 
-async def _to_completion(statement: Awaitable[Any]) -> None:
-    """Await ``statement`` to its end even if the caller is cancelled meanwhile."""
-    task = asyncio.ensure_future(statement)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise
-
-
 class LostClaim(Exception):
     """A turn's claim expired and another worker took it; its result is dropped."""
 
 
-async def _upsert_session(
-    db: _TransactionDB,
+# The operations below run on the connection's thread (see SQLiteStore._run).
+
+
+@contextmanager
+def _transaction(db: Connection) -> Iterator[Connection]:
+    """BEGIN IMMEDIATE, so that other processes wait on the busy timeout instead of
+    failing mid-way; COMMIT, or ROLLBACK on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _in_transaction(
+    operation: Callable[Concatenate[Connection, P], T],
+) -> Callable[Concatenate[Connection, P], T]:
+    def wrapper(db: Connection, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        with _transaction(db):
+            return operation(db, *args, **kwargs)
+
+    return wrapper
+
+
+def _configure(db: Connection) -> None:
+    for pragma in (
+        "busy_timeout = 10000",
+        "journal_mode = WAL",
+        "synchronous = NORMAL",
+        "foreign_keys = ON",
+    ):
+        db.execute(f"PRAGMA {pragma}")
+
+
+def _migrate(db: Connection, path: Path, schema_version: int) -> None:
+    with _transaction(db):
+        current = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if current > schema_version:
+            raise RuntimeError(
+                f"{path} has schema version {current}, newer than this nicobot "
+                f"({schema_version}); upgrade nicobot"
+            )
+        for version in range(current, schema_version):
+            for statement in (s.strip() for s in MIGRATIONS[version].split(";")):
+                if statement:
+                    db.execute(statement)
+        if current != schema_version:
+            db.execute(f"PRAGMA user_version = {schema_version}")
+
+
+def _fetchall(db: Connection, sql: str, params: Any = ()) -> list[Any]:
+    return db.execute(sql, params).fetchall()
+
+
+def _rowcount(db: Connection, sql: str, params: Any = ()) -> int:
+    return db.execute(sql, params).rowcount
+
+
+def _get_session(db: Connection, session_id: str) -> ChatSession | None:
+    row = db.execute(f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,))
+    found = row.fetchone()
+    return _session(found) if found else None
+
+
+def _put_session(db: Connection, session: ChatSession) -> None:
+    db.execute(
+        f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, "
+        "address = excluded.address, phone_number = excluded.phone_number, "
+        "sender_name = excluded.sender_name, prompt_context = excluded.prompt_context, "
+        "updated_at = excluded.updated_at, last_message = excluded.last_message, "
+        "last_message_at = excluded.last_message_at, paused_until = excluded.paused_until",
+        (
+            session.id,
+            session.channel,
+            session.address,
+            session.phone_number,
+            session.sender_name,
+            session.prompt_context,
+            _ts(session.created_at),
+            _ts(session.updated_at),
+            session.last_message,
+            _ts(session.last_message_at) if session.last_message_at else None,
+            _ts(session.paused_until) if session.paused_until else None,
+        ),
+    )
+
+
+def _upsert_session(
+    db: Connection,
     channel: str,
     address: str,
     phone_number: str | None,
@@ -694,7 +571,7 @@ async def _upsert_session(
     prompt_context: str | None = None,
 ) -> tuple[ChatSession, bool]:
     now = _ts(utcnow())
-    cursor = await db.execute(
+    cursor = db.execute(
         f"INSERT INTO sessions ({SESSION_COLUMNS}) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL) "
         "ON CONFLICT (channel, address) DO NOTHING",
@@ -702,32 +579,31 @@ async def _upsert_session(
     )
     created = cursor.rowcount > 0
     if not created and (phone_number or sender_name or prompt_context):
-        await db.execute(
+        db.execute(
             "UPDATE sessions SET phone_number = COALESCE(?, phone_number), "
             "sender_name = COALESCE(?, sender_name), "
             "prompt_context = COALESCE(?, prompt_context) WHERE channel = ? AND address = ?",
             (phone_number, sender_name, prompt_context, channel, address),
         )
-    async with db.execute(
+    row = db.execute(
         f"SELECT {SESSION_COLUMNS} FROM sessions WHERE channel = ? AND address = ?",
         (channel, address),
-    ) as select:
-        row = await select.fetchone()
+    ).fetchone()
     assert row is not None
     return _session(row), created
 
 
-async def _insert_message(
-    db: _TransactionDB, session_id: str, role: Role, text: str, meta: dict[str, Any] | None
+def _insert_message(
+    db: Connection, session_id: str, role: Role, text: str, meta: dict[str, Any] | None
 ) -> Message:
     created_at = utcnow()
     stamp = _ts(created_at)
-    cursor = await db.execute(
+    cursor = db.execute(
         "INSERT INTO messages (session_id, role, text, created_at, meta) VALUES (?, ?, ?, ?, ?)",
         (session_id, role.value, text, stamp, json.dumps(meta or {})),
     )
     message_id = cursor.lastrowid
-    await db.execute(
+    db.execute(
         "UPDATE sessions SET last_message = ?, last_message_at = ?, updated_at = ? WHERE id = ?",
         (text, stamp, stamp, session_id),
     )
@@ -735,29 +611,212 @@ async def _insert_message(
     return Message(message_id, session_id, role, text, created_at, dict(meta or {}))
 
 
-async def _pause(db: _TransactionDB, session_id: str, until: datetime | None) -> bool:
-    cursor = await db.execute(
+def _pause(db: Connection, session_id: str, until: datetime | None) -> bool:
+    cursor = db.execute(
         "UPDATE sessions SET paused_until = ? WHERE id = ?",
         (_ts(until) if until else None, session_id),
     )
     if until is not None:
-        await db.execute(
+        db.execute(
             "UPDATE inbox SET status = 'skipped' WHERE session_id = ? AND status = 'pending'",
             (session_id,),
         )
     return bool(cursor.rowcount > 0)
 
 
-class _TransactionDB:
-    """The connection as seen inside :meth:`SQLiteStore.transaction`."""
+def _enqueue(
+    db: Connection, message: IncomingMessage, debounce: float, max_wait: float
+) -> tuple[ChatSession, int] | None:
+    session, _created = _upsert_session(
+        db, message.channel, message.address, message.phone_number, message.sender_name
+    )
+    cursor = db.execute(
+        "INSERT INTO inbox (channel, platform_id, session_id, payload, platform_ts, "
+        "received_at, debounce, max_wait, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (channel, platform_id) DO NOTHING",
+        (
+            message.channel,
+            message.message_id,
+            session.id,
+            _message_payload(message),
+            message.timestamp.timestamp(),
+            time.time(),
+            debounce,
+            max(max_wait, debounce),
+            "skipped" if session.paused else "pending",
+        ),
+    )
+    if cursor.rowcount == 0:
+        return None
+    entry_id = cursor.lastrowid
+    assert entry_id is not None
+    stored = _insert_message(
+        db,
+        session.id,
+        Role.USER,
+        message.text,
+        {"message_id": message.message_id, "kind": message.kind.value},
+    )
+    db.execute("UPDATE inbox SET message_row_id = ? WHERE id = ?", (stored.id, entry_id))
+    return session, entry_id
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self._db = db
 
-    def execute(self, sql: str, params: Any = ()) -> Any:
-        return self._db.execute(sql, params)
+def _record_operator_message(
+    db: Connection, message: IncomingMessage, pause_for: timedelta
+) -> ChatSession | None:
+    now = utcnow()
+    session, _created = _upsert_session(
+        db, message.channel, message.address, message.phone_number, None
+    )
+    own = (
+        db.execute(
+            "SELECT 1 FROM outbox WHERE session_id = ? AND (platform_id = ? OR "
+            "(text = ? AND status IN ('sending', 'sent') AND created_at >= ?)) LIMIT 1",
+            (session.id, message.message_id, message.text, _ts(now - ECHO_WINDOW)),
+        ).fetchone()
+        is not None
+    )
+    cursor = db.execute(
+        "INSERT INTO inbox (channel, platform_id, session_id, payload, platform_ts, "
+        "received_at, status) VALUES (?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (channel, platform_id) DO NOTHING",
+        (
+            message.channel,
+            message.message_id,
+            session.id,
+            _message_payload(message),
+            message.timestamp.timestamp(),
+            now.timestamp(),
+            "echo" if own else "operator",
+        ),
+    )
+    if own or cursor.rowcount == 0:
+        return None
+    _insert_message(db, session.id, Role.OPERATOR, message.text, {"message_id": message.message_id})
+    until = now + pause_for
+    if session.paused_until is None or session.paused_until < until:
+        session.paused_until = until
+    _pause(db, session.id, session.paused_until)
+    return session
 
-    async def executescript_in_transaction(self, script: str) -> None:
-        for statement in (s.strip() for s in script.split(";")):
-            if statement:
-                await self._db.execute(statement)
+
+def _claim_turns(db: Connection, worker: str, limit: int, lease: float) -> list[ClaimedTurn]:
+    now = time.time()
+    session_ids = [
+        row[0]
+        for row in db.execute(
+            # the redundant "status IN (...)" lets both scans use the partial index
+            "SELECT i.session_id FROM inbox i WHERE i.status IN ('pending', 'claimed') "
+            "AND i.status = 'pending' GROUP BY i.session_id "
+            "HAVING MIN(MAX(i.received_at) + MAX(i.debounce), "
+            "MIN(i.received_at) + MAX(i.max_wait)) <= ? "
+            "AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = i.session_id "
+            "AND j.status IN ('pending', 'claimed') "
+            "AND j.status = 'claimed' AND j.lease_until >= ?) "
+            "ORDER BY MIN(i.received_at) LIMIT ?",
+            (now, now, limit),
+        )
+    ]
+    turns: list[ClaimedTurn] = []
+    for session_id in session_ids:
+        rows = db.execute(
+            "SELECT id, payload, message_row_id, debounce FROM inbox "
+            "WHERE session_id = ? AND status IN ('pending', 'claimed') "
+            "AND status = 'pending' ORDER BY platform_ts, id",
+            (session_id,),
+        ).fetchall()
+        if rows[0][3] == 0:
+            rows = rows[:1]
+        ids = [row[0] for row in rows]
+        db.execute(
+            f"UPDATE inbox SET status = 'claimed', worker = ?, lease_until = ? "
+            f"WHERE id IN ({_placeholders(ids)})",
+            (worker, now + lease, *ids),
+        )
+        session_row = db.execute(
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        assert session_row is not None
+        entries = [
+            InboxEntry(row[0], session_id, _message_from_payload(row[1]), row[2]) for row in rows
+        ]
+        turns.append(ClaimedTurn(_session(session_row), entries, worker))
+    return turns
+
+
+def _complete_turn(
+    db: Connection,
+    turn: ClaimedTurn,
+    reply: str | None,
+    meta: dict[str, Any],
+    outbox_parts: list[str],
+) -> Message | None:
+    ids = turn.entry_ids
+    cursor = db.execute(
+        f"UPDATE inbox SET status = 'done', lease_until = NULL "
+        f"WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
+        (*ids, turn.worker),
+    )
+    if cursor.rowcount != len(ids):
+        raise LostClaim(f"turn {ids} was claimed by another worker")
+    if reply is None:
+        return None
+    stored = _insert_message(db, turn.session.id, Role.ASSISTANT, reply, meta)
+    now = utcnow()
+    db.executemany(
+        "INSERT INTO outbox (session_id, channel, address, text, status, "
+        "next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+        [
+            (
+                turn.session.id,
+                turn.session.channel,
+                turn.session.address,
+                part,
+                now.timestamp(),
+                _ts(now),
+            )
+            for part in outbox_parts
+        ],
+    )
+    return stored
+
+
+def _claim_outbox(db: Connection, worker: str, limit: int, lease: float) -> list[OutboxEntry]:
+    now = time.time()
+    rows = db.execute(
+        "SELECT o.id, o.status FROM outbox o "
+        "WHERE ((o.status = 'pending' AND o.next_attempt_at <= ?) "
+        "OR (o.status = 'sending' AND o.lease_until < ?)) "
+        "AND o.id = (SELECT MIN(p.id) FROM outbox p WHERE p.session_id = o.session_id "
+        "AND p.status IN ('pending', 'sending')) "
+        "ORDER BY o.next_attempt_at, o.id LIMIT ?",
+        (now, now, limit),
+    ).fetchall()
+    if not rows:
+        return []
+    db.executemany(
+        "UPDATE outbox SET status = 'sending', worker = ?, lease_until = ?, "
+        "attempts = attempts + 1, recovered = ? WHERE id = ?",
+        [(worker, now + lease, int(status == "sending"), entry_id) for entry_id, status in rows],
+    )
+    ids = [row[0] for row in rows]
+    return [
+        _outbox(row)
+        for row in db.execute(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE id IN ({_placeholders(ids)}) ORDER BY id",
+            ids,
+        )
+    ]
+
+
+def _release_worker(db: Connection, worker: str) -> tuple[int, int]:
+    turns = db.execute(
+        "UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+        "WHERE status = 'claimed' AND worker = ?",
+        (worker,),
+    ).rowcount
+    sends = db.execute(
+        "UPDATE outbox SET lease_until = 0 WHERE status = 'sending' AND worker = ?",
+        (worker,),
+    ).rowcount
+    return turns, sends
