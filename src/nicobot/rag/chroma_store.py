@@ -418,8 +418,6 @@ class ChromaKnowledgeBase(KnowledgeBase):
         return await self._call(self._search, text, k)
 
     def _search(self, text: str, k: int) -> list[Snippet]:
-        if self._collection.count() == 0:
-            return []
         found = self._collection.query(
             query_texts=[text], n_results=k, include=["documents", "metadatas", "distances"]
         )
