@@ -54,8 +54,24 @@ class Metrics:
             registry=r,
         )
         self.queue = Gauge("nicobot_queue", "Pipeline queue sizes", ["queue"], registry=r)
+        self.loop_lag = Gauge(
+            "nicobot_event_loop_lag_seconds",
+            "How late the event loop runs a 10 ms timer (what a new webhook waits)",
+            registry=r,
+        )
+        self.turn_limit = Gauge(
+            "nicobot_turns_in_flight_limit",
+            "Conversations answered at once now: [pipeline] concurrency, lower while the "
+            "event loop runs late",
+            registry=r,
+        )
 
-    def render(self, counts: dict[str, int]) -> bytes:
+    def render(
+        self, counts: dict[str, int], loop_lag: float = 0.0, turn_limit: int | None = None
+    ) -> bytes:
         for name, value in counts.items():
             self.queue.labels(name).set(value)
+        self.loop_lag.set(loop_lag)
+        if turn_limit is not None:
+            self.turn_limit.set(turn_limit)
         return generate_latest(self.registry)

@@ -27,6 +27,11 @@ log = logging.getLogger("nicobot.pipeline")
 IDLE_POLL_SECONDS = 1.0
 CLAIM_RETRY_SECONDS = 1.0
 SEND_LEASE_SECONDS = 90.0
+LAG_PROBE_SECONDS = 0.01
+#: Above this event-loop lag turns in flight shrink; below LAG_LOW they grow back.
+LAG_HIGH_SECONDS = 0.015
+LAG_LOW_SECONDS = 0.005
+SHRINK_EVERY_SECONDS = 0.1
 
 
 def new_worker_id() -> str:
@@ -51,12 +56,64 @@ def worker_is_dead(worker: str, me: str) -> bool:
     return False
 
 
-class Loop:
-    """A claim-and-run loop with a bound on work in flight and a wake-up signal."""
+class LoopLag:
+    """How late the event loop runs a short timer: how long anything that arrives now
+    (a webhook) waits for its turn. Rises at once, falls gradually."""
 
-    def __init__(self, name: str, bound: int) -> None:
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._probe(), name="loop-lag")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _probe(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            started = loop.time()
+            await asyncio.sleep(LAG_PROBE_SECONDS)
+            late = max(0.0, loop.time() - started - LAG_PROBE_SECONDS)
+            self.seconds = late if late > self.seconds else 0.7 * self.seconds + 0.3 * late
+
+
+class AdaptiveLimit:
+    """Work in flight allowed now: ``bound`` while the event loop keeps up; cut by a
+    quarter (at most every SHRINK_EVERY_SECONDS) while it runs late; one more per look
+    once it keeps up again."""
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self.value = bound
+        self._shrunk_at = -SHRINK_EVERY_SECONDS
+
+    def update(self, lag_seconds: float, active: int, now: float) -> int:
+        if lag_seconds > LAG_HIGH_SECONDS:
+            if now - self._shrunk_at >= SHRINK_EVERY_SECONDS:
+                self.value = max(1, min(self.value, active) * 3 // 4)
+                self._shrunk_at = now
+        elif lag_seconds < LAG_LOW_SECONDS:
+            self.value = min(self.bound, self.value + 1)
+        return self.value
+
+
+class Loop:
+    """A claim-and-run loop with a bound on work in flight and a wake-up signal.
+
+    With a ``lag`` probe the bound adapts: work in flight shrinks while the event loop
+    runs late and grows back (up to ``bound``) once it keeps up, so that a saturated
+    server still answers webhooks at once and lets the backlog wait in the store."""
+
+    def __init__(self, name: str, bound: int, lag: LoopLag | None = None) -> None:
         self.name = name
         self.bound = bound
+        self.lag = lag
+        self._limit = AdaptiveLimit(bound)
         self.wakeup = asyncio.Event()
         self.active: set[asyncio.Task[None]] = set()
         self.stopping = False
@@ -81,9 +138,10 @@ class Loop:
     ) -> None:
         while not self.stopping:
             self.wakeup.clear()
+            self._adapt()
             claimed: list[Any] = []
             try:
-                claimed = await claim(self.bound - len(self.active))
+                claimed = await claim(self.limit - len(self.active))
             except Exception:
                 log.exception("%s: could not claim work; trying again in a second", self.name)
                 await asyncio.sleep(CLAIM_RETRY_SECONDS)
@@ -92,10 +150,12 @@ class Loop:
                 task: asyncio.Task[None] = asyncio.create_task(run(item))
                 self.active.add(task)
                 task.add_done_callback(self._done)
-            if claimed and len(self.active) < self.bound:
+            if claimed and len(self.active) < self.limit:
                 continue
             timeout = IDLE_POLL_SECONDS
-            if next_at is not None and len(self.active) < self.bound:
+            if self.limit < self.bound:
+                timeout = LAG_PROBE_SECONDS  # look again soon: the loop may have caught up
+            if next_at is not None and len(self.active) < self.limit:
                 try:
                     ready = await next_at()
                 except Exception:
@@ -104,6 +164,14 @@ class Loop:
                     timeout = min(timeout, max(0.0, ready - time.time()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.wait(), timeout=max(timeout, 0.005))
+
+    @property
+    def limit(self) -> int:
+        return self._limit.value
+
+    def _adapt(self) -> None:
+        if self.lag is not None:
+            self._limit.update(self.lag.seconds, len(self.active), time.monotonic())
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.active.discard(task)
@@ -128,7 +196,8 @@ class Pipeline:
         self.bot = bot
         self.worker = new_worker_id()
         settings = bot.settings.pipeline
-        self.turns = Loop("turns", settings.concurrency)
+        self.lag = LoopLag()
+        self.turns = Loop("turns", settings.concurrency, self.lag)
         self.sends = Loop("sends", settings.send_concurrency)
         self.turn_lease = bot.settings.llm.timeout_seconds + 60.0
         self._in_flight: dict[asyncio.Task[Any], ClaimedTurn] = {}
@@ -144,6 +213,7 @@ class Pipeline:
                     turns,
                     sends,
                 )
+        self.lag.start()
         self.turns.start(self._claim_turns, self._run_turn, store.next_turn_at)
         self.sends.start(self._claim_sends, self._run_send)
 
@@ -156,6 +226,7 @@ class Pipeline:
                 await self.bot.store.release_turn(turn)
         for task in await self.sends.stop(grace):
             task.cancel()
+        await self.lag.stop()
 
     def wake_turns(self) -> None:
         self.turns.wake()

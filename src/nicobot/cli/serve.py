@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import sys
 from pathlib import Path
 
 import click
 
 from .common import CONTEXT_SETTINGS, load_project, project_option
+
+GIL_SWITCH_SECONDS = 0.001
 
 
 def is_loopback(host: str) -> bool:
@@ -69,6 +72,10 @@ def serve(project: Path, host: str | None, port: int | None, log_level: str) -> 
         log_config=None,
         timeout_graceful_shutdown=15,
     )
+    # The store's and the knowledge base's threads take the GIL once per statement; with
+    # the default 5 ms switch interval each of those waits up to 5 ms behind a busy event
+    # loop, and webhooks wait behind them.
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
     uvicorn.Server(config).run()
 
 

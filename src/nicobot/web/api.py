@@ -155,7 +155,10 @@ async def retry_outbox(entry_id: int) -> Any:
 @admin_required
 async def metrics() -> Any:
     bot = current_bot()
-    body = bot.metrics.render(await bot.store.pipeline_counts())
+    pipeline = bot.pipeline
+    body = bot.metrics.render(
+        await bot.store.pipeline_counts(), pipeline.lag.seconds, pipeline.turns.limit
+    )
     return body, 200, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
 
 

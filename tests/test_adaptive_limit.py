@@ -1,0 +1,93 @@
+"""Turns in flight shrink while the event loop runs late, so that webhooks are answered
+at once and the backlog waits in the store; they grow back once it keeps up."""
+
+from __future__ import annotations
+
+import asyncio
+
+from nicobot.pipeline import (
+    LAG_HIGH_SECONDS,
+    LAG_LOW_SECONDS,
+    SHRINK_EVERY_SECONDS,
+    AdaptiveLimit,
+    Loop,
+    LoopLag,
+)
+
+
+async def until(check, within: float = 10.0) -> None:
+    """Let the event loop run until ``check()`` holds; fail after ``within`` seconds."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "the loop never got there"
+        await asyncio.sleep(0.001)
+
+
+LATE = LAG_HIGH_SECONDS * 2
+ON_TIME = LAG_LOW_SECONDS / 2
+BETWEEN = (LAG_HIGH_SECONDS + LAG_LOW_SECONDS) / 2
+
+
+def test_the_limit_is_the_bound_while_the_loop_keeps_up():
+    limit = AdaptiveLimit(32)
+    assert [limit.update(ON_TIME, active, now) for now, active in enumerate((0, 32, 5))] == [
+        32,
+        32,
+        32,
+    ]
+
+
+def test_a_late_loop_cuts_what_is_in_flight_by_a_quarter_at_most_every_interval():
+    limit = AdaptiveLimit(32)
+    assert limit.update(LATE, 20, now=100.0) == 15  # from what is in flight, not the bound
+    assert limit.update(LATE, 15, now=100.0 + SHRINK_EVERY_SECONDS / 2) == 15
+    assert limit.update(LATE, 15, now=100.0 + SHRINK_EVERY_SECONDS * 1.01) == 11
+    for step in range(2, 40):
+        limit.update(LATE, limit.value, now=100.0 + step * SHRINK_EVERY_SECONDS * 1.01)
+    assert limit.value == 1  # never zero: the backlog always moves
+
+
+def test_it_grows_back_one_at_a_time_and_holds_in_between():
+    limit = AdaptiveLimit(8)
+    limit.update(LATE, 4, now=0.0)
+    assert limit.value == 3
+    assert limit.update(BETWEEN, 3, now=1.0) == 3
+    assert [limit.update(ON_TIME, 3, now=2.0 + i) for i in range(7)] == [4, 5, 6, 7, 8, 8, 8]
+
+
+async def test_the_loop_claims_no_more_than_the_limit_allows():
+    lag = LoopLag()  # not started: the test says how late the loop runs
+    loop = Loop("turns", 8, lag)
+    gates: list[asyncio.Event] = []
+    asked: list[int] = []
+
+    async def claim(n: int) -> list[asyncio.Event]:
+        asked.append(n)
+        new = [asyncio.Event() for _ in range(n)]
+        gates.extend(new)
+        return new
+
+    async def run(gate: asyncio.Event) -> None:
+        await gate.wait()
+
+    loop.start(claim, run)
+    await until(lambda: len(loop.active) == 8)
+    lag.seconds = LATE
+    gates[0].set()  # a turn ends: the loop looks again, sees it runs late
+    await until(lambda: loop.limit < 8)
+    assert loop.limit == 5 and len(loop.active) == 7  # nothing new claimed
+    lag.seconds = ON_TIME
+    for gate in gates:
+        gate.set()
+    await until(lambda: loop.limit == 8 and len(loop.active) == 8)
+    assert max(len(loop.active), *asked) <= 8
+    loop.stopping = True
+    for gate in gates:
+        gate.set()
+    await loop.stop(grace=5)
+
+
+async def test_metrics_show_the_loop_lag_and_the_limit(nicobot_client):
+    metrics = await (await nicobot_client.get("/metrics")).get_data(as_text=True)
+    assert "nicobot_event_loop_lag_seconds " in metrics
+    assert "nicobot_turns_in_flight_limit 8.0" in metrics
