@@ -13,6 +13,7 @@ from typing import Any
 
 import _harness as h
 import concurrency
+import cpu_profile
 import limits
 import startup
 import webhook
@@ -40,6 +41,14 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], str] | None]] = [
         "single-row committed inserts, and the per-answer libraries: litellm calls to the "
         "fake LLM at 0 ms and nicobot's Chroma queries.",
         limits.report,
+    ),
+    (
+        "cpu_profile",
+        "Where a message's CPU goes (`cpu_profile.py`)",
+        "The closed-loop load of `webhook.py` (fake LLM at 0 ms) with py-spy sampling "
+        "`nicobot serve`: samples of a thread holding the GIL, by part, and what that is in "
+        "milliseconds of nicobot's CPU per message (measured in a run without py-spy).",
+        cpu_profile.report,
     ),
     (
         "concurrency",
