@@ -1,6 +1,11 @@
-"""The agent through litellm's real code path, against a fake LLM server."""
+"""The agent through litellm's real code path, against a fake LLM server, with litellm in
+the server's process and in its own child process."""
 
 from __future__ import annotations
+
+import asyncio
+import os
+import signal
 
 import pytest
 
@@ -8,12 +13,13 @@ from nicobot import hookimpl
 from nicobot.testing import FakeLLM
 
 
-@pytest.fixture
-def nicobot_env(fake_llm: FakeLLM) -> dict[str, str]:
+@pytest.fixture(params=["inline", "separate"])
+def nicobot_env(request, fake_llm: FakeLLM) -> dict[str, str]:
     return {
         **fake_llm.env,
         "NICOBOT_LLM__TIMEOUT_SECONDS": "1",
         "NICOBOT_LLM__HISTORY_MESSAGES": "4",
+        "NICOBOT_LLM__PROCESS": request.param,
     }
 
 
@@ -115,3 +121,21 @@ class TestConfiguredWords:
         fake_llm.fail_status = 400
         turn = await chat(nicobot_client, "hola")
         assert turn["reply"] == "Uy, volvé a escribir en un rato."
+
+
+async def test_the_llm_process_comes_back_after_it_dies(nicobot_client, nicobot_bot, nicobot_env):
+    process = nicobot_bot.agent.process
+    if nicobot_env["NICOBOT_LLM__PROCESS"] == "inline":
+        assert process is None
+        return
+    assert (await chat(nicobot_client, "uno"))["reply"] == "Echo: uno"
+    first_pid = process.pid
+    os.kill(first_pid, signal.SIGKILL)
+    for _ in range(1000):
+        if not process.ready:
+            break
+        await asyncio.sleep(0.01)
+    assert not process.ready
+    turn = await chat(nicobot_client, "dos")
+    assert (turn["reply"], turn["mode"]) == ("Echo: dos", "llm")
+    assert process.pid not in (None, first_pid)

@@ -12,12 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from . import i18n
 from .knowledge import KnowledgeBase, Snippet
+from .llm_process import LLMProcess
 from .models import ChatSession, Message, Role
 
 if TYPE_CHECKING:
     from .config import Settings
 
 log = logging.getLogger("nicobot.agent")
+
+#: The child process enforces the LLM timeout; the server waits this much longer.
+PROCESS_MARGIN_SECONDS = 5.0
 
 
 def _(message: str) -> str:
@@ -101,17 +105,11 @@ def _import_litellm() -> Any:
     return litellm
 
 
-def offline_reason(settings: Settings, litellm: Any) -> str | None:
-    """Why the agent answers without an LLM, or None when it uses one."""
-    llm = settings.llm
-    if not llm.model:
-        return "no model is configured ([llm] model)"
-    if llm.api_key or llm.api_base:
-        return None
-    check = litellm.validate_environment(model=llm.model)
+def missing_keys_reason(model: str, check: Mapping[str, Any]) -> str | None:
+    """What litellm's ``validate_environment`` says is missing for ``model``, if anything."""
     if not check.get("keys_in_environment", True):
         missing = ", ".join(check.get("missing_keys") or []) or "an API key"
-        return f"{llm.model} needs {missing}"
+        return f"{model} needs {missing}"
     return None
 
 
@@ -124,23 +122,48 @@ class Agent:
         self._offline_decided = False
         self._offline: str | None = None
         self._warm_up: asyncio.Future[str | None] | None = None
+        self.process: LLMProcess | None = None
+        if settings.llm.model and settings.llm.process == "separate":
+            self.process = LLMProcess()
 
     async def offline(self) -> str | None:
         """Why replies come from the knowledge base alone, or None when an LLM answers."""
         if not self._offline_decided:
-            litellm = await load_litellm() if self.settings.llm.model else None
-            self._offline = offline_reason(self.settings, litellm)
+            self._offline = await self._offline_reason()
             self._offline_decided = True
             if self._offline:
                 log.warning("answering offline from the knowledge base: %s", self._offline)
         return self._offline
+
+    async def _offline_reason(self) -> str | None:
+        llm = self.settings.llm
+        if not llm.model:
+            return "no model is configured ([llm] model)"
+        if self.process is not None:
+            await self.process.start()  # litellm is imported there now, not on a first message
+            if llm.api_key or llm.api_base:
+                return None
+            check = await self.process.call("validate_environment", 60, model=llm.model)
+        else:
+            litellm = await load_litellm()
+            if llm.api_key or llm.api_base:
+                return None
+            check = litellm.validate_environment(model=llm.model)
+        return missing_keys_reason(llm.model, check)
 
     @property
     def llm_state(self) -> str:
         """``offline``, ``loading`` (litellm still importing) or ``ready``."""
         if not self.settings.llm.model:
             return "offline"
+        if self.process is not None:
+            return "ready" if self.process.ready else "loading"
         return "ready" if _litellm is not None and _litellm.done() else "loading"
+
+    async def close(self) -> None:
+        """Stop the LLM process, if any (after the pipeline's last turn)."""
+        if self.process is not None:
+            await self.process.stop()
 
     def warm_up(self) -> None:
         """Start importing litellm in the background when a model is configured."""
@@ -204,7 +227,6 @@ class Agent:
         return AgentReply(f"{intro}\n\n{best.text.strip()}", [best], "offline")
 
     async def complete(self, llm_messages: list[dict[str, str]]) -> str:
-        litellm = await load_litellm()
         llm = self.settings.llm
         kwargs: dict[str, Any] = {
             "model": llm.model,
@@ -218,10 +240,16 @@ class Agent:
             kwargs["api_base"] = llm.api_base
         if llm.api_key:
             kwargs["api_key"] = llm.api_key
-        response = await asyncio.wait_for(
-            litellm.acompletion(**kwargs), timeout=llm.timeout_seconds
-        )
-        content = response.choices[0].message.content
+        if self.process is not None:
+            content = await self.process.call(
+                "acompletion", llm.timeout_seconds + PROCESS_MARGIN_SECONDS, **kwargs
+            )
+        else:
+            litellm = await load_litellm()
+            response = await asyncio.wait_for(
+                litellm.acompletion(**kwargs), timeout=llm.timeout_seconds
+            )
+            content = response.choices[0].message.content
         if not content or not str(content).strip():
             raise ValueError("the model returned an empty reply")
         return str(content).strip()

@@ -163,6 +163,7 @@ class Bot:
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop taking work, let work in flight finish for ``grace_seconds``, park the rest."""
         await self.pipeline.stop(grace_seconds)
+        await self.agent.close()
         if self._purger is not None:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):

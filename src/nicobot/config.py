@@ -80,6 +80,11 @@ class LLMSettings(_Section):
     temperature: float = Field(0.3, ge=0, le=2)
     max_tokens: int = Field(600, gt=0, le=32000)
     max_retries: int = Field(1, ge=0, le=5, description="Retries of a failed LLM call.")
+    process: Literal["separate", "inline"] = Field(
+        "separate",
+        description="Where litellm runs: a child process (its CPU off the server's event "
+        "loop, its memory out of the server) or inside the server.",
+    )
 
 
 class ServerSettings(_Section):

@@ -100,7 +100,10 @@ async def nicobot_app(nicobot_project: Path, nicobot_env: dict[str, str]) -> Asy
     from ..config import load_settings
     from ..plugins import make_plugin_manager
 
-    settings = load_settings(nicobot_project, environ={**os.environ, **nicobot_env})
+    # litellm in the test's own process, imported once per session (a project's tests may
+    # still choose NICOBOT_LLM__PROCESS=separate)
+    environ = {"NICOBOT_LLM__PROCESS": "inline", **os.environ, **nicobot_env}
+    settings = load_settings(nicobot_project, environ=environ)
     pm = make_plugin_manager()
     pm.register(FakeChannelPlugin(), name="nicobot-fake-channel")
     app = create_app(settings, pm=pm)

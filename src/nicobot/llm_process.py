@@ -1,0 +1,197 @@
+"""litellm in a child process (``[llm] process = "separate"``, the default).
+
+A litellm call costs about 11 ms of CPU and litellm about 190 MB of memory; in a child
+process that CPU runs beside the server's event loop (on another core) instead of inside
+it, and the server stays small. The child is ``python -m nicobot.llm_process``; requests
+and answers are one JSON object a line on its stdin and stdout, many in flight at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+log = logging.getLogger("nicobot.llm")
+
+STOP_SECONDS = 5.0
+LINE_LIMIT = 16 * 1024 * 1024
+
+
+class LLMProcessError(Exception):
+    """The child failed a call; the message names the original error type."""
+
+
+class LLMProcess:
+    """The parent's side: start the child on first use, send calls, restart it if it dies."""
+
+    def __init__(self) -> None:
+        self._child: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._ids = itertools.count(1)
+        self._starting = asyncio.Lock()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready is not None and self._ready.done() and self._child is not None
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child is not None else None
+
+    async def start(self) -> None:
+        """Start the child if it is not running; return once litellm is imported there."""
+        async with self._starting:
+            if self._child is None or self._child.returncode is not None:
+                self._ready = asyncio.get_running_loop().create_future()
+                self._child = await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "nicobot.llm_process",
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+                    limit=LINE_LIMIT,
+                )
+                self._reader = asyncio.create_task(self._read(self._child, self._ready))
+            ready = self._ready
+        assert ready is not None
+        await asyncio.shield(ready)
+
+    async def call(self, name: str, within: float, **kwargs: Any) -> Any:
+        """Run ``litellm.<name>(**kwargs)`` in the child; TimeoutError after ``within`` s."""
+        await self.start()
+        child = self._child
+        assert child is not None and child.stdin is not None
+        call_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        try:
+            line = json.dumps({"id": call_id, "call": name, "kwargs": kwargs}) + "\n"
+            child.stdin.write(line.encode())
+            await child.stdin.drain()
+            return await asyncio.wait_for(future, within)
+        finally:
+            self._pending.pop(call_id, None)
+
+    async def stop(self) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if child.stdin is not None:
+            child.stdin.close()
+        try:
+            await asyncio.wait_for(child.wait(), STOP_SECONDS)
+        except TimeoutError:
+            child.kill()
+            await child.wait()
+        if self._reader is not None:
+            await self._reader
+
+    async def _read(self, child: asyncio.subprocess.Process, ready: asyncio.Future[None]) -> None:
+        assert child.stdout is not None
+        while line := await child.stdout.readline():
+            try:
+                message = json.loads(line)
+            except ValueError:
+                continue
+            if message.get("ready"):
+                if not ready.done():
+                    ready.set_result(None)
+                continue
+            future = self._pending.get(message.get("id"))
+            if future is None or future.done():
+                continue
+            if "error" in message:
+                error = message["error"]
+                future.set_exception(
+                    TimeoutError(error) if message.get("timeout") else LLMProcessError(error)
+                )
+            else:
+                future.set_result(message.get("result"))
+        code = await child.wait()
+        stopped = LLMProcessError(f"the LLM process exited (code {code})")
+        if self._child is child:
+            log.warning("the LLM process exited (code %s); it restarts on the next call", code)
+            self._child = None
+        if not ready.done():
+            ready.set_exception(stopped)
+            ready.exception()  # retrieved here; callers get it from start()
+        for future in list(self._pending.values()):
+            if not future.done():
+                future.set_exception(stopped)
+
+
+# the child
+
+_answers: Any = None  # the child's real stdout; sys.stdout goes to stderr instead
+
+
+def _answer(message: dict[str, Any]) -> None:
+    _answers.write(json.dumps(message) + "\n")
+    _answers.flush()
+
+
+async def _serve_call(litellm: Any, request: dict[str, Any]) -> None:
+    call_id, name, kwargs = request.get("id"), request.get("call"), request.get("kwargs") or {}
+    try:
+        if name == "acompletion":
+            timeout = float(kwargs.get("timeout") or 60)
+            response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout)
+            _answer({"id": call_id, "result": response.choices[0].message.content})
+        elif name == "validate_environment":
+            _answer({"id": call_id, "result": dict(litellm.validate_environment(**kwargs))})
+        else:
+            _answer({"id": call_id, "error": f"ValueError: no call named {name!r}"})
+    except TimeoutError:
+        _answer({"id": call_id, "error": "TimeoutError: the LLM did not answer", "timeout": True})
+    except Exception as exc:  # every failure goes back to the caller, the child goes on
+        _answer({"id": call_id, "error": f"{type(exc).__name__}: {exc}"})
+
+
+async def _child_main() -> None:
+    from .agent import _import_litellm
+
+    logging.basicConfig(level=logging.WARNING, format="llm process: %(levelname)s %(message)s")
+    litellm = _import_litellm()
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=LINE_LIMIT)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    _answer({"ready": True})
+    calls: set[asyncio.Task[None]] = set()
+    while line := await reader.readline():
+        try:
+            request = json.loads(line)
+        except ValueError:
+            continue
+        task = asyncio.create_task(_serve_call(litellm, request))
+        calls.add(task)
+        task.add_done_callback(calls.discard)
+    if calls:
+        await asyncio.wait(calls, timeout=STOP_SECONDS)
+
+
+def main() -> None:
+    """Answer calls until stdin closes: the parent's stop, or the parent's death. Signals
+    are the parent's to handle (a Ctrl-C or a service manager's SIGTERM reaches the whole
+    group), so that calls in flight finish while the parent parks its work."""
+    global _answers
+    _answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)  # a library's print() must not garble the answers
+    sys.stdout = sys.stderr
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_child_main())
+
+
+if __name__ == "__main__":
+    main()
