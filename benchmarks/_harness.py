@@ -92,8 +92,27 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def proc_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (nicobot serve's LLM process)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(p for child in children for p in proc_tree(int(child)))]
+
+
 def proc_stats(pid: int) -> dict[str, float]:
-    """Resident memory now and at peak (VmRSS, VmHWM) in MiB, and CPU seconds used."""
+    """Resident memory now and at peak (VmRSS, VmHWM) in MiB and CPU seconds used, of
+    ``pid`` alone and (``tree_...``) with its child processes."""
+    stats = _own_stats(pid)
+    tree = [_own_stats(p) for p in proc_tree(pid)]
+    for key in ("rss_mb", "hwm_mb", "cpu_s"):
+        stats["tree_" + key] = round(sum(t.get(key, 0.0) for t in tree), 2)
+    stats["processes"] = len(tree)
+    return stats
+
+
+def _own_stats(pid: int) -> dict[str, float]:
     stats: dict[str, float] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -631,4 +650,4 @@ def problems(label: str, result: dict[str, Any]) -> list[str]:
 
 
 def _cpu(pids: dict[str, int]) -> dict[str, float]:
-    return {name: proc_stats(pid).get("cpu_s", 0.0) for name, pid in pids.items()}
+    return {name: proc_stats(pid).get("tree_cpu_s", 0.0) for name, pid in pids.items()}

@@ -50,7 +50,10 @@ def report(data: dict[str, Any]) -> str:
             r["lost_replies"],
             r["duplicated_replies"],
             f"{r['cpu_pct']['nicobot']}%",
-            r["nicobot_memory"].get("hwm_mb", "?"),
+            "{}/{}".format(
+                r["nicobot_memory"].get("hwm_mb", "?"),
+                r["nicobot_memory"].get("tree_hwm_mb", "?"),
+            ),
         ]
         for r in data["runs"]
     ]
@@ -64,7 +67,7 @@ def report(data: dict[str, Any]) -> str:
         "lost",
         "dup",
         "nicobot CPU",
-        "peak RSS MB",
+        "peak RSS MB server/+LLM",
     ]
     return h.table(rows, headers)
 

@@ -70,6 +70,7 @@ def profile(messages: int, rate: int) -> dict[str, Any]:
                 str(stack.pid),
                 "--gil",
                 "--threads",
+                "--subprocesses",
                 "--rate",
                 str(rate),
                 "--format",

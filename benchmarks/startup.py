@@ -92,6 +92,7 @@ def serve_once(procs: h.Processes, project: Path, llm_url: str) -> dict[str, flo
         "healthz_s": healthy - started,
         "llm_ready_s": ready - started,
         "idle_rss_mb": memory.get("rss_mb", float("nan")),
+        "idle_rss_with_llm_process_mb": memory.get("tree_rss_mb", float("nan")),
         "stop_s": stopped - stopping,
     }
 
@@ -130,6 +131,13 @@ def report(data: dict[str, Any]) -> str:
             ],
             [f"serve {label}: SIGTERM to exit", r["runs"], r["stop_s_median"], r["stop_s_min"], ""],
             [f"serve {label}: idle RSS", r["runs"], "", "", f"{r['idle_rss_mb_median']} MB"],
+            [
+                f"serve {label}: idle RSS with its LLM process",
+                r["runs"],
+                "",
+                "",
+                f"{r.get('idle_rss_with_llm_process_mb_median', '?')} MB",
+            ],
         ]
     return h.table(rows, ["what", "runs", "median s", "min s", "memory"])
 

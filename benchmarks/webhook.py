@@ -91,7 +91,10 @@ def report(data: dict[str, Any]) -> str:
                     p["lost_replies"],
                     p["duplicated_replies"],
                     f"{p['cpu_pct']['nicobot']}%",
-                    p["nicobot_memory"].get("hwm_mb", "?"),
+                    "{}/{}".format(
+                        p["nicobot_memory"].get("hwm_mb", "?"),
+                        p["nicobot_memory"].get("tree_hwm_mb", "?"),
+                    ),
                 ]
             )
     headers = [
@@ -107,7 +110,7 @@ def report(data: dict[str, Any]) -> str:
         "lost",
         "dup",
         "nicobot CPU",
-        "peak RSS MB",
+        "peak RSS MB server/+LLM",
     ]
     stages = [
         [
