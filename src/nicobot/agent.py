@@ -169,6 +169,7 @@ class Agent:
         """Start importing litellm in the background when a model is configured."""
         if self.settings.llm.model:
             self._warm_up = asyncio.ensure_future(self.offline())
+            self._warm_up.add_done_callback(_report_warm_up)
 
     async def retrieve(self, text: str) -> list[Snippet]:
         if self.knowledge is None or not text.strip():
@@ -255,10 +256,10 @@ class Agent:
         return str(content).strip()
 
     async def reply(self, context: ReplyContext) -> AgentReply:
-        if await self.offline():
-            return self.offline_answer(context.snippets)
         started = time.perf_counter()
         try:
+            if await self.offline():
+                return self.offline_answer(context.snippets)
             text = await self.complete(context.llm_messages)
         except TimeoutError:
             log.warning(
@@ -275,6 +276,12 @@ class Agent:
                 canned_message(self.settings, "apology"), [], "apology", error=_short(exc)
             )
         return AgentReply(text, context.snippets, "llm", llm_seconds=time.perf_counter() - started)
+
+
+def _report_warm_up(warm_up: asyncio.Future[str | None]) -> None:
+    error = None if warm_up.cancelled() else warm_up.exception()
+    if error is not None:
+        log.warning("the LLM is not ready (tried again on the next message): %s", _short(error))
 
 
 def _short(exc: BaseException) -> str:

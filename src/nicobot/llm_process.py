@@ -191,6 +191,10 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_child_main())
+    _answers.flush()
+    # every call is answered and nothing else is kept here; litellm's threads and exit
+    # handlers would hold the exit (and the server's stop) for a second or two
+    os._exit(0)
 
 
 if __name__ == "__main__":
