@@ -141,6 +141,7 @@ class Agent:
             return "no model is configured ([llm] model)"
         if self.process is not None:
             await self.process.start()  # litellm is imported there now, not on a first message
+            log.info("the LLM calls run in their own process (pid %s)", self.process.pid)
             if llm.api_key or llm.api_base:
                 return None
             check = await self.process.call("validate_environment", 60, model=llm.model)
