@@ -21,6 +21,7 @@ from typing import Any
 log = logging.getLogger("nicobot.llm")
 
 STOP_SECONDS = 5.0
+START_SECONDS = 120.0
 LINE_LIMIT = 16 * 1024 * 1024
 
 
@@ -62,9 +63,14 @@ class LLMProcess:
                     limit=LINE_LIMIT,
                 )
                 self._reader = asyncio.create_task(self._read(self._child, self._ready))
-            ready = self._ready
+            ready, child = self._ready, self._child
         assert ready is not None
-        await asyncio.shield(ready)
+        try:
+            await asyncio.wait_for(asyncio.shield(ready), START_SECONDS)
+        except TimeoutError:
+            log.error("the LLM process did not start within %.0f s; restarting it", START_SECONDS)
+            _kill(child)  # its reader fails the calls waiting; the next call starts another
+            raise
 
     async def call(self, name: str, within: float, **kwargs: Any) -> Any:
         """Run ``litellm.<name>(**kwargs)`` in the child; TimeoutError after ``within`` s."""
@@ -98,7 +104,15 @@ class LLMProcess:
 
     async def _read(self, child: asyncio.subprocess.Process, ready: asyncio.Future[None]) -> None:
         assert child.stdout is not None
-        while line := await child.stdout.readline():
+        while True:
+            try:
+                line = await child.stdout.readline()
+            except ValueError:  # an answer longer than LINE_LIMIT: start afresh
+                log.error("the LLM process sent an answer over %d bytes; restarting it", LINE_LIMIT)
+                _kill(child)
+                continue
+            if not line:
+                break
             try:
                 message = json.loads(line)
             except ValueError:
@@ -128,6 +142,12 @@ class LLMProcess:
         for future in list(self._pending.values()):
             if not future.done():
                 future.set_exception(stopped)
+
+
+def _kill(child: asyncio.subprocess.Process | None) -> None:
+    if child is not None:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
 
 
 # the child
