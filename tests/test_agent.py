@@ -124,18 +124,19 @@ class TestConfiguredWords:
 
 
 async def test_the_llm_process_comes_back_after_it_dies(nicobot_client, nicobot_bot, nicobot_env):
-    process = nicobot_bot.agent.process
-    if nicobot_env["NICOBOT_LLM__PROCESS"] == "inline":
-        assert process is None
-        return
+    runner = nicobot_bot.agent.llm
     assert (await chat(nicobot_client, "uno"))["reply"] == "Echo: uno"
-    first_pid = process.pid
+    if nicobot_env["NICOBOT_LLM__PROCESS"] == "inline":
+        assert runner.pid == os.getpid()
+        return
+    first_pid = runner.pid
+    assert first_pid != os.getpid()
     os.kill(first_pid, signal.SIGKILL)
     for _ in range(1000):
-        if not process.ready:
+        if not runner.ready:
             break
         await asyncio.sleep(0.01)
-    assert not process.ready
+    assert not runner.ready
     turn = await chat(nicobot_client, "dos")
     assert (turn["reply"], turn["mode"]) == ("Echo: dos", "llm")
-    assert process.pid not in (None, first_pid)
+    assert runner.pid not in (None, first_pid)

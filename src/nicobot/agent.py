@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 from collections.abc import Mapping
@@ -12,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import i18n
 from .knowledge import KnowledgeBase, Snippet
-from .llm_process import LLMProcess
+from .llm_process import InlineLLM, LLMProcess, LLMRunner
 from .models import ChatSession, Message, Role
 
 if TYPE_CHECKING:
@@ -20,8 +19,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("nicobot.agent")
 
-#: The child process enforces the LLM timeout; the server waits this much longer.
-PROCESS_MARGIN_SECONDS = 5.0
+#: litellm's call enforces the LLM timeout; the agent waits this much longer at most
+#: (a child process that hangs).
+CALL_MARGIN_SECONDS = 5.0
+VALIDATE_SECONDS = 60.0
 
 
 def _(message: str) -> str:
@@ -82,29 +83,6 @@ class AgentReply:
         return meta
 
 
-_litellm: asyncio.Future[Any] | None = None
-
-
-async def load_litellm() -> Any:
-    """litellm, imported once in a thread: its import takes seconds and must not stall
-    the event loop (webhooks keep being answered meanwhile)."""
-    global _litellm
-    if _litellm is None:
-        _litellm = asyncio.ensure_future(asyncio.to_thread(_import_litellm))
-    return await asyncio.shield(_litellm)
-
-
-def _import_litellm() -> Any:
-    litellm: Any = importlib.import_module("litellm")
-    litellm.suppress_debug_info = True  # no "Give Feedback" banners in the logs
-    litellm.disable_hf_tokenizer_download = True  # nothing is downloaded at run time
-    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
-        logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() < logging.WARNING:
-            logger.setLevel(logging.WARNING)  # a line per call, printed twice otherwise
-    return litellm
-
-
 def missing_keys_reason(model: str, check: Mapping[str, Any]) -> str | None:
     """What litellm's ``validate_environment`` says is missing for ``model``, if anything."""
     if not check.get("keys_in_environment", True):
@@ -122,9 +100,7 @@ class Agent:
         self._offline_decided = False
         self._offline: str | None = None
         self._warm_up: asyncio.Future[str | None] | None = None
-        self.process: LLMProcess | None = None
-        if settings.llm.model and settings.llm.process == "separate":
-            self.process = LLMProcess()
+        self.llm: LLMRunner = LLMProcess() if settings.llm.process == "separate" else InlineLLM()
 
     async def offline(self) -> str | None:
         """Why replies come from the knowledge base alone, or None when an LLM answers."""
@@ -139,17 +115,10 @@ class Agent:
         llm = self.settings.llm
         if not llm.model:
             return "no model is configured ([llm] model)"
-        if self.process is not None:
-            await self.process.start()  # litellm is imported there now, not on a first message
-            log.info("the LLM calls run in their own process (pid %s)", self.process.pid)
-            if llm.api_key or llm.api_base:
-                return None
-            check = await self.process.call("validate_environment", 60, model=llm.model)
-        else:
-            litellm = await load_litellm()
-            if llm.api_key or llm.api_base:
-                return None
-            check = litellm.validate_environment(model=llm.model)
+        await self.llm.start()  # litellm is imported now, not on a first message
+        if llm.api_key or llm.api_base:
+            return None
+        check = await self.llm.call("validate_environment", VALIDATE_SECONDS, model=llm.model)
         return missing_keys_reason(llm.model, check)
 
     @property
@@ -157,14 +126,11 @@ class Agent:
         """``offline``, ``loading`` (litellm still importing) or ``ready``."""
         if not self.settings.llm.model:
             return "offline"
-        if self.process is not None:
-            return "ready" if self.process.ready else "loading"
-        return "ready" if _litellm is not None and _litellm.done() else "loading"
+        return "ready" if self.llm.ready else "loading"
 
     async def close(self) -> None:
         """Stop the LLM process, if any (after the pipeline's last turn)."""
-        if self.process is not None:
-            await self.process.stop()
+        await self.llm.stop()
 
     def warm_up(self) -> None:
         """Start importing litellm in the background when a model is configured."""
@@ -242,16 +208,9 @@ class Agent:
             kwargs["api_base"] = llm.api_base
         if llm.api_key:
             kwargs["api_key"] = llm.api_key
-        if self.process is not None:
-            content = await self.process.call(
-                "acompletion", llm.timeout_seconds + PROCESS_MARGIN_SECONDS, **kwargs
-            )
-        else:
-            litellm = await load_litellm()
-            response = await asyncio.wait_for(
-                litellm.acompletion(**kwargs), timeout=llm.timeout_seconds
-            )
-            content = response.choices[0].message.content
+        content = await self.llm.call(
+            "acompletion", llm.timeout_seconds + CALL_MARGIN_SECONDS, **kwargs
+        )
         if not content or not str(content).strip():
             raise ValueError("the model returned an empty reply")
         return str(content).strip()

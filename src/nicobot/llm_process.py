@@ -1,4 +1,5 @@
-"""litellm in a child process (``[llm] process = "separate"``, the default).
+"""Where litellm runs: in a child process (``[llm] process = "separate"``, the default)
+or in this one (``"inline"``), behind one interface.
 
 A litellm call costs about 11 ms of CPU and litellm about 190 MB of memory; in a child
 process that CPU runs beside the server's event loop (on another core) instead of inside
@@ -10,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import itertools
 import json
 import logging
 import os
 import signal
 import sys
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 log = logging.getLogger("nicobot.llm")
 
@@ -27,6 +30,80 @@ LINE_LIMIT = 16 * 1024 * 1024
 
 class LLMProcessError(Exception):
     """The child failed a call; the message names the original error type."""
+
+
+def import_litellm() -> Any:
+    """Import litellm, quiet and with nothing downloaded at run time."""
+    litellm: Any = importlib.import_module("litellm")
+    litellm.suppress_debug_info = True  # no "Give Feedback" banners in the logs
+    litellm.disable_hf_tokenizer_download = True
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)  # a line per call, printed twice otherwise
+    return litellm
+
+
+async def run_call(litellm: Any, name: str, kwargs: Mapping[str, Any]) -> Any:
+    """The calls the agent makes, the same in the child and inline: ``acompletion``
+    (within its ``timeout``; the reply's text) and ``validate_environment``."""
+    if name == "acompletion":
+        timeout = float(kwargs.get("timeout") or 60)
+        response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout)
+        return response.choices[0].message.content
+    if name == "validate_environment":
+        return dict(litellm.validate_environment(**kwargs))
+    raise ValueError(f"no call named {name!r}")
+
+
+class LLMRunner(Protocol):
+    """What the agent needs of wherever litellm runs."""
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    async def start(self) -> None: ...
+
+    async def call(self, name: str, within: float, **kwargs: Any) -> Any: ...
+
+    async def stop(self) -> None: ...
+
+
+_litellm: asyncio.Future[Any] | None = None
+
+
+async def load_litellm() -> Any:
+    """litellm in this process, imported once in a thread: its import takes seconds and
+    must not stall the event loop (webhooks keep being answered meanwhile)."""
+    global _litellm
+    if _litellm is None:
+        _litellm = asyncio.ensure_future(asyncio.to_thread(import_litellm))
+    return await asyncio.shield(_litellm)
+
+
+class InlineLLM:
+    """litellm in the server's own process (``[llm] process = "inline"``)."""
+
+    @property
+    def ready(self) -> bool:
+        return _litellm is not None and _litellm.done() and _litellm.exception() is None
+
+    @property
+    def pid(self) -> int | None:
+        return os.getpid()
+
+    async def start(self) -> None:
+        await load_litellm()
+
+    async def call(self, name: str, within: float, **kwargs: Any) -> Any:
+        litellm = await load_litellm()
+        return await asyncio.wait_for(run_call(litellm, name, kwargs), within)
+
+    async def stop(self) -> None:
+        pass
 
 
 class LLMProcess:
@@ -120,6 +197,7 @@ class LLMProcess:
             if message.get("ready"):
                 if not ready.done():
                     ready.set_result(None)
+                    log.info("the LLM calls run in their own process (pid %s)", child.pid)
                 continue
             future = self._pending.get(message.get("id"))
             if future is None or future.done():
@@ -161,16 +239,10 @@ def _answer(message: dict[str, Any]) -> None:
 
 
 async def _serve_call(litellm: Any, request: dict[str, Any]) -> None:
-    call_id, name, kwargs = request.get("id"), request.get("call"), request.get("kwargs") or {}
+    call_id = request.get("id")
     try:
-        if name == "acompletion":
-            timeout = float(kwargs.get("timeout") or 60)
-            response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout)
-            _answer({"id": call_id, "result": response.choices[0].message.content})
-        elif name == "validate_environment":
-            _answer({"id": call_id, "result": dict(litellm.validate_environment(**kwargs))})
-        else:
-            _answer({"id": call_id, "error": f"ValueError: no call named {name!r}"})
+        result = await run_call(litellm, str(request.get("call")), request.get("kwargs") or {})
+        _answer({"id": call_id, "result": result})
     except TimeoutError:
         _answer({"id": call_id, "error": "TimeoutError: the LLM did not answer", "timeout": True})
     except Exception as exc:  # every failure goes back to the caller, the child goes on
@@ -178,10 +250,8 @@ async def _serve_call(litellm: Any, request: dict[str, Any]) -> None:
 
 
 async def _child_main() -> None:
-    from .agent import _import_litellm
-
     logging.basicConfig(level=logging.WARNING, format="llm process: %(levelname)s %(message)s")
-    litellm = _import_litellm()
+    litellm = import_litellm()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=LINE_LIMIT)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
