@@ -140,3 +140,27 @@ async def test_the_llm_process_comes_back_after_it_dies(nicobot_client, nicobot_
     turn = await chat(nicobot_client, "dos")
     assert (turn["reply"], turn["mode"]) == ("Echo: dos", "llm")
     assert runner.pid not in (None, first_pid)
+
+
+async def test_stopping_while_the_llm_process_starts_leaves_no_process(nicobot_project):
+    from nicobot.agent import Agent
+    from nicobot.config import load_settings
+
+    environ = {
+        **os.environ,
+        "NICOBOT_MODEL": "openai/gpt-4o-mini",  # no key nor api_base: the start checks keys
+        "NICOBOT_LLM__PROCESS": "separate",
+    }
+    agent = Agent(load_settings(nicobot_project, environ=environ), None)
+    agent.warm_up()
+    for _ in range(1000):
+        if agent.llm.pid is not None:
+            break
+        await asyncio.sleep(0.01)
+    child = agent.llm.pid
+    assert child is not None and not agent.llm.ready  # still importing litellm
+    await asyncio.wait_for(agent.close(), 30)
+    assert agent.llm.pid is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)  # stopped and reaped, and no second one was started
+    assert agent.llm_state == "loading"

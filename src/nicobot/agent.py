@@ -130,6 +130,8 @@ class Agent:
 
     async def close(self) -> None:
         """Stop the LLM process, if any (after the pipeline's last turn)."""
+        if self._warm_up is not None:
+            self._warm_up.cancel()
         await self.llm.stop()
 
     def warm_up(self) -> None:

@@ -18,6 +18,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ log = logging.getLogger("nicobot.llm")
 
 STOP_SECONDS = 5.0
 START_SECONDS = 120.0
+RESTART_SECONDS = 10.0
 LINE_LIMIT = 16 * 1024 * 1024
 
 
@@ -107,7 +109,8 @@ class InlineLLM:
 
 
 class LLMProcess:
-    """The parent's side: start the child on first use, send calls, restart it if it dies."""
+    """The parent's side: start the child on first use, send calls, restart it if it dies
+    (not more often than every RESTART_SECONDS when it dies before it is ready)."""
 
     def __init__(self) -> None:
         self._child: asyncio.subprocess.Process | None = None
@@ -116,6 +119,8 @@ class LLMProcess:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
         self._starting = asyncio.Lock()
+        self._stopped = False
+        self._failed_start_at: float | None = None
 
     @property
     def ready(self) -> bool:
@@ -128,7 +133,12 @@ class LLMProcess:
     async def start(self) -> None:
         """Start the child if it is not running; return once litellm is imported there."""
         async with self._starting:
+            if self._stopped:
+                raise LLMProcessError("the LLM process is stopped")
             if self._child is None or self._child.returncode is not None:
+                failed_at = self._failed_start_at
+                if failed_at is not None and time.monotonic() - failed_at < RESTART_SECONDS:
+                    raise LLMProcessError("the LLM process failed to start; see the log")
                 self._ready = asyncio.get_running_loop().create_future()
                 self._child = await asyncio.create_subprocess_exec(
                     sys.executable,
@@ -153,31 +163,37 @@ class LLMProcess:
         """Run ``litellm.<name>(**kwargs)`` in the child; TimeoutError after ``within`` s."""
         await self.start()
         child = self._child
-        assert child is not None and child.stdin is not None
+        if child is None or child.stdin is None:
+            raise LLMProcessError("the LLM process exited")
         call_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[call_id] = future
         try:
-            line = json.dumps({"id": call_id, "call": name, "kwargs": kwargs}) + "\n"
-            child.stdin.write(line.encode())
-            await child.stdin.drain()
-            return await asyncio.wait_for(future, within)
+            async with asyncio.timeout(within):  # a child that stops reading fills the pipe
+                line = json.dumps({"id": call_id, "call": name, "kwargs": kwargs}) + "\n"
+                child.stdin.write(line.encode())
+                await child.stdin.drain()
+                return await future
         finally:
             self._pending.pop(call_id, None)
 
     async def stop(self) -> None:
-        child, self._child = self._child, None
+        """Stop for good: calls in flight get STOP_SECONDS to finish, if anyone still
+        waits for them; the child is killed after that."""
+        async with self._starting:
+            self._stopped = True
+            child, reader, self._child = self._child, self._reader, None
         if child is None:
             return
         if child.stdin is not None:
             child.stdin.close()
         try:
-            await asyncio.wait_for(child.wait(), STOP_SECONDS)
+            await asyncio.wait_for(child.wait(), STOP_SECONDS if self._pending else 0.5)
         except TimeoutError:
-            child.kill()
+            _kill(child)
             await child.wait()
-        if self._reader is not None:
-            await self._reader
+        if reader is not None:
+            await reader
 
     async def _read(self, child: asyncio.subprocess.Process, ready: asyncio.Future[None]) -> None:
         assert child.stdout is not None
@@ -215,6 +231,7 @@ class LLMProcess:
             log.warning("the LLM process exited (code %s); it restarts on the next call", code)
             self._child = None
         if not ready.done():
+            self._failed_start_at = time.monotonic()
             ready.set_exception(stopped)
             ready.exception()  # retrieved here; callers get it from start()
         for future in list(self._pending.values()):
