@@ -242,6 +242,7 @@ async def test_connection_refused(closed_port: int) -> None:
             await client.connection_state(INSTANCE)
     assert err.value.status == 0 and err.value.unreachable
     assert str(err.value).startswith("gateway unreachable: ")
+    assert "no answer within" not in str(err.value)  # refused at once, not a timeout
 
 
 async def test_dropped_connection(client: EvolutionClient, fake: FakeGateway) -> None:
@@ -277,6 +278,34 @@ async def test_timeout_is_unreachable(silent_port: int) -> None:
         with pytest.raises(EvolutionError) as err:
             await client.connection_state(INSTANCE)
     assert err.value.status == 0 and "no answer within 0.3 s" in str(err.value)
+
+
+@pytest.fixture
+def garbage_port() -> Iterator[int]:
+    """A server that answers every connection with something that is not HTTP."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+
+        def serve() -> None:
+            while True:
+                try:
+                    conn, _ = s.accept()
+                except OSError:
+                    return
+                with conn:
+                    conn.recv(65536)
+                    conn.sendall(b"garbage\r\n\r\n")
+
+        threading.Thread(target=serve, daemon=True).start()
+        yield int(s.getsockname()[1])
+
+
+async def test_a_reply_that_is_not_http_is_an_evolution_error(garbage_port: int) -> None:
+    async with EvolutionClient(f"http://127.0.0.1:{garbage_port}", "k", timeout=2) as client:
+        with pytest.raises(EvolutionError) as err:
+            await client.connection_state(INSTANCE)
+    assert err.value.status == 0 and str(err.value).startswith("gateway unreachable: ")
 
 
 class _Canned(BaseHTTPRequestHandler):

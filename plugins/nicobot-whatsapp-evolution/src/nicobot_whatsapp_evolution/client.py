@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -153,6 +154,10 @@ def _state_of(body: Any) -> str | None:
     return None
 
 
+def _session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(trust_env=True)  # HTTP(S)_PROXY and NO_PROXY, as httpx
+
+
 class EvolutionClient:
     """One connection pool to one gateway; every call has a timeout and raises
     :class:`EvolutionError` on any failure (network errors included)."""
@@ -166,7 +171,7 @@ class EvolutionClient:
             timeout=httpx.Timeout(timeout),
             # httpx's API over aiohttp's connection pool: about a third of the CPU per
             # request of httpx's own transport, which matters at one send per reply
-            transport=AiohttpTransport(),
+            transport=AiohttpTransport(client=_session),
         )
 
     async def aclose(self) -> None:
@@ -189,12 +194,14 @@ class EvolutionClient:
         timeout = self.timeout + max(0.0, extra_seconds)
         try:
             response = await self._http.request(method, path, json=body, timeout=timeout)
-        except httpx.TimeoutException:
-            raise EvolutionError(
-                0, [f"gateway unreachable: no answer within {timeout:g} s ({self.base_url})"]
-            ) from None
-        except httpx.HTTPError as exc:
-            reason = str(exc) or type(exc).__name__
+        except (httpx.HTTPError, aiohttp.ClientError) as exc:
+            # the transport reports every aiohttp connection error as a connect timeout:
+            # the aiohttp error underneath says what happened
+            cause = exc.__cause__ if isinstance(exc, httpx.HTTPError) and exc.__cause__ else exc
+            if isinstance(cause, (TimeoutError, httpx.TimeoutException)):
+                reason = f"no answer within {timeout:g} s"
+            else:
+                reason = str(cause) or type(cause).__name__
             raise EvolutionError(0, [f"gateway unreachable: {reason} ({self.base_url})"]) from None
         try:
             data: Any = response.json()
