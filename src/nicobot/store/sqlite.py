@@ -238,7 +238,8 @@ class SQLiteStore(Store):
         if the caller is cancelled meanwhile.
 
         aiosqlite queues one statement per call; its ``_execute`` queues any function on
-        the same thread, after whatever is already queued."""
+        the same thread, after whatever is already queued. It is private: pyproject.toml
+        pins aiosqlite below the next minor version, and tests/test_store.py covers it."""
         db = self.db
         connection: Connection = db._conn
         call = functools.partial(operation, connection, *args, **kwargs)
@@ -481,11 +482,11 @@ def _transaction(db: Connection) -> Iterator[Connection]:
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
+        db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
 
 
 def _in_transaction(
