@@ -62,7 +62,8 @@ SECTIONS: list[tuple[str, str, str, Callable[[dict[str, Any]], str] | None]] = [
         "startup",
         "Start-up and idle memory (`startup.py`)",
         "Console-script wall times; `nicobot serve` time to the first 200 on `/healthz`, "
-        "to `/readyz` reporting `llm: ready` (a model configured), idle RSS, and the time "
+        "to `/readyz` reporting `llm: ready` (a model configured), idle RSS of the server "
+        "alone and with its LLM process, and the time "
         "SIGTERM takes to stop it; first start of a fresh project and restart.",
         startup.report,
     ),
