@@ -66,12 +66,9 @@ class Metrics:
             registry=r,
         )
 
-    def render(
-        self, counts: dict[str, int], loop_lag: float = 0.0, turn_limit: int | None = None
-    ) -> bytes:
+    def render(self, counts: dict[str, int], loop_lag: float, turn_limit: int) -> bytes:
         for name, value in counts.items():
             self.queue.labels(name).set(value)
         self.loop_lag.set(loop_lag)
-        if turn_limit is not None:
-            self.turn_limit.set(turn_limit)
+        self.turn_limit.set(turn_limit)
         return generate_latest(self.registry)
