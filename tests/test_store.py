@@ -365,3 +365,21 @@ async def test_a_cancelled_writer_leaves_the_connection_clean(sqlite_store):
     texts = [m.text for m in await store.list_messages(session.id)]
     assert texts[-1] == "after the cancellations"
     assert set(texts[:-1]) <= {"maybe"}
+
+
+async def test_opt_out_is_kept_across_a_reopen(store):
+    session, _ = await store.get_or_create_session("whatsapp", "5491100000099")
+    assert not session.opted_out
+    assert await store.set_opted_out(session.id, True)
+    assert not await store.set_opted_out("no-such-session", True)
+    await store.close()
+    await store.open()
+    again = await store.get_session(session.id)
+    assert again.opted_out and again.opted_out_at is not None
+    assert again.to_dict()["opted_out"] is True
+    [listed] = await store.list_sessions()
+    assert listed.opted_out
+    await store.put_session(again)  # a full write keeps it
+    assert (await store.get_session(session.id)).opted_out
+    assert await store.set_opted_out(session.id, False)
+    assert not (await store.get_session(session.id)).opted_out

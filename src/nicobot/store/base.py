@@ -176,6 +176,12 @@ class Store(abc.ABC):
         dropped from the queue while paused. False if the session does not exist."""
 
     @abc.abstractmethod
+    async def set_opted_out(self, session_id: str, opted_out: bool) -> bool:
+        """Record that the customer opted out (``opted_out_at`` becomes now) or back in
+        (it becomes None); the bot stays silent in an opted-out session. The session's
+        messages are kept either way. False if the session does not exist."""
+
+    @abc.abstractmethod
     async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:
         """True (once per ``interval``) when the "text only" reply may be sent again."""
 
