@@ -90,6 +90,9 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_by_status ON outbox (status, id);
     CREATE INDEX outbox_by_platform_id ON outbox (platform_id);
     """,
+    """
+    ALTER TABLE sessions ADD COLUMN opted_out_at TIMESTAMPTZ;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

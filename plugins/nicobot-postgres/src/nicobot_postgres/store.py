@@ -48,8 +48,9 @@ Conn = AsyncConnection[tuple[Any, ...]]
 
 SESSION_COLUMNS = (
     "id, channel, address, phone_number, sender_name, prompt_context, "
-    "created_at, updated_at, last_message, last_message_at, paused_until"
+    "created_at, updated_at, last_message, last_message_at, paused_until, opted_out_at"
 )
+SESSION_WIDTH = len(SESSION_COLUMNS.split(", "))
 OUTBOX_COLUMNS = (
     "id, session_id, channel, address, text, status, attempts, created_at, last_error, "
     "platform_id, sent_at, recovered"
@@ -77,6 +78,7 @@ def _session(row: tuple[Any, ...]) -> ChatSession:
         last_message=row[8],
         last_message_at=row[9],
         paused_until=row[10],
+        opted_out_at=row[11],
     )
 
 
@@ -204,12 +206,13 @@ class PostgresStore(Store):
         session.updated_at = utcnow()
         await self._rowcount(
             f"INSERT INTO sessions ({SESSION_COLUMNS}) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, "
             "address = excluded.address, phone_number = excluded.phone_number, "
             "sender_name = excluded.sender_name, prompt_context = excluded.prompt_context, "
             "updated_at = excluded.updated_at, last_message = excluded.last_message, "
-            "last_message_at = excluded.last_message_at, paused_until = excluded.paused_until",
+            "last_message_at = excluded.last_message_at, paused_until = excluded.paused_until, "
+            "opted_out_at = excluded.opted_out_at",
             (
                 session.id,
                 session.channel,
@@ -222,6 +225,7 @@ class PostgresStore(Store):
                 session.last_message,
                 session.last_message_at,
                 session.paused_until,
+                session.opted_out_at,
             ),
         )
 
@@ -384,6 +388,13 @@ class PostgresStore(Store):
     async def set_paused(self, session_id: str, until: datetime | None) -> bool:
         return await self._transaction(lambda conn: _pause(conn, session_id, until))
 
+    async def set_opted_out(self, session_id: str, opted_out: bool) -> bool:
+        changed = await self._rowcount(
+            "UPDATE sessions SET opted_out_at = %s WHERE id = %s",
+            (utcnow() if opted_out else None, session_id),
+        )
+        return changed > 0
+
     async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:
         now = time.time()
         claimed = await self._rowcount(
@@ -479,7 +490,7 @@ async def _upsert_session(
     now = utcnow()
     cursor = await conn.execute(
         f"INSERT INTO sessions ({SESSION_COLUMNS}) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, NULL) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NULL, NULL, NULL, NULL) "
         "ON CONFLICT (channel, address) DO UPDATE SET "
         "phone_number = COALESCE(excluded.phone_number, sessions.phone_number), "
         "sender_name = COALESCE(excluded.sender_name, sessions.sender_name), "
@@ -489,7 +500,7 @@ async def _upsert_session(
     )
     row = await cursor.fetchone()
     assert row is not None
-    return _session(row), bool(row[11])
+    return _session(row), bool(row[SESSION_WIDTH])
 
 
 async def _insert_message(
