@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from .agent import Agent, AgentReply, ReplyContext, canned_message
 from .channels import ChannelContext, ChannelManager, ChannelStatus
 from .config import ConfigError, Settings, format_validation_error, project_env
+from .gate import Gate
 from .handoff import asks_for_a_person, handoff_keywords
 from .knowledge import KnowledgeBase
 from .metrics import Metrics
@@ -31,8 +32,7 @@ from .models import (
 )
 from .pipeline import Pipeline
 from .plugins import call_hook, collect_components
-from .store import Store
-from .store.sqlite import LostClaim
+from .store import LostClaim, Store
 from .text import split_message
 
 log = logging.getLogger("nicobot.bot")
@@ -90,6 +90,7 @@ class Bot:
         self.metrics = Metrics()
         self.pipeline = Pipeline(self)
         self.handoff_keywords = handoff_keywords(settings)
+        self.gate = Gate(settings, self.store)
         self._waiters: dict[tuple[str, str], asyncio.Future[Turn]] = {}
         self._purger: asyncio.Task[None] | None = None
         self.prompt_overrides: dict[str, str] = {}
@@ -293,7 +294,10 @@ class Bot:
         ]
         handoff = False
         reply: AgentReply | None
-        if not texts:
+        decision = await self.gate.check(turn)
+        if decision is not None:
+            reply = decision.reply
+        elif not texts:
             interval = timedelta(minutes=self.settings.pipeline.non_text_reply_minutes)
             reply = None
             if await self.store.claim_non_text_reply(session.id, interval):

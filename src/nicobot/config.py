@@ -98,6 +98,12 @@ class ServerSettings(_Section):
 
 class StoreSettings(_Section):
     backend: str = Field("sqlite", description="Name of the store plugin.")
+    url: str | None = Field(
+        None,
+        description="Where a server store lives, such as postgresql://user@host/db "
+        "(the sqlite store keeps its file in the data folder and ignores it).",
+        repr=False,
+    )
 
 
 class KnowledgeSettings(_Section):
@@ -136,6 +142,20 @@ class MessagesSettings(_Section):
     offline_intro: str | None = None
     offline_fallback: str | None = None
     handoff: str | None = None
+    opt_out: str | None = None
+    opt_in: str | None = None
+
+
+class OptOutSettings(_Section):
+    """Customers who ask the bot to stop writing (``[optout]``)."""
+
+    enabled: bool = Field(True, description="Recognise opt-out and opt-in messages.")
+    opt_out_keywords: list[str] | None = Field(
+        None, description="Whole messages that stop the bot in a conversation."
+    )
+    opt_in_keywords: list[str] | None = Field(
+        None, description="Whole messages that let the bot write again."
+    )
 
 
 class Settings(_Section):
@@ -146,6 +166,7 @@ class Settings(_Section):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)  # type: ignore[arg-type]
     messages: MessagesSettings = Field(default_factory=MessagesSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)  # type: ignore[arg-type]
+    optout: OptOutSettings = Field(default_factory=OptOutSettings)  # type: ignore[arg-type]
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     project_dir: Path = Field(default=Path("."), exclude=True)

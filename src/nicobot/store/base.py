@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 
+class LostClaim(Exception):
+    """A turn's claim expired and another worker took it; its result is dropped."""
+
+
 class Store(abc.ABC):
     """Conversations, messages, webhook dedup records and persisted settings."""
 
@@ -130,7 +134,8 @@ class Store(abc.ABC):
         outbox_parts: list[str],
     ) -> Message | None:
         """In one transaction: store the reply (if any), queue ``outbox_parts`` for the
-        channel, and mark the turn's entries done."""
+        channel, and mark the turn's entries done. Raise :class:`LostClaim` (and change
+        nothing) when the turn is no longer claimed by ``turn.worker``."""
 
     @abc.abstractmethod
     async def release_turn(self, turn: ClaimedTurn) -> None:
@@ -169,6 +174,12 @@ class Store(abc.ABC):
     async def set_paused(self, session_id: str, until: datetime | None) -> bool:
         """Pause a session until ``until`` (None resumes it); pending messages are
         dropped from the queue while paused. False if the session does not exist."""
+
+    @abc.abstractmethod
+    async def set_opted_out(self, session_id: str, opted_out: bool) -> bool:
+        """Record that the customer opted out (``opted_out_at`` becomes now) or back in
+        (it becomes None); the bot stays silent in an opted-out session. The session's
+        messages are kept either way. False if the session does not exist."""
 
     @abc.abstractmethod
     async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:

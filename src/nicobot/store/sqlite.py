@@ -32,12 +32,14 @@ from ..models import (
     Role,
     utcnow,
 )
-from .base import Store
+from .base import LostClaim, Store
 
 if TYPE_CHECKING:
     from typing import Self
 
     from ..config import Settings
+
+__all__ = ["DB_FILE", "LostClaim", "SQLiteStore"]
 
 DB_FILE = "nicobot.sqlite3"
 
@@ -120,11 +122,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_by_status ON outbox (status, id);
     CREATE INDEX outbox_by_platform_id ON outbox (platform_id);
     """,
+    """
+    ALTER TABLE sessions ADD COLUMN opted_out_at TEXT;
+    """,
 )
 
 SESSION_COLUMNS = (
     "id, channel, address, phone_number, sender_name, prompt_context, "
-    "created_at, updated_at, last_message, last_message_at, paused_until"
+    "created_at, updated_at, last_message, last_message_at, paused_until, opted_out_at"
 )
 OUTBOX_COLUMNS = (
     "id, session_id, channel, address, text, status, attempts, created_at, last_error, "
@@ -154,6 +159,7 @@ def _session(row: sqlite3.Row | tuple[Any, ...]) -> ChatSession:
         last_message=row[8],
         last_message_at=_dt(row[9]),
         paused_until=_dt(row[10]),
+        opted_out_at=_dt(row[11]),
     )
 
 
@@ -427,6 +433,14 @@ class SQLiteStore(Store):
     async def set_paused(self, session_id: str, until: datetime | None) -> bool:
         return await self._run(_in_transaction(_pause), session_id, until)
 
+    async def set_opted_out(self, session_id: str, opted_out: bool) -> bool:
+        changed = await self._run(
+            _rowcount,
+            "UPDATE sessions SET opted_out_at = ? WHERE id = ?",
+            (_ts(utcnow()) if opted_out else None, session_id),
+        )
+        return changed > 0
+
     async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:
         now = time.time()
         claimed = await self._run(
@@ -466,10 +480,6 @@ class SQLiteStore(Store):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
-
-
-class LostClaim(Exception):
-    """A turn's claim expired and another worker took it; its result is dropped."""
 
 
 # The operations below run on the connection's thread (see SQLiteStore._run).
@@ -541,12 +551,13 @@ def _get_session(db: Connection, session_id: str) -> ChatSession | None:
 
 def _put_session(db: Connection, session: ChatSession) -> None:
     db.execute(
-        f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, "
         "address = excluded.address, phone_number = excluded.phone_number, "
         "sender_name = excluded.sender_name, prompt_context = excluded.prompt_context, "
         "updated_at = excluded.updated_at, last_message = excluded.last_message, "
-        "last_message_at = excluded.last_message_at, paused_until = excluded.paused_until",
+        "last_message_at = excluded.last_message_at, paused_until = excluded.paused_until, "
+        "opted_out_at = excluded.opted_out_at",
         (
             session.id,
             session.channel,
@@ -559,6 +570,7 @@ def _put_session(db: Connection, session: ChatSession) -> None:
             session.last_message,
             _ts(session.last_message_at) if session.last_message_at else None,
             _ts(session.paused_until) if session.paused_until else None,
+            _ts(session.opted_out_at) if session.opted_out_at else None,
         ),
     )
 
@@ -574,7 +586,7 @@ def _upsert_session(
     now = _ts(utcnow())
     cursor = db.execute(
         f"INSERT INTO sessions ({SESSION_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL) "
         "ON CONFLICT (channel, address) DO NOTHING",
         (uuid.uuid4().hex, channel, address, phone_number, sender_name, prompt_context, now, now),
     )
