@@ -32,8 +32,7 @@ from .models import (
 )
 from .pipeline import Pipeline
 from .plugins import call_hook, collect_components
-from .store import Store
-from .store.sqlite import LostClaim
+from .store import LostClaim, Store
 from .text import split_message
 
 log = logging.getLogger("nicobot.bot")

@@ -98,6 +98,12 @@ class ServerSettings(_Section):
 
 class StoreSettings(_Section):
     backend: str = Field("sqlite", description="Name of the store plugin.")
+    url: str | None = Field(
+        None,
+        description="Where a server store lives, such as postgresql://user@host/db "
+        "(the sqlite store keeps its file in the data folder and ignores it).",
+        repr=False,
+    )
 
 
 class KnowledgeSettings(_Section):

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 
+class LostClaim(Exception):
+    """A turn's claim expired and another worker took it; its result is dropped."""
+
+
 class Store(abc.ABC):
     """Conversations, messages, webhook dedup records and persisted settings."""
 
@@ -130,7 +134,8 @@ class Store(abc.ABC):
         outbox_parts: list[str],
     ) -> Message | None:
         """In one transaction: store the reply (if any), queue ``outbox_parts`` for the
-        channel, and mark the turn's entries done."""
+        channel, and mark the turn's entries done. Raise :class:`LostClaim` (and change
+        nothing) when the turn is no longer claimed by ``turn.worker``."""
 
     @abc.abstractmethod
     async def release_turn(self, turn: ClaimedTurn) -> None:

@@ -32,12 +32,14 @@ from ..models import (
     Role,
     utcnow,
 )
-from .base import Store
+from .base import LostClaim, Store
 
 if TYPE_CHECKING:
     from typing import Self
 
     from ..config import Settings
+
+__all__ = ["DB_FILE", "LostClaim", "SQLiteStore"]
 
 DB_FILE = "nicobot.sqlite3"
 
@@ -498,10 +500,6 @@ class SQLiteStore(Store):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
-
-
-class LostClaim(Exception):
-    """A turn's claim expired and another worker took it; its result is dropped."""
 
 
 # The operations below run on the connection's thread (see SQLiteStore._run).
