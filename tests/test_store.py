@@ -383,3 +383,38 @@ async def test_opt_out_is_kept_across_a_reopen(store):
     assert (await store.get_session(session.id)).opted_out
     assert await store.set_opted_out(session.id, False)
     assert not (await store.get_session(session.id)).opted_out
+
+
+async def test_a_deferred_turn_waits_then_is_answered_with_the_rest(store):
+    import time
+
+    from nicobot.models import IncomingMessage
+
+    def message(n: int, address: str) -> IncomingMessage:
+        return IncomingMessage(
+            channel="fake", address=address, text=f"m{n}", message_id=f"{address}-{n}"
+        )
+
+    for n in range(3):
+        await store.enqueue(message(n, "111"), debounce=0, max_wait=0)
+    [turn] = await store.claim_turns("w1", 5, lease=60)
+    assert [e.message.text for e in turn.entries] == ["m0"]
+    later = time.time() + 3600
+    await store.defer_turn(turn, later, "too fast", {"mode": "rate_limited"}, ["too fast"])
+    assert await store.claim_turns("w1", 5, lease=60) == []
+    assert await store.next_turn_at() == pytest.approx(later)
+    [notice] = await store.list_outbox()
+    assert notice.text == "too fast" and notice.status == "pending"
+    replies = await store.recent_replies(turn.session.id, turn.session.created_at)
+    assert [mode for _at, mode in replies] == ["rate_limited"]
+
+    await store.enqueue(message(0, "222"), debounce=0, max_wait=0)
+    await store.enqueue(message(1, "222"), debounce=0, max_wait=0)
+    [other] = await store.claim_turns("w1", 5, lease=60)
+    await store.defer_turn(other, time.time() - 1, None, {}, [])
+    [together] = await store.claim_turns("w2", 5, lease=60)
+    assert [e.message.text for e in together.entries] == ["m0", "m1"]
+    from nicobot.store.sqlite import LostClaim
+
+    with pytest.raises(LostClaim):
+        await store.defer_turn(other, time.time(), None, {}, [])

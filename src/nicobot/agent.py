@@ -46,6 +46,9 @@ CANNED_DEFAULTS: dict[str, str] = {
         "Done, we won't write to you again. If you want to talk to us later, write %(keyword)s."
     ),
     "opt_in": _("Welcome back! How can I help you?"),
+    "rate_limited": _(
+        "You're writing faster than I can answer. I'll reply to your latest messages in a moment."
+    ),
 }
 
 

@@ -295,6 +295,9 @@ class Bot:
         handoff = False
         reply: AgentReply | None
         decision = await self.gate.check(turn)
+        if decision is not None and decision.defer_until is not None:
+            await self._defer_turn(turn, decision.defer_until, decision.reply)
+            return
         if decision is not None:
             reply = decision.reply
         elif not texts:
@@ -342,6 +345,25 @@ class Bot:
             waiter = self._waiters.get((entry.message.channel, entry.message.message_id))
             if waiter is not None and not waiter.done():
                 waiter.set_result(result)
+
+    async def _defer_turn(self, turn: ClaimedTurn, until: float, notice: AgentReply | None) -> None:
+        channel = self.channels.get(turn.session.channel)
+        parts: list[str] = []
+        if notice is not None and channel is not None and not channel.is_local:
+            parts = split_message(notice.text, channel.max_message_length)
+        try:
+            await self.store.defer_turn(
+                turn, until, notice.text if notice else None, notice.meta() if notice else {}, parts
+            )
+        except LostClaim:
+            log.warning("turn %s was taken over by another worker", turn.entry_ids)
+            return
+        self.pipeline.wake_turns()  # the loop learns the new ready time
+        if notice is not None:
+            for entry in turn.entries:
+                waiter = self._waiters.get((entry.message.channel, entry.message.message_id))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(Turn(turn.session, notice.text, notice.mode))
 
     async def _agent_reply(self, turn: ClaimedTurn, text: str) -> AgentReply:
         session = turn.session

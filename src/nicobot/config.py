@@ -144,6 +144,7 @@ class MessagesSettings(_Section):
     handoff: str | None = None
     opt_out: str | None = None
     opt_in: str | None = None
+    rate_limited: str | None = None
 
 
 class OptOutSettings(_Section):
@@ -158,6 +159,30 @@ class OptOutSettings(_Section):
     )
 
 
+class ContactsSettings(_Section):
+    """Whom the bot answers (``[contacts]``)."""
+
+    allow: list[str] = Field(
+        default_factory=list, description="Only these numbers are answered (empty: everyone)."
+    )
+    deny: list[str] = Field(default_factory=list, description="These numbers are never answered.")
+    rate_limit_per_minute: int = Field(
+        0, ge=0, le=1000, description="Replies per sender in a minute; 0 for no limit."
+    )
+    rate_window_seconds: float = Field(
+        60.0, gt=0, le=3600, description="The window the rate limit counts replies in."
+    )
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _numbers(cls, values: list[str]) -> list[str]:
+        for value in values:
+            text = value.strip()
+            if "@" not in text and not any(c.isdigit() for c in text):
+                raise ValueError(f"{value!r} is not a phone number (digits, optionally a final *)")
+        return values
+
+
 class Settings(_Section):
     bot: BotSettings = Field(default_factory=BotSettings)  # type: ignore[arg-type]
     llm: LLMSettings = Field(default_factory=LLMSettings)  # type: ignore[arg-type]
@@ -167,6 +192,7 @@ class Settings(_Section):
     messages: MessagesSettings = Field(default_factory=MessagesSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)  # type: ignore[arg-type]
     optout: OptOutSettings = Field(default_factory=OptOutSettings)  # type: ignore[arg-type]
+    contacts: ContactsSettings = Field(default_factory=ContactsSettings)  # type: ignore[arg-type]
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     project_dir: Path = Field(default=Path("."), exclude=True)

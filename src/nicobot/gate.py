@@ -1,4 +1,5 @@
-"""What happens to a turn before the agent sees it: opt-out and opt-in.
+"""What happens to a turn before the agent sees it: contact lists, opt-out and opt-in,
+and the per-sender rate limit.
 
 :meth:`Gate.check` returns None when the turn is answered as usual, or a
 :class:`Decision` that replaces the agent's reply (possibly with silence).
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from .agent import AgentReply, canned_message
+from .contacts import NOTICE_INTERVAL, RATE_NOTICE_MODE, ContactRules, Rate, check_rate
+from .models import utcnow
 from .optout import OptOutKeywords
 
 if TYPE_CHECKING:
@@ -23,10 +27,12 @@ log = logging.getLogger("nicobot.gate")
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The turn is not answered by the agent: ``reply`` is sent instead (None: silence)."""
+    """The turn is not answered by the agent: ``reply`` is sent instead (None: silence).
+    With ``defer_until`` (unix time) the turn waits in the inbox until then."""
 
     reply: AgentReply | None
     reason: str
+    defer_until: float | None = None
 
 
 def _canned(settings: Settings, key: str, mode: str, **values: str) -> AgentReply:
@@ -43,9 +49,31 @@ class Gate:
         self.settings = settings
         self.store = store
         self.optout = OptOutKeywords.from_settings(settings)
+        self.contacts = ContactRules.from_settings(settings)
 
     async def check(self, turn: ClaimedTurn) -> Decision | None:
-        return await self._opt_out(turn)
+        session = turn.session
+        if not self.contacts.answers(session.address, session.phone_number):
+            return Decision(None, "not_answered")
+        return await self._opt_out(turn) or await self._rate_limit(turn)
+
+    async def _rate_limit(self, turn: ClaimedTurn) -> Decision | None:
+        contacts = self.settings.contacts
+        if contacts.rate_limit_per_minute <= 0:
+            return None
+        now = utcnow()
+        window = timedelta(seconds=contacts.rate_window_seconds)
+        replies = await self.store.recent_replies(
+            turn.session.id, now - max(window, NOTICE_INTERVAL)
+        )
+        rate = check_rate(replies, limit=contacts.rate_limit_per_minute, window=window, now=now)
+        if rate.verdict is Rate.ANSWER or rate.retry_at is None:
+            return None
+        notice = None
+        if rate.verdict is Rate.NOTICE:
+            notice = _canned(self.settings, "rate_limited", RATE_NOTICE_MODE)
+            log.info("session %s is over the rate limit; answering it later", turn.session.id)
+        return Decision(notice, RATE_NOTICE_MODE, defer_until=rate.retry_at.timestamp())
 
     async def _opt_out(self, turn: ClaimedTurn) -> Decision | None:
         session = turn.session

@@ -182,6 +182,26 @@ class Store(abc.ABC):
         messages are kept either way. False if the session does not exist."""
 
     @abc.abstractmethod
+    async def recent_replies(self, session_id: str, since: datetime) -> list[tuple[datetime, str]]:
+        """The bot's replies in a session since ``since``: their time and ``meta["mode"]``
+        (``""`` when unset), oldest first. The per-sender rate limit counts them."""
+
+    @abc.abstractmethod
+    async def defer_turn(
+        self,
+        turn: ClaimedTurn,
+        until: float,
+        notice: str | None,
+        meta: dict[str, Any],
+        outbox_parts: list[str],
+    ) -> None:
+        """In one transaction: give a claimed turn back as pending, with every pending
+        entry of its session not ready before ``until`` (unix time; the pending entries of
+        a session that were deferred are then claimed together, as one turn); and store
+        ``notice`` (if any) as a reply queued as ``outbox_parts``. Raises
+        ``nicobot.store.sqlite.LostClaim`` like :meth:`complete_turn` when the claim was lost."""
+
+    @abc.abstractmethod
     async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:
         """True (once per ``interval``) when the "text only" reply may be sent again."""
 

@@ -124,6 +124,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     """
     ALTER TABLE sessions ADD COLUMN opted_out_at TEXT;
+    ALTER TABLE inbox ADD COLUMN not_before REAL NOT NULL DEFAULT 0;
     """,
 )
 
@@ -356,8 +357,8 @@ class SQLiteStore(Store):
     async def next_turn_at(self) -> float | None:
         rows = await self._run(
             _fetchall,
-            "SELECT MIN(ready) FROM (SELECT MIN(MAX(received_at) + MAX(debounce), "
-            "MIN(received_at) + MAX(max_wait)) AS ready FROM inbox "
+            "SELECT MIN(ready) FROM (SELECT MAX(MIN(MAX(received_at) + MAX(debounce), "
+            "MIN(received_at) + MAX(max_wait)), MAX(not_before)) AS ready FROM inbox "
             "WHERE status IN ('pending', 'claimed') AND status = 'pending' GROUP BY session_id)",
         )
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
@@ -440,6 +441,25 @@ class SQLiteStore(Store):
             (_ts(utcnow()) if opted_out else None, session_id),
         )
         return changed > 0
+
+    async def recent_replies(self, session_id: str, since: datetime) -> list[tuple[datetime, str]]:
+        rows = await self._run(
+            _fetchall,
+            "SELECT created_at, COALESCE(json_extract(meta, '$.mode'), '') FROM messages "
+            "WHERE session_id = ? AND role = 'assistant' AND created_at >= ? ORDER BY id",
+            (session_id, _ts(since)),
+        )
+        return [(datetime.fromisoformat(at), str(mode)) for at, mode in rows]
+
+    async def defer_turn(
+        self,
+        turn: ClaimedTurn,
+        until: float,
+        notice: str | None,
+        meta: dict[str, Any],
+        outbox_parts: list[str],
+    ) -> None:
+        await self._run(_in_transaction(_defer_turn), turn, until, notice, meta, outbox_parts)
 
     async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:
         now = time.time()
@@ -721,8 +741,8 @@ def _claim_turns(db: Connection, worker: str, limit: int, lease: float) -> list[
             # the redundant "status IN (...)" lets both scans use the partial index
             "SELECT i.session_id FROM inbox i WHERE i.status IN ('pending', 'claimed') "
             "AND i.status = 'pending' GROUP BY i.session_id "
-            "HAVING MIN(MAX(i.received_at) + MAX(i.debounce), "
-            "MIN(i.received_at) + MAX(i.max_wait)) <= ? "
+            "HAVING MAX(MIN(MAX(i.received_at) + MAX(i.debounce), "
+            "MIN(i.received_at) + MAX(i.max_wait)), MAX(i.not_before)) <= ? "
             "AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = i.session_id "
             "AND j.status IN ('pending', 'claimed') "
             "AND j.status = 'claimed' AND j.lease_until >= ?) "
@@ -733,12 +753,12 @@ def _claim_turns(db: Connection, worker: str, limit: int, lease: float) -> list[
     turns: list[ClaimedTurn] = []
     for session_id in session_ids:
         rows = db.execute(
-            "SELECT id, payload, message_row_id, debounce FROM inbox "
+            "SELECT id, payload, message_row_id, debounce, not_before FROM inbox "
             "WHERE session_id = ? AND status IN ('pending', 'claimed') "
             "AND status = 'pending' ORDER BY platform_ts, id",
             (session_id,),
         ).fetchall()
-        if rows[0][3] == 0:
+        if rows[0][3] == 0 and rows[0][4] == 0:  # deferred entries are answered together
             rows = rows[:1]
         ids = [row[0] for row in rows]
         db.execute(
@@ -789,6 +809,47 @@ def _complete_turn(
                 _ts(now),
             )
             for part in outbox_parts
+        ],
+    )
+    return stored
+
+
+def _defer_turn(
+    db: Connection,
+    turn: ClaimedTurn,
+    until: float,
+    notice: str | None,
+    meta: dict[str, Any],
+    outbox_parts: list[str],
+) -> None:
+    ids = turn.entry_ids
+    cursor = db.execute(
+        f"UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+        f"WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
+        (*ids, turn.worker),
+    )
+    if cursor.rowcount != len(ids):
+        raise LostClaim(f"turn {ids} was claimed by another worker")
+    db.execute(
+        "UPDATE inbox SET not_before = MAX(not_before, ?) "
+        "WHERE session_id = ? AND status IN ('pending', 'claimed') AND status = 'pending'",
+        (until, turn.session.id),
+    )
+    if notice is not None:
+        _queue_reply(db, turn.session, notice, meta, outbox_parts)
+
+
+def _queue_reply(
+    db: Connection, session: ChatSession, reply: str, meta: dict[str, Any], parts: list[str]
+) -> Message:
+    stored = _insert_message(db, session.id, Role.ASSISTANT, reply, meta)
+    now = utcnow()
+    db.executemany(
+        "INSERT INTO outbox (session_id, channel, address, text, status, "
+        "next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+        [
+            (session.id, session.channel, session.address, part, now.timestamp(), _ts(now))
+            for part in parts
         ],
     )
     return stored
