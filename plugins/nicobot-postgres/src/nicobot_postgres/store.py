@@ -315,8 +315,8 @@ class PostgresStore(Store):
 
     async def next_turn_at(self) -> float | None:
         rows = await self._fetchall(
-            "SELECT MIN(ready) FROM (SELECT LEAST(MAX(received_at) + MAX(debounce), "
-            "MIN(received_at) + MAX(max_wait)) AS ready FROM inbox "
+            "SELECT MIN(ready) FROM (SELECT GREATEST(LEAST(MAX(received_at) + MAX(debounce), "
+            "MIN(received_at) + MAX(max_wait)), MAX(not_before)) AS ready FROM inbox "
             "WHERE status = 'pending' GROUP BY session_id) AS sessions_ready"
         )
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
@@ -394,6 +394,26 @@ class PostgresStore(Store):
             (utcnow() if opted_out else None, session_id),
         )
         return changed > 0
+
+    async def recent_replies(self, session_id: str, since: datetime) -> list[tuple[datetime, str]]:
+        rows = await self._fetchall(
+            "SELECT created_at, COALESCE(meta->>'mode', '') FROM messages "
+            "WHERE session_id = %s AND role = 'assistant' AND created_at >= %s ORDER BY id",
+            (session_id, since),
+        )
+        return [(row[0], str(row[1])) for row in rows]
+
+    async def defer_turn(
+        self,
+        turn: ClaimedTurn,
+        until: float,
+        notice: str | None,
+        meta: dict[str, Any],
+        outbox_parts: list[str],
+    ) -> None:
+        await self._transaction(
+            lambda conn: _defer_turn(conn, turn, until, notice, meta, outbox_parts)
+        )
 
     async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:
         now = time.time()
@@ -626,8 +646,9 @@ async def _claim_turns(conn: Conn, worker: str, limit: int, lease: float) -> lis
         f"SELECT {', '.join('s.' + c for c in SESSION_COLUMNS.split(', '))} "
         "FROM sessions s JOIN (SELECT i.session_id, MIN(i.received_at) AS first_at "
         "FROM inbox i WHERE i.status = 'pending' GROUP BY i.session_id "
-        "HAVING LEAST(MAX(i.received_at) + MAX(i.debounce), "
-        "MIN(i.received_at) + MAX(i.max_wait)) <= %s) AS ready ON ready.session_id = s.id "
+        "HAVING GREATEST(LEAST(MAX(i.received_at) + MAX(i.debounce), "
+        "MIN(i.received_at) + MAX(i.max_wait)), MAX(i.not_before)) <= %s) "
+        "AS ready ON ready.session_id = s.id "
         "WHERE NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = s.id "
         "AND j.status = 'claimed' AND j.lease_until >= %s) "
         "ORDER BY ready.first_at LIMIT %s FOR UPDATE OF s SKIP LOCKED",
@@ -648,7 +669,7 @@ async def _claim_session_entries(
     """Under the session's lock, read its open entries again (another worker may have
     claimed one since the first look) and claim the pending ones."""
     cursor = await conn.execute(
-        "SELECT id, payload, message_row_id, debounce, status, lease_until FROM inbox "
+        "SELECT id, payload, message_row_id, debounce, status, lease_until, not_before FROM inbox "
         "WHERE session_id = %s AND status IN ('pending', 'claimed') ORDER BY platform_ts, id",
         (session_id,),
     )
@@ -658,7 +679,7 @@ async def _claim_session_entries(
     pending = [row for row in rows if row[4] == "pending"]
     if not pending:
         return []
-    if pending[0][3] == 0:
+    if pending[0][3] == 0 and pending[0][6] == 0:  # deferred entries are answered together
         pending = pending[:1]
     ids = [row[0] for row in pending]
     await conn.execute(
@@ -705,6 +726,49 @@ async def _complete_turn(
                 ],
             )
     return stored
+
+
+async def _defer_turn(
+    conn: Conn,
+    turn: ClaimedTurn,
+    until: float,
+    notice: str | None,
+    meta: dict[str, Any],
+    outbox_parts: list[str],
+) -> None:
+    ids = turn.entry_ids
+    cursor = await conn.execute(
+        "UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+        "WHERE id = ANY(%s) AND status = 'claimed' AND worker = %s",
+        (ids, turn.worker),
+    )
+    if cursor.rowcount != len(ids):
+        raise LostClaim(f"turn {ids} was claimed by another worker")
+    await conn.execute(
+        "UPDATE inbox SET not_before = GREATEST(not_before, %s) "
+        "WHERE session_id = %s AND status = 'pending'",
+        (until, turn.session.id),
+    )
+    if notice is None:
+        return
+    await _insert_message(conn, turn.session.id, Role.ASSISTANT, notice, meta)
+    now = utcnow()
+    async with conn.cursor() as many:
+        await many.executemany(
+            "INSERT INTO outbox (session_id, channel, address, text, status, "
+            "next_attempt_at, created_at) VALUES (%s, %s, %s, %s, 'pending', %s, %s)",
+            [
+                (
+                    turn.session.id,
+                    turn.session.channel,
+                    turn.session.address,
+                    part,
+                    now.timestamp(),
+                    now,
+                )
+                for part in outbox_parts
+            ],
+        )
 
 
 async def _claim_outbox(conn: Conn, worker: str, limit: int, lease: float) -> list[OutboxEntry]:
