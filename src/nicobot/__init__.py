@@ -38,13 +38,17 @@ if TYPE_CHECKING:
     from .knowledge import DocumentInfo, KnowledgeBase, Snippet
     from .models import (
         ChatSession,
+        ClaimedTurn,
+        FailedTurn,
+        InboxEntry,
         IncomingMessage,
         Message,
         MessageKind,
+        OutboxEntry,
         OutgoingMessage,
         Role,
     )
-    from .store import Store
+    from .store import LostClaim, Store
     from .version import __version__
 
 _MODULES = {
@@ -75,11 +79,16 @@ _MODULES = {
     "KnowledgeBase": "knowledge",
     "Snippet": "knowledge",
     "ChatSession": "models",
+    "ClaimedTurn": "models",
+    "FailedTurn": "models",
+    "InboxEntry": "models",
     "IncomingMessage": "models",
     "Message": "models",
     "MessageKind": "models",
+    "OutboxEntry": "models",
     "OutgoingMessage": "models",
     "Role": "models",
+    "LostClaim": "store",
     "Store": "store",
     "__version__": "version",
 }
@@ -107,12 +116,17 @@ __all__ = [
     "ChannelManager",
     "ChannelStatus",
     "ChatSession",
+    "ClaimedTurn",
     "ConfigError",
     "DocumentInfo",
+    "FailedTurn",
+    "InboxEntry",
     "IncomingMessage",
     "KnowledgeBase",
+    "LostClaim",
     "Message",
     "MessageKind",
+    "OutboxEntry",
     "OutgoingMessage",
     "PermanentSendError",
     "ReplyContext",

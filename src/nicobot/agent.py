@@ -43,6 +43,13 @@ CANNED_DEFAULTS: dict[str, str] = {
     ),
     "handoff": _("Got it, I'll pass you on to a person from our team."),
     "delayed": _("Sorry for the late reply."),
+    "opt_out": _(
+        "Done, we won't write to you again. If you want to talk to us later, write %(keyword)s."
+    ),
+    "opt_in": _("Welcome back! How can I help you?"),
+    "rate_limited": _(
+        "You're writing faster than I can answer. I'll reply to your latest messages in a moment."
+    ),
 }
 
 

@@ -98,6 +98,12 @@ class ServerSettings(_Section):
 
 class StoreSettings(_Section):
     backend: str = Field("sqlite", description="Name of the store plugin.")
+    url: str | None = Field(
+        None,
+        description="Where a server store lives, such as postgresql://user@host/db "
+        "(the sqlite store keeps its file in the data folder and ignores it).",
+        repr=False,
+    )
 
 
 class KnowledgeSettings(_Section):
@@ -147,6 +153,45 @@ class MessagesSettings(_Section):
     offline_fallback: str | None = None
     handoff: str | None = None
     delayed: str | None = None
+    opt_out: str | None = None
+    opt_in: str | None = None
+    rate_limited: str | None = None
+
+
+class OptOutSettings(_Section):
+    """Customers who ask the bot to stop writing (``[optout]``)."""
+
+    enabled: bool = Field(True, description="Recognise opt-out and opt-in messages.")
+    opt_out_keywords: list[str] | None = Field(
+        None, description="Whole messages that stop the bot in a conversation."
+    )
+    opt_in_keywords: list[str] | None = Field(
+        None, description="Whole messages that let the bot write again."
+    )
+
+
+class ContactsSettings(_Section):
+    """Whom the bot answers (``[contacts]``)."""
+
+    allow: list[str] = Field(
+        default_factory=list, description="Only these numbers are answered (empty: everyone)."
+    )
+    deny: list[str] = Field(default_factory=list, description="These numbers are never answered.")
+    rate_limit_per_minute: int = Field(
+        0, ge=0, le=1000, description="Replies per sender in a minute; 0 for no limit."
+    )
+    rate_window_seconds: float = Field(
+        60.0, gt=0, le=3600, description="The window the rate limit counts replies in."
+    )
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _numbers(cls, values: list[str]) -> list[str]:
+        for value in values:
+            text = value.strip()
+            if "@" not in text and not any(c.isdigit() for c in text):
+                raise ValueError(f"{value!r} is not a phone number (digits, optionally a final *)")
+        return values
 
 
 class Settings(_Section):
@@ -157,6 +202,8 @@ class Settings(_Section):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)  # type: ignore[arg-type]
     messages: MessagesSettings = Field(default_factory=MessagesSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)  # type: ignore[arg-type]
+    optout: OptOutSettings = Field(default_factory=OptOutSettings)  # type: ignore[arg-type]
+    contacts: ContactsSettings = Field(default_factory=ContactsSettings)  # type: ignore[arg-type]
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     project_dir: Path = Field(default=Path("."), exclude=True)
