@@ -93,6 +93,9 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE sessions ADD COLUMN opted_out_at TIMESTAMPTZ;
     """,
+    """
+    ALTER TABLE inbox ADD COLUMN not_before DOUBLE PRECISION NOT NULL DEFAULT 0;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
