@@ -310,6 +310,7 @@ class Bot:
             handoff = True
         else:
             reply = await self._agent_reply(turn, "\n".join(texts))
+        reply = self.gate.outside_hours(reply)
         channel = self.channels.get(session.channel)
         parts: list[str] = []
         if reply is not None and channel is not None and not channel.is_local:
