@@ -293,6 +293,22 @@ async def test_a_dead_workers_work_is_given_back(store):
     assert len(await store.claim_turns("alive", 10, lease=60)) == 1
 
 
+async def test_an_expired_claim_is_taken_over_first(open_store):
+    a, b = await open_store(), await open_store()
+    for n in range(2):
+        await a.enqueue(message("5491100000012", f"x-{n}", f"m{n}"), debounce=0, max_wait=0)
+    [stalled] = await a.claim_turns("other-host:1:a", 10, lease=60)
+    assert await b.claim_turns("wb", 10, lease=60) == []
+    await execute(a, "UPDATE inbox SET lease_until = lease_until - 120")
+    [taken] = await b.claim_turns("wb", 10, lease=60)
+    assert taken.entry_ids == stalled.entry_ids
+    with pytest.raises(LostClaim):
+        await a.complete_turn(stalled, "late", {}, ["late"])
+    await b.complete_turn(taken, "r0", {}, ["r0"])
+    [second] = await b.claim_turns("wb", 10, lease=60)
+    assert second.entries[0].message.text == "m1"
+
+
 async def test_an_operator_message_pauses_and_echoes_are_ignored(store):
     session, _ = await store.enqueue(message("5491100000010", "u-1"), debounce=0, max_wait=0)
     [turn] = await store.claim_turns("w", 10, lease=60)

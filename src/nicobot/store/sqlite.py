@@ -735,6 +735,12 @@ def _record_operator_message(
 
 def _claim_turns(db: Connection, worker: str, limit: int, lease: float) -> list[ClaimedTurn]:
     now = time.time()
+    # a claim whose lease ran out (its worker stalled or died) is claimable again
+    db.execute(
+        "UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+        "WHERE status IN ('pending', 'claimed') AND status = 'claimed' AND lease_until < ?",
+        (now,),
+    )
     session_ids = [
         row[0]
         for row in db.execute(

@@ -56,6 +56,16 @@ OUTBOX_COLUMNS = (
     "platform_id, sent_at, recovered"
 )
 ECHO_WINDOW = timedelta(minutes=10)
+#: When a session's open entries (a GROUP BY session_id of inbox) make a turn: after the
+#: debounce since its latest message, at most max_wait after its oldest, and never before
+#: a deferred turn's not_before.
+READY_AT = (
+    "GREATEST(LEAST(MAX(i.received_at) + MAX(i.debounce), "
+    "MIN(i.received_at) + MAX(i.max_wait)), MAX(i.not_before))"
+)
+#: Entries a claim may take: pending ones, and claimed ones whose lease ran out (their
+#: worker died on another machine, or stalled).
+CLAIMABLE = "(i.status = 'pending' OR (i.status = 'claimed' AND i.lease_until < %(now)s))"
 TRANSACTION_ATTEMPTS = 5
 POOL_MAX_SIZE = 10
 CONNECT_TIMEOUT_SECONDS = 10
@@ -315,9 +325,8 @@ class PostgresStore(Store):
 
     async def next_turn_at(self) -> float | None:
         rows = await self._fetchall(
-            "SELECT MIN(ready) FROM (SELECT GREATEST(LEAST(MAX(received_at) + MAX(debounce), "
-            "MIN(received_at) + MAX(max_wait)), MAX(not_before)) AS ready FROM inbox "
-            "WHERE status = 'pending' GROUP BY session_id) AS sessions_ready"
+            f"SELECT MIN(ready) FROM (SELECT {READY_AT} AS ready FROM inbox i "
+            "WHERE i.status = 'pending' GROUP BY i.session_id) AS sessions_ready"
         )
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
 
@@ -401,7 +410,7 @@ class PostgresStore(Store):
             "WHERE session_id = %s AND role = 'assistant' AND created_at >= %s ORDER BY id",
             (session_id, since),
         )
-        return [(row[0], str(row[1])) for row in rows]
+        return [(at, str(mode)) for at, mode in rows]
 
     async def defer_turn(
         self,
@@ -645,14 +654,12 @@ async def _claim_turns(conn: Conn, worker: str, limit: int, lease: float) -> lis
     cursor = await conn.execute(
         f"SELECT {', '.join('s.' + c for c in SESSION_COLUMNS.split(', '))} "
         "FROM sessions s JOIN (SELECT i.session_id, MIN(i.received_at) AS first_at "
-        "FROM inbox i WHERE i.status = 'pending' GROUP BY i.session_id "
-        "HAVING GREATEST(LEAST(MAX(i.received_at) + MAX(i.debounce), "
-        "MIN(i.received_at) + MAX(i.max_wait)), MAX(i.not_before)) <= %s) "
-        "AS ready ON ready.session_id = s.id "
+        f"FROM inbox i WHERE {CLAIMABLE} GROUP BY i.session_id "
+        f"HAVING {READY_AT} <= %(now)s) AS ready ON ready.session_id = s.id "
         "WHERE NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = s.id "
-        "AND j.status = 'claimed' AND j.lease_until >= %s) "
-        "ORDER BY ready.first_at LIMIT %s FOR UPDATE OF s SKIP LOCKED",
-        (now, now, limit),
+        "AND j.status = 'claimed' AND j.lease_until >= %(now)s) "
+        "ORDER BY ready.first_at LIMIT %(limit)s FOR UPDATE OF s SKIP LOCKED",
+        {"now": now, "limit": limit},
     )
     turns: list[ClaimedTurn] = []
     for row in await cursor.fetchall():
@@ -667,26 +674,26 @@ async def _claim_session_entries(
     conn: Conn, session_id: str, worker: str, now: float, lease: float
 ) -> list[InboxEntry]:
     """Under the session's lock, read its open entries again (another worker may have
-    claimed one since the first look) and claim the pending ones."""
+    claimed one since the first look) and claim the claimable ones."""
     cursor = await conn.execute(
-        "SELECT id, payload, message_row_id, debounce, status, lease_until, not_before FROM inbox "
-        "WHERE session_id = %s AND status IN ('pending', 'claimed') ORDER BY platform_ts, id",
+        "SELECT id, payload, message_row_id, debounce, not_before, status, lease_until "
+        "FROM inbox WHERE session_id = %s AND status IN ('pending', 'claimed') "
+        "ORDER BY platform_ts, id",
         (session_id,),
     )
     rows = await cursor.fetchall()
-    if any(row[4] == "claimed" and (row[5] or 0) >= now for row in rows):
+    if any(row[5] == "claimed" and (row[6] or 0) >= now for row in rows):
         return []
-    pending = [row for row in rows if row[4] == "pending"]
-    if not pending:
+    if not rows:
         return []
-    if pending[0][3] == 0 and pending[0][6] == 0:  # deferred entries are answered together
-        pending = pending[:1]
-    ids = [row[0] for row in pending]
+    if rows[0][3] == 0 and rows[0][4] == 0:  # deferred entries are answered together
+        rows = rows[:1]
+    ids = [row[0] for row in rows]
     await conn.execute(
         "UPDATE inbox SET status = 'claimed', worker = %s, lease_until = %s WHERE id = ANY(%s)",
         (worker, now + lease, ids),
     )
-    return [InboxEntry(row[0], session_id, _from_payload(row[1]), row[2]) for row in pending]
+    return [InboxEntry(row[0], session_id, _from_payload(row[1]), row[2]) for row in rows]
 
 
 async def _complete_turn(
@@ -706,26 +713,7 @@ async def _complete_turn(
         raise LostClaim(f"turn {ids} was claimed by another worker")
     if reply is None:
         return None
-    stored = await _insert_message(conn, turn.session.id, Role.ASSISTANT, reply, meta)
-    if outbox_parts:
-        now = utcnow()
-        async with conn.cursor() as many:
-            await many.executemany(
-                "INSERT INTO outbox (session_id, channel, address, text, status, "
-                "next_attempt_at, created_at) VALUES (%s, %s, %s, %s, 'pending', %s, %s)",
-                [
-                    (
-                        turn.session.id,
-                        turn.session.channel,
-                        turn.session.address,
-                        part,
-                        now.timestamp(),
-                        now,
-                    )
-                    for part in outbox_parts
-                ],
-            )
-    return stored
+    return await _queue_reply(conn, turn.session, reply, meta, outbox_parts)
 
 
 async def _defer_turn(
@@ -749,26 +737,26 @@ async def _defer_turn(
         "WHERE session_id = %s AND status = 'pending'",
         (until, turn.session.id),
     )
-    if notice is None:
-        return
-    await _insert_message(conn, turn.session.id, Role.ASSISTANT, notice, meta)
-    now = utcnow()
-    async with conn.cursor() as many:
-        await many.executemany(
-            "INSERT INTO outbox (session_id, channel, address, text, status, "
-            "next_attempt_at, created_at) VALUES (%s, %s, %s, %s, 'pending', %s, %s)",
-            [
-                (
-                    turn.session.id,
-                    turn.session.channel,
-                    turn.session.address,
-                    part,
-                    now.timestamp(),
-                    now,
-                )
-                for part in outbox_parts
-            ],
-        )
+    if notice is not None:
+        await _queue_reply(conn, turn.session, notice, meta, outbox_parts)
+
+
+async def _queue_reply(
+    conn: Conn, session: ChatSession, reply: str, meta: dict[str, Any], parts: list[str]
+) -> Message:
+    stored = await _insert_message(conn, session.id, Role.ASSISTANT, reply, meta)
+    if parts:
+        now = utcnow()
+        async with conn.cursor() as many:
+            await many.executemany(
+                "INSERT INTO outbox (session_id, channel, address, text, status, "
+                "next_attempt_at, created_at) VALUES (%s, %s, %s, %s, 'pending', %s, %s)",
+                [
+                    (session.id, session.channel, session.address, part, now.timestamp(), now)
+                    for part in parts
+                ],
+            )
+    return stored
 
 
 async def _claim_outbox(conn: Conn, worker: str, limit: int, lease: float) -> list[OutboxEntry]:
