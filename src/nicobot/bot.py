@@ -335,6 +335,7 @@ class Bot:
             handoff = True
         else:
             reply = await self._agent_reply(turn, "\n".join(texts))
+        reply = self.gate.outside_hours(reply)
         channel = self.channels.get(session.channel)
         if reply is not None and channel is not None and not channel.is_local:
             reply.text = self._with_delay_apology(turn, reply.text)

@@ -156,6 +156,9 @@ class MessagesSettings(_Section):
     opt_out: str | None = None
     opt_in: str | None = None
     rate_limited: str | None = None
+    handoff_closed: str | None = None
+    offline_fallback_closed: str | None = None
+    out_of_office: str | None = None
 
 
 class OptOutSettings(_Section):
@@ -194,6 +197,43 @@ class ContactsSettings(_Section):
         return values
 
 
+class HoursSettings(_Section):
+    """Business hours (``[hours]``) in ``[bot] timezone``; no weekday set: always open."""
+
+    monday: list[str] | None = Field(None, description='Open ranges, e.g. ["09:00-18:00"].')
+    tuesday: list[str] | None = None
+    wednesday: list[str] | None = None
+    thursday: list[str] | None = None
+    friday: list[str] | None = None
+    saturday: list[str] | None = None
+    sunday: list[str] | None = None
+    holidays: list[str] = Field(default_factory=list, description="Closed dates, YYYY-MM-DD.")
+    out_of_office: bool = Field(
+        False, description="Outside the hours, one out-of-office reply instead of the bot."
+    )
+
+    @field_validator("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    @classmethod
+    def _ranges(cls, values: list[str] | None) -> list[str] | None:
+        from .hours import parse_range
+
+        for value in values or ():
+            parse_range(value)
+        return values
+
+    @field_validator("holidays")
+    @classmethod
+    def _dates(cls, values: list[str]) -> list[str]:
+        from datetime import date
+
+        for value in values:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a date such as 2026-12-25") from None
+        return values
+
+
 class Settings(_Section):
     bot: BotSettings = Field(default_factory=BotSettings)  # type: ignore[arg-type]
     llm: LLMSettings = Field(default_factory=LLMSettings)  # type: ignore[arg-type]
@@ -204,6 +244,7 @@ class Settings(_Section):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)  # type: ignore[arg-type]
     optout: OptOutSettings = Field(default_factory=OptOutSettings)  # type: ignore[arg-type]
     contacts: ContactsSettings = Field(default_factory=ContactsSettings)  # type: ignore[arg-type]
+    hours: HoursSettings = Field(default_factory=HoursSettings)  # type: ignore[arg-type]
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     project_dir: Path = Field(default=Path("."), exclude=True)
