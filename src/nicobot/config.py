@@ -94,6 +94,9 @@ class ServerSettings(_Section):
     public_url: str | None = Field(
         None, description="Base URL at which gateways reach this server (for webhooks)."
     )
+    workers: int = Field(
+        1, ge=1, le=64, description="Server processes on one port, sharing the store."
+    )
 
 
 class StoreSettings(_Section):

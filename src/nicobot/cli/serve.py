@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -27,18 +28,27 @@ def is_loopback(host: str) -> bool:
 @click.option("--host", help="Address to listen on (default: [server] host, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: [server] port, 7070).")
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port and the store (default: [server] workers, 1).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
     show_default=True,
 )
-def serve(project: Path, host: str | None, port: int | None, log_level: str) -> None:
+def serve(
+    project: Path, host: str | None, port: int | None, workers: int | None, log_level: str
+) -> None:
     """Serve the chat and admin pages, the API and the channels' webhooks."""
     settings = load_project(project)
     if host:
         settings.server.host = host
     if port:
         settings.server.port = port
+    if workers:
+        settings.server.workers = workers
     host, port = settings.server.host, settings.server.port
     if not settings.admin_password and not is_loopback(host):
         raise click.ClickException(
@@ -48,6 +58,19 @@ def serve(project: Path, host: str | None, port: int | None, log_level: str) -> 
     from ..logs import configure as configure_logging
 
     configure_logging(log_level)
+    uvicorn_options: dict[str, Any] = {
+        "lifespan": "on",
+        "access_log": log_level == "debug",
+        "log_config": None,
+        "timeout_graceful_shutdown": 15,
+    }
+    if settings.server.workers > 1:
+        from .workers import serve_workers
+
+        click.echo(f"nicobot: {settings.bot.name} for {settings.project_dir}")
+        click.echo(f"  chat and admin: http://{_url_host(host)}:{port}/")
+        serve_workers(settings, settings.server.workers, log_level, **uvicorn_options)
+        return
     import uvicorn
 
     from ..app import create_app
@@ -62,16 +85,7 @@ def serve(project: Path, host: str | None, port: int | None, log_level: str) -> 
             "  no NICOBOT_ADMIN_PASSWORD set; temporary admin password for this run: "
             + app.config["NICOBOT_ADMIN_PASSWORD"]
         )
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        lifespan="on",
-        log_level=log_level,
-        access_log=log_level == "debug",
-        log_config=None,
-        timeout_graceful_shutdown=15,
-    )
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, **uvicorn_options)
     # The store's and the knowledge base's threads take the GIL once per statement; with
     # the default 5 ms switch interval each of those waits up to 5 ms behind a busy event
     # loop, and webhooks wait behind them.
