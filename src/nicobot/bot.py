@@ -20,12 +20,12 @@ from .config import ConfigError, Settings, format_validation_error, project_env
 from .gate import Gate
 from .handoff import asks_for_a_person, handoff_keywords
 from .knowledge import KnowledgeBase
+from .media import MediaReader
 from .metrics import Metrics
 from .models import (
     ChatSession,
     ClaimedTurn,
     IncomingMessage,
-    MessageKind,
     OutboxEntry,
     OutgoingMessage,
     utcnow,
@@ -91,6 +91,7 @@ class Bot:
         self.pipeline = Pipeline(self)
         self.handoff_keywords = handoff_keywords(settings)
         self.gate = Gate(settings, self.store)
+        self.media = MediaReader(self)
         self._waiters: dict[tuple[str, str], asyncio.Future[Turn]] = {}
         self._purger: asyncio.Task[None] | None = None
         self.prompt_overrides: dict[str, str] = {}
@@ -287,14 +288,10 @@ class Bot:
             await call_hook(
                 self.pm, "message_received", bot=self, session=session, message=entry.message
             )
-        texts = [
-            e.message.text.strip()
-            for e in turn.entries
-            if e.message.kind is MessageKind.TEXT and e.message.text.strip()
-        ]
         handoff = False
         reply: AgentReply | None
         decision = await self.gate.check(turn)
+        texts = await self.media.texts(turn) if decision is None else []
         if decision is not None and decision.defer_until is not None:
             await self._defer_turn(turn, decision.defer_until, decision.reply)
             return
