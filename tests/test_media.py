@@ -193,3 +193,79 @@ async def test_a_transcription_call_crosses_the_llm_process_pipe_as_json(fake_ll
     [upload] = fake_llm.transcriptions
     assert upload["data"] == b"OggS-voice" and upload["language"] == "es"
     assert upload["content_type"] == "audio/ogg"
+
+
+IMAGE_FIXTURE = "media/v2_messages_upsert_imageMessage_caption.json"
+STICKER_FIXTURE = "media/v2_messages_upsert_stickerMessage.json"
+JPEG = b"\xff\xd8\xff\xe0fake-jpeg"
+
+
+def recorded(name: str, message_id: str) -> dict[str, Any]:
+    payload = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    payload["data"]["key"]["id"] = message_id
+    payload["data"]["messageTimestamp"] = int(time.time())
+    return payload
+
+
+def describe_images(messages: list[dict[str, Any]]) -> str:
+    content = messages[-1]["content"]
+    if isinstance(content, str):
+        return f"text only: {content}"
+    kinds = [part["type"] for part in content]
+    caption = next((part["text"] for part in content if part["type"] == "text"), "")
+    return f"{kinds} {caption}".strip()
+
+
+class TestImagesWithVision:
+    @pytest.fixture
+    def nicobot_env(self, fake_llm, gateway):
+        return {**fake_llm.env, **whatsapp_env(gateway), "NICOBOT_MEDIA__VISION": "on"}
+
+    async def test_the_image_goes_to_the_model_with_its_caption(
+        self, nicobot_client, nicobot_bot, fake_llm, gateway
+    ):
+        fake_llm.reply = describe_images
+        gateway.add_media("IMG1", JPEG, "image/jpeg")
+        gateway.add_media("STK1", b"RIFF-fake-webp", "image/webp")
+        await post(nicobot_client, recorded(IMAGE_FIXTURE, "IMG1"))
+        await nicobot_bot.pipeline.wait_idle(30)
+        await post(nicobot_client, recorded(STICKER_FIXTURE, "STK1"))
+        await nicobot_bot.pipeline.wait_idle(30)
+        assert await sent_texts(gateway, 2) == [
+            "['text', 'image_url'] ¿Tienen este modelo en negro?",
+            "['image_url']",  # a sticker: no caption, still answered
+        ]
+        image_part = fake_llm.requests[0]["messages"][-1]["content"][1]
+        assert image_part["image_url"]["url"] == (
+            "data:image/jpeg;base64," + base64.b64encode(JPEG).decode()
+        )
+        assert gateway.media_requests == ["IMG1", "STK1"]
+
+
+class TestImagesWithoutVision:
+    @pytest.fixture
+    def nicobot_env(self, fake_llm, gateway):
+        return {**fake_llm.env, **whatsapp_env(gateway)}  # auto: litellm does not know the model
+
+    async def test_a_caption_is_answered_and_a_sticker_gets_the_canned_reply(
+        self, nicobot_client, nicobot_bot, fake_llm, gateway
+    ):
+        fake_llm.reply = describe_images
+        await post(nicobot_client, recorded(IMAGE_FIXTURE, "IMG2"))
+        await nicobot_bot.pipeline.wait_idle(30)
+        await post(nicobot_client, recorded(STICKER_FIXTURE, "STK2"))
+        await nicobot_bot.pipeline.wait_idle(30)
+        assert await sent_texts(gateway, 2) == [
+            "text only: ¿Tienen este modelo en negro?",
+            NON_TEXT,
+        ]
+        assert gateway.media_requests == []
+
+
+async def test_auto_vision_asks_litellm_about_the_model(nicobot_bot):
+    from nicobot.media import MediaReader
+
+    nicobot_bot.settings.llm.model = "openai/gpt-4o-mini"
+    assert await MediaReader(nicobot_bot).vision()
+    nicobot_bot.settings.llm.model = "openai/gpt-3.5-turbo"
+    assert not await MediaReader(nicobot_bot).vision()

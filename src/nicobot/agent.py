@@ -79,7 +79,7 @@ class ReplyContext:
     text: str
     history: list[Message]
     snippets: list[Snippet]
-    llm_messages: list[dict[str, str]] = field(default_factory=list)
+    llm_messages: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -214,7 +214,7 @@ class Agent:
         intro = canned_message(self.settings, "offline_intro")
         return AgentReply(f"{intro}\n\n{best.text.strip()}", [best], "offline")
 
-    async def complete(self, llm_messages: list[dict[str, str]]) -> str:
+    async def complete(self, llm_messages: list[dict[str, Any]]) -> str:
         llm = self.settings.llm
         kwargs: dict[str, Any] = {
             "model": llm.model,

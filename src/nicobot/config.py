@@ -232,9 +232,8 @@ class MediaSettings(_Section):
     transcription_api_base: str | None = Field(None, description="Its OpenAI-compatible server.")
     transcription_api_key: str | None = Field(None, description="Its API key.")
     vision: Literal["auto", "on", "off"] = Field(
-        "auto", description="Send images to the model: auto asks litellm whether it can."
+        "auto", description="Send images to [llm] model: auto asks litellm whether it can."
     )
-    vision_model: str = Field("", description="The model for images; empty: [llm] model.")
     max_file_mb: float = Field(
         10.0, gt=0, le=25, description="Largest file fetched from a channel, in megabytes."
     )

@@ -22,6 +22,21 @@ log = logging.getLogger("nicobot.media")
 
 #: How much longer than its own timeout a transcription is waited for.
 TRANSCRIBE_MARGIN_SECONDS = 5.0
+VISION_CHECK_SECONDS = 60.0
+
+
+def attach_images(llm_messages: list[dict[str, Any]], images: list[MediaFile]) -> None:
+    """Turn the last user message into OpenAI-style content parts: its text (the caption)
+    and each image as an ``image_url`` holding a data URI."""
+    if not images or not llm_messages or llm_messages[-1].get("role") != "user":
+        return
+    last = llm_messages[-1]
+    text = last.get("content")
+    parts: list[dict[str, Any]] = []
+    if isinstance(text, str) and text.strip():
+        parts.append({"type": "text", "text": text})
+    parts += [{"type": "image_url", "image_url": {"url": image.data_uri()}} for image in images]
+    last["content"] = parts
 
 
 class MediaReader:
@@ -30,6 +45,7 @@ class MediaReader:
     def __init__(self, bot: Bot) -> None:
         self.bot = bot
         self.settings = bot.settings.media
+        self._vision: bool | None = None
 
     def _transcribers(self) -> bool:
         hook = self.bot.pm.hook.transcribe_audio
@@ -87,6 +103,33 @@ class MediaReader:
             log.warning("could not transcribe a voice note in session %s: %s", session.id, exc)
             return None
         return str(text).strip() or None
+
+    async def images(self, turn: ClaimedTurn) -> list[MediaFile]:
+        """The turn's images (and stickers), when the model can see them."""
+        entries = [e for e in turn.entries if (e.message.media or {}).get("type") == "image"]
+        if not entries or not await self.vision():
+            return []
+        fetched = [await self.fetch(entry) for entry in entries]
+        return [image for image in fetched if image is not None]
+
+    async def vision(self) -> bool:
+        """``[media] vision``: on, off, or (auto) what litellm knows of ``[llm] model``."""
+        if self.settings.vision != "auto":
+            return self.settings.vision == "on"
+        model = self.bot.settings.llm.model
+        if not model:
+            return False
+        if self._vision is None:
+            try:
+                self._vision = bool(
+                    await self.bot.agent.llm.call(
+                        "supports_vision", VISION_CHECK_SECONDS, model=model
+                    )
+                )
+            except Exception as exc:
+                log.warning("could not ask litellm whether %s supports vision: %s", model, exc)
+                return False
+        return self._vision
 
     def _transcription_kwargs(self, audio: MediaFile) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
