@@ -42,10 +42,22 @@ CANNED_DEFAULTS: dict[str, str] = {
         "A person from our team will get back to you soon."
     ),
     "handoff": _("Got it, I'll pass you on to a person from our team."),
+    "delayed": _("Sorry for the late reply."),
     "opt_out": _(
         "Done, we won't write to you again. If you want to talk to us later, write %(keyword)s."
     ),
     "opt_in": _("Welcome back! How can I help you?"),
+    "handoff_closed": _(
+        "Got it, I'll pass you on to a person from our team. We're closed now: "
+        "a person will write to you %(when)s."
+    ),
+    "offline_fallback_closed": _(
+        "Thanks for your message! I couldn't find that in our information. "
+        "We're closed now: a person from our team will write to you %(when)s."
+    ),
+    "out_of_office": _(
+        "Thanks for your message! We're closed now. We open %(when)s and we'll answer you then."
+    ),
     "rate_limited": _(
         "You're writing faster than I can answer. I'll reply to your latest messages in a moment."
     ),
@@ -68,7 +80,7 @@ class ReplyContext:
     text: str
     history: list[Message]
     snippets: list[Snippet]
-    llm_messages: list[dict[str, str]] = field(default_factory=list)
+    llm_messages: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -206,7 +218,7 @@ class Agent:
         intro = canned_message(self.settings, "offline_intro")
         return AgentReply(f"{intro}\n\n{best.text.strip()}", [best], "offline")
 
-    async def complete(self, llm_messages: list[dict[str, str]]) -> str:
+    async def complete(self, llm_messages: list[dict[str, Any]]) -> str:
         llm = self.settings.llm
         kwargs: dict[str, Any] = {
             "model": llm.model,

@@ -54,6 +54,14 @@ def client_for(model: str, api_base: str | None) -> str:
     return "openai" if openai_compatible(model, api_base) else "litellm"
 
 
+def client_needed(name: str, kwargs: Mapping[str, Any]) -> str:
+    """The client a call needs: only a completion on an OpenAI-compatible server skips
+    litellm."""
+    if name == "acompletion":
+        return client_for(str(kwargs.get("model", "")), kwargs.get("api_base"))
+    return "litellm"
+
+
 def import_litellm() -> Any:
     """Import litellm, quiet and with nothing downloaded at run time."""
     litellm: Any = importlib.import_module("litellm")
@@ -115,7 +123,9 @@ class Clients:
 
 async def run_call(clients: Clients, name: str, kwargs: Mapping[str, Any]) -> Any:
     """The calls the agent makes, the same in the child and inline: ``acompletion``
-    (within its ``timeout``; the reply's text) and ``validate_environment``."""
+    (within its ``timeout``; the reply's text), ``validate_environment``,
+    ``supports_vision`` and ``atranscription`` (``file_base64``, ``filename`` and
+    ``mimetype``; the text)."""
     if name == "acompletion":
         timeout = float(kwargs.get("timeout") or 60)
         if openai_compatible(str(kwargs.get("model", "")), kwargs.get("api_base")):
@@ -124,6 +134,19 @@ async def run_call(clients: Clients, name: str, kwargs: Mapping[str, Any]) -> An
         return response.choices[0].message.content
     if name == "validate_environment":
         return dict(clients.litellm().validate_environment(**kwargs))
+    if name == "supports_vision":
+        return bool(clients.litellm().supports_vision(**kwargs))
+    if name == "atranscription":  # the file travels as base64 text (one JSON line)
+        import base64
+
+        args = dict(kwargs)
+        audio = base64.b64decode(args.pop("file_base64"))
+        file = (args.pop("filename"), audio, args.pop("mimetype"))
+        timeout = float(args.get("timeout") or 60)
+        response = await asyncio.wait_for(
+            clients.litellm().atranscription(file=file, **args), timeout
+        )
+        return response.text
     raise ValueError(f"no call named {name!r}")
 
 
@@ -189,7 +212,7 @@ class InlineLLM:
         await load_client(self.preload)
 
     async def call(self, name: str, within: float, **kwargs: Any) -> Any:
-        clients = await load_client(self.preload)
+        clients = await load_client(client_needed(name, kwargs))
         return await asyncio.wait_for(run_call(clients, name, kwargs), within)
 
     async def stop(self) -> None:
@@ -350,8 +373,10 @@ def _answer(message: dict[str, Any]) -> None:
 
 async def _serve_call(clients: Clients, request: dict[str, Any]) -> None:
     call_id = request.get("id")
+    name, kwargs = str(request.get("call")), request.get("kwargs") or {}
     try:
-        result = await run_call(clients, str(request.get("call")), request.get("kwargs") or {})
+        await asyncio.to_thread(clients.load, client_needed(name, kwargs))
+        result = await run_call(clients, name, kwargs)
         _answer({"id": call_id, "result": result})
     except TimeoutError:
         _answer({"id": call_id, "error": "TimeoutError: the LLM did not answer", "timeout": True})

@@ -42,13 +42,21 @@ def free_port() -> int:
 
 def worker_app() -> Quart:
     """The app of one worker process (uvicorn's factory, imported in each worker)."""
+    from .. import redact
     from ..app import create_app
     from ..config import load_settings
     from ..logs import configure as configure_logging
 
     configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    return create_app(load_settings(Path(os.environ[PROJECT_ENV])))
+    settings = load_settings(Path(os.environ[PROJECT_ENV]))
+    app = create_app(settings)
+    redact.install(
+        redact.secrets_in(
+            settings.env, [app.config["NICOBOT_ADMIN_PASSWORD"], str(app.config["SECRET_KEY"])]
+        )
+    )
+    return app
 
 
 class ChromaServer:

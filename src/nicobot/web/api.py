@@ -13,6 +13,7 @@ from ..channels import Channel
 from ..models import IncomingMessage
 from .auth import admin_required
 from .common import BadRequest, current_bot, error, json_body, text_field
+from .health import low_disk
 
 log = logging.getLogger("nicobot.api")
 blueprint = Blueprint("api", __name__)
@@ -66,6 +67,9 @@ async def readyz() -> Any:
         await bot.store.get_setting("readyz")
     except Exception as exc:
         return jsonify(status="not ready", error=str(exc)), 503
+    disk_problem = low_disk(bot.settings.data_path, bot.settings.server.min_free_disk_mb)
+    if disk_problem:
+        return jsonify(status="not ready", error=disk_problem), 503
     return jsonify(
         status="ready", channels=[c.name for c in bot.channels.all()], llm=bot.agent.llm_state
     )
@@ -151,6 +155,23 @@ async def retry_outbox(entry_id: int) -> Any:
     if not await bot.store.retry_outbox(entry_id):
         return error("no failed delivery with that id", 404)
     bot.pipeline.sends.wake()
+    return jsonify(retried=entry_id)
+
+
+@blueprint.get("/api/turns/failed")
+@admin_required
+async def list_failed_turns() -> Any:
+    turns = await current_bot().store.list_failed_turns(limit=_int_arg("limit", 100, 1000))
+    return jsonify(turns=[t.to_dict() for t in turns])
+
+
+@blueprint.post("/api/turns/<int:entry_id>/retry")
+@admin_required
+async def retry_turn(entry_id: int) -> Any:
+    bot = current_bot()
+    if not await bot.store.retry_turn(entry_id):
+        return error("no failed message with that id", 404)
+    bot.pipeline.wake_turns()
     return jsonify(retried=entry_id)
 
 
