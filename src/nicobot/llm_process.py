@@ -194,6 +194,11 @@ async def load_client(which: str) -> Clients:
     return _clients
 
 
+async def load_litellm() -> Clients:
+    """This process's clients, with litellm imported."""
+    return await load_client("litellm")
+
+
 class InlineLLM:
     """The LLM client in the server's own process (``[llm] process = "inline"``)."""
 
