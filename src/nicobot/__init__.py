@@ -28,6 +28,7 @@ if TYPE_CHECKING:
         WebhookResult,
     )
     from .config import ConfigError, Settings, load_settings
+    from .context import BotContext
     from .hookspecs import hookimpl
     from .i18n import add_catalogue_dir
     from .knowledge import DocumentInfo, KnowledgeBase, Snippet
@@ -47,6 +48,7 @@ _MODULES = {
     "admin_required": "admin",
     "ReplyContext": "agent",
     "Bot": "bot",
+    "BotContext": "context",
     "Turn": "bot",
     "Channel": "channels",
     "ChannelConfig": "channels",
@@ -91,6 +93,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "AdminTab",
     "Bot",
+    "BotContext",
     "Channel",
     "ChannelConfig",
     "ChannelContext",

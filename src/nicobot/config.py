@@ -128,6 +128,12 @@ class PipelineSettings(_Section):
     )
 
 
+class PluginsSettings(_Section):
+    hook_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="Longest one plugin's hook implementation may take."
+    )
+
+
 class MessagesSettings(_Section):
     """The bot's own words to customers; unset ones come from the language defaults."""
 
@@ -146,6 +152,7 @@ class Settings(_Section):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)  # type: ignore[arg-type]
     messages: MessagesSettings = Field(default_factory=MessagesSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)  # type: ignore[arg-type]
+    plugins: PluginsSettings = Field(default_factory=PluginsSettings)  # type: ignore[arg-type]
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     project_dir: Path = Field(default=Path("."), exclude=True)
