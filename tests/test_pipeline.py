@@ -1,4 +1,5 @@
-"""The durable pipeline in one process: ordering, dedup, retries, debounce, handoff, pacing."""
+"""The durable pipeline in one process: ordering, dedup, retries, debounce, handoff, pacing;
+on every store (``store_env``, parametrised in conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ HEADERS = {"Authorization": "", "X-Fake-Secret": FAKE_SECRET}
 
 
 @pytest.fixture
-def nicobot_env(fake_llm):
-    return {**fake_llm.env, "NICOBOT_PIPELINE__SEND_BACKOFF_SECONDS": "0.01"}
+def nicobot_env(fake_llm, store_env):
+    return {**fake_llm.env, **store_env, "NICOBOT_PIPELINE__SEND_BACKOFF_SECONDS": "0.01"}
 
 
 async def deliver(client, message_id: str, address: str, text: str, **extra) -> dict:
@@ -188,8 +189,8 @@ async def test_non_text_gets_one_kind_reply_per_interval(nicobot_bot, fake_chann
 
 class TestDebounce:
     @pytest.fixture
-    def nicobot_env(self, fake_llm):
-        return {**fake_llm.env, "NICOBOT_CHANNELS__FAKE__DEBOUNCE_SECONDS": "0.5"}
+    def nicobot_env(self, fake_llm, store_env):
+        return {**fake_llm.env, **store_env, "NICOBOT_CHANNELS__FAKE__DEBOUNCE_SECONDS": "0.5"}
 
     async def test_a_burst_gets_one_reply(self, nicobot_client, nicobot_bot, fake_channel):
         for n, text in enumerate(["hola", "una consulta", "¿abren el domingo?"]):

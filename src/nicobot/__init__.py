@@ -34,13 +34,16 @@ if TYPE_CHECKING:
     from .knowledge import DocumentInfo, KnowledgeBase, Snippet
     from .models import (
         ChatSession,
+        ClaimedTurn,
+        InboxEntry,
         IncomingMessage,
         Message,
         MessageKind,
+        OutboxEntry,
         OutgoingMessage,
         Role,
     )
-    from .store import Store
+    from .store import LostClaim, Store
     from .version import __version__
 
 _MODULES = {
@@ -67,11 +70,15 @@ _MODULES = {
     "KnowledgeBase": "knowledge",
     "Snippet": "knowledge",
     "ChatSession": "models",
+    "ClaimedTurn": "models",
+    "InboxEntry": "models",
     "IncomingMessage": "models",
     "Message": "models",
     "MessageKind": "models",
+    "OutboxEntry": "models",
     "OutgoingMessage": "models",
     "Role": "models",
+    "LostClaim": "store",
     "Store": "store",
     "__version__": "version",
 }
@@ -100,12 +107,16 @@ __all__ = [
     "ChannelManager",
     "ChannelStatus",
     "ChatSession",
+    "ClaimedTurn",
     "ConfigError",
     "DocumentInfo",
+    "InboxEntry",
     "IncomingMessage",
     "KnowledgeBase",
+    "LostClaim",
     "Message",
     "MessageKind",
+    "OutboxEntry",
     "OutgoingMessage",
     "ReplyContext",
     "Role",

@@ -18,6 +18,7 @@ from .agent import Agent, AgentReply, ReplyContext, canned_message
 from .channels import ChannelContext, ChannelManager, ChannelStatus
 from .config import ConfigError, Settings, format_validation_error, project_env
 from .errors import PluginError
+from .gate import Gate
 from .handoff import asks_for_a_person, handoff_keywords
 from .hookcalls import HookRunner, Notifications, ReplyParts
 from .knowledge import KnowledgeBase
@@ -33,8 +34,7 @@ from .models import (
 )
 from .pipeline import Pipeline
 from .plugins import check_plugins, collect_components
-from .store import Store
-from .store.sqlite import LostClaim
+from .store import LostClaim, Store
 from .text import split_message
 
 log = logging.getLogger("nicobot.bot")
@@ -98,6 +98,7 @@ class Bot:
         self.metrics = Metrics()
         self.pipeline = Pipeline(self)
         self.handoff_keywords = handoff_keywords(settings)
+        self.gate = Gate(settings, self.store)
         self._waiters: dict[tuple[str, str], asyncio.Future[Turn]] = {}
         self._purger: asyncio.Task[None] | None = None
         self.prompt_overrides: dict[str, str] = {}
@@ -318,7 +319,13 @@ class Bot:
         ]
         handoff = False
         reply: AgentReply | None
-        if not texts:
+        decision = await self.gate.check(turn)
+        if decision is not None and decision.defer_until is not None:
+            await self._defer_turn(turn, decision.defer_until, decision.reply)
+            return
+        if decision is not None:
+            reply = decision.reply
+        elif not texts:
             interval = timedelta(minutes=self.settings.pipeline.non_text_reply_minutes)
             reply = None
             if await self.store.claim_non_text_reply(session.id, interval):
@@ -328,6 +335,7 @@ class Bot:
             handoff = True
         else:
             reply = await self._agent_reply(turn, "\n".join(texts))
+        reply = self.gate.outside_hours(reply)
         channel = self.channels.get(session.channel)
         parts: list[str] = []
         if reply is not None and channel is not None and channel.delivers_replies:
@@ -358,6 +366,28 @@ class Bot:
             waiter = self._waiters.get((entry.message.channel, entry.message.message_id))
             if waiter is not None and not waiter.done():
                 waiter.set_result(result)
+
+    async def _defer_turn(self, turn: ClaimedTurn, until: float, notice: AgentReply | None) -> None:
+        channel = self.channels.get(turn.session.channel)
+        parts: list[str] = []
+        if notice is not None and channel is not None and not channel.is_local:
+            parts = split_message(notice.text, channel.max_message_length)
+        try:
+            await self.store.defer_turn(
+                turn, until, notice.text if notice else None, notice.meta() if notice else {}, parts
+            )
+        except LostClaim:
+            log.warning("turn %s was taken over by another worker", turn.entry_ids)
+            return
+        self.pipeline.wake_turns()  # the loop learns the new ready time
+        if notice is not None:
+            self._reply_stored(
+                turn.session, notice.text, parts, local=channel is not None and channel.is_local
+            )
+            for entry in turn.entries:
+                waiter = self._waiters.get((entry.message.channel, entry.message.message_id))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(Turn(turn.session, notice.text, notice.mode))
 
     async def _agent_reply(self, turn: ClaimedTurn, text: str) -> AgentReply:
         session = turn.session

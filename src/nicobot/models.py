@@ -76,10 +76,16 @@ class ChatSession:
     last_message: str | None = None
     last_message_at: datetime | None = None
     paused_until: datetime | None = None
+    opted_out_at: datetime | None = None
 
     @property
     def paused(self) -> bool:
         return self.paused_until is not None and self.paused_until > utcnow()
+
+    @property
+    def opted_out(self) -> bool:
+        """The customer asked the bot to stop writing (until they opt in again)."""
+        return self.opted_out_at is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +103,8 @@ class ChatSession:
             "paused_until": self.paused_until.isoformat()
             if self.paused_until and self.paused
             else None,
+            "opted_out": self.opted_out,
+            "opted_out_at": self.opted_out_at.isoformat() if self.opted_out_at else None,
         }
 
 

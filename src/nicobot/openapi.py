@@ -219,7 +219,14 @@ PATHS: dict[str, Any] = {
             _json(_ref("Session")),
             body={
                 "type": "object",
-                "properties": {"minutes": {"type": "number", "exclusiveMinimum": 0}},
+                "properties": {
+                    "minutes": {
+                        "type": "number",
+                        "minimum": 0,
+                        "exclusiveMinimum": True,
+                        "maximum": 527040,
+                    }
+                },
             },
             params=[SESSION_ID],
             errors=(400, 401, 404),

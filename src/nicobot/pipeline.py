@@ -27,6 +27,8 @@ log = logging.getLogger("nicobot.pipeline")
 IDLE_POLL_SECONDS = 1.0
 CLAIM_RETRY_SECONDS = 1.0
 SEND_LEASE_SECONDS = 90.0
+#: How often a worker looks for dead workers of this host that still hold work.
+REAP_EVERY_SECONDS = 3.0
 LAG_PROBE_SECONDS = 0.01
 #: Above this event-loop lag turns in flight shrink; below LAG_LOW they grow back.
 LAG_HIGH_SECONDS = 0.015
@@ -201,8 +203,19 @@ class Pipeline:
         self.sends = Loop("sends", settings.send_concurrency)
         self.turn_lease = bot.settings.llm.timeout_seconds + 60.0
         self._in_flight: dict[asyncio.Task[Any], ClaimedTurn] = {}
+        self._reaper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        store = self.bot.store
+        await self._release_dead_workers()
+        self.lag.start()
+        self.turns.start(self._claim_turns, self._run_turn, store.next_turn_at)
+        self.sends.start(self._claim_sends, self._run_send)
+        self._reaper = asyncio.create_task(self._reap(), name="reap-dead-workers")
+
+    async def _release_dead_workers(self) -> None:
+        """Give back the work of this host's workers whose process is gone (another
+        worker of a `--workers N` server, or a second `nicobot serve`, killed)."""
         store = self.bot.store
         for worker in await store.workers_holding_work():
             if worker_is_dead(worker, self.worker):
@@ -213,11 +226,24 @@ class Pipeline:
                     turns,
                     sends,
                 )
-        self.lag.start()
-        self.turns.start(self._claim_turns, self._run_turn, store.next_turn_at)
-        self.sends.start(self._claim_sends, self._run_send)
+                if turns:
+                    self.turns.wake()
+                if sends:
+                    self.sends.wake()
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_EVERY_SECONDS)
+            try:
+                await self._release_dead_workers()
+            except Exception:
+                log.exception("could not look for the work of stopped processes")
 
     async def stop(self, grace: float) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
         unfinished = await self.turns.stop(grace)
         for task in unfinished:
             turn = self._in_flight.get(task)

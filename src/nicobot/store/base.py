@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 
+class LostClaim(Exception):
+    """A turn's claim expired and another worker took it; its result is dropped."""
+
+
 class Store(abc.ABC):
     """Conversations, messages, webhook dedup records and persisted settings."""
 
@@ -130,7 +134,8 @@ class Store(abc.ABC):
         outbox_parts: list[str],
     ) -> Message | None:
         """In one transaction: store the reply (if any), queue ``outbox_parts`` for the
-        channel, and mark the turn's entries done."""
+        channel, and mark the turn's entries done. Raise :class:`LostClaim` (and change
+        nothing) when the turn is no longer claimed by ``turn.worker``."""
 
     @abc.abstractmethod
     async def release_turn(self, turn: ClaimedTurn) -> None:
@@ -169,6 +174,32 @@ class Store(abc.ABC):
     async def set_paused(self, session_id: str, until: datetime | None) -> bool:
         """Pause a session until ``until`` (None resumes it); pending messages are
         dropped from the queue while paused. False if the session does not exist."""
+
+    @abc.abstractmethod
+    async def set_opted_out(self, session_id: str, opted_out: bool) -> bool:
+        """Record that the customer opted out (``opted_out_at`` becomes now) or back in
+        (it becomes None); the bot stays silent in an opted-out session. The session's
+        messages are kept either way. False if the session does not exist."""
+
+    @abc.abstractmethod
+    async def recent_replies(self, session_id: str, since: datetime) -> list[tuple[datetime, str]]:
+        """The bot's replies in a session since ``since``: their time and ``meta["mode"]``
+        (``""`` when unset), oldest first. The per-sender rate limit counts them."""
+
+    @abc.abstractmethod
+    async def defer_turn(
+        self,
+        turn: ClaimedTurn,
+        until: float,
+        notice: str | None,
+        meta: dict[str, Any],
+        outbox_parts: list[str],
+    ) -> None:
+        """In one transaction: give a claimed turn back as pending, with every pending
+        entry of its session not ready before ``until`` (unix time; the pending entries of
+        a session that were deferred are then claimed together, as one turn); and store
+        ``notice`` (if any) as a reply queued as ``outbox_parts``. Raises
+        ``nicobot.store.sqlite.LostClaim`` like :meth:`complete_turn` when the claim was lost."""
 
     @abc.abstractmethod
     async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:

@@ -32,12 +32,14 @@ from ..models import (
     Role,
     utcnow,
 )
-from .base import Store
+from .base import LostClaim, Store
 
 if TYPE_CHECKING:
     from typing import Self
 
     from ..config import Settings
+
+__all__ = ["DB_FILE", "LostClaim", "SQLiteStore"]
 
 DB_FILE = "nicobot.sqlite3"
 
@@ -120,11 +122,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_by_status ON outbox (status, id);
     CREATE INDEX outbox_by_platform_id ON outbox (platform_id);
     """,
+    """
+    ALTER TABLE sessions ADD COLUMN opted_out_at TEXT;
+    ALTER TABLE inbox ADD COLUMN not_before REAL NOT NULL DEFAULT 0;
+    """,
 )
 
 SESSION_COLUMNS = (
     "id, channel, address, phone_number, sender_name, prompt_context, "
-    "created_at, updated_at, last_message, last_message_at, paused_until"
+    "created_at, updated_at, last_message, last_message_at, paused_until, opted_out_at"
 )
 OUTBOX_COLUMNS = (
     "id, session_id, channel, address, text, status, attempts, created_at, last_error, "
@@ -154,6 +160,7 @@ def _session(row: sqlite3.Row | tuple[Any, ...]) -> ChatSession:
         last_message=row[8],
         last_message_at=_dt(row[9]),
         paused_until=_dt(row[10]),
+        opted_out_at=_dt(row[11]),
     )
 
 
@@ -350,8 +357,8 @@ class SQLiteStore(Store):
     async def next_turn_at(self) -> float | None:
         rows = await self._run(
             _fetchall,
-            "SELECT MIN(ready) FROM (SELECT MIN(MAX(received_at) + MAX(debounce), "
-            "MIN(received_at) + MAX(max_wait)) AS ready FROM inbox "
+            "SELECT MIN(ready) FROM (SELECT MAX(MIN(MAX(received_at) + MAX(debounce), "
+            "MIN(received_at) + MAX(max_wait)), MAX(not_before)) AS ready FROM inbox "
             "WHERE status IN ('pending', 'claimed') AND status = 'pending' GROUP BY session_id)",
         )
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
@@ -427,6 +434,33 @@ class SQLiteStore(Store):
     async def set_paused(self, session_id: str, until: datetime | None) -> bool:
         return await self._run(_in_transaction(_pause), session_id, until)
 
+    async def set_opted_out(self, session_id: str, opted_out: bool) -> bool:
+        changed = await self._run(
+            _rowcount,
+            "UPDATE sessions SET opted_out_at = ? WHERE id = ?",
+            (_ts(utcnow()) if opted_out else None, session_id),
+        )
+        return changed > 0
+
+    async def recent_replies(self, session_id: str, since: datetime) -> list[tuple[datetime, str]]:
+        rows = await self._run(
+            _fetchall,
+            "SELECT created_at, COALESCE(json_extract(meta, '$.mode'), '') FROM messages "
+            "WHERE session_id = ? AND role = 'assistant' AND created_at >= ? ORDER BY id",
+            (session_id, _ts(since)),
+        )
+        return [(datetime.fromisoformat(at), str(mode)) for at, mode in rows]
+
+    async def defer_turn(
+        self,
+        turn: ClaimedTurn,
+        until: float,
+        notice: str | None,
+        meta: dict[str, Any],
+        outbox_parts: list[str],
+    ) -> None:
+        await self._run(_in_transaction(_defer_turn), turn, until, notice, meta, outbox_parts)
+
     async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:
         now = time.time()
         claimed = await self._run(
@@ -466,10 +500,6 @@ class SQLiteStore(Store):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
-
-
-class LostClaim(Exception):
-    """A turn's claim expired and another worker took it; its result is dropped."""
 
 
 # The operations below run on the connection's thread (see SQLiteStore._run).
@@ -541,12 +571,13 @@ def _get_session(db: Connection, session_id: str) -> ChatSession | None:
 
 def _put_session(db: Connection, session: ChatSession) -> None:
     db.execute(
-        f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, "
         "address = excluded.address, phone_number = excluded.phone_number, "
         "sender_name = excluded.sender_name, prompt_context = excluded.prompt_context, "
         "updated_at = excluded.updated_at, last_message = excluded.last_message, "
-        "last_message_at = excluded.last_message_at, paused_until = excluded.paused_until",
+        "last_message_at = excluded.last_message_at, paused_until = excluded.paused_until, "
+        "opted_out_at = excluded.opted_out_at",
         (
             session.id,
             session.channel,
@@ -559,6 +590,7 @@ def _put_session(db: Connection, session: ChatSession) -> None:
             session.last_message,
             _ts(session.last_message_at) if session.last_message_at else None,
             _ts(session.paused_until) if session.paused_until else None,
+            _ts(session.opted_out_at) if session.opted_out_at else None,
         ),
     )
 
@@ -574,7 +606,7 @@ def _upsert_session(
     now = _ts(utcnow())
     cursor = db.execute(
         f"INSERT INTO sessions ({SESSION_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL) "
         "ON CONFLICT (channel, address) DO NOTHING",
         (uuid.uuid4().hex, channel, address, phone_number, sender_name, prompt_context, now, now),
     )
@@ -703,14 +735,20 @@ def _record_operator_message(
 
 def _claim_turns(db: Connection, worker: str, limit: int, lease: float) -> list[ClaimedTurn]:
     now = time.time()
+    # a claim whose lease ran out (its worker stalled or died) is claimable again
+    db.execute(
+        "UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+        "WHERE status IN ('pending', 'claimed') AND status = 'claimed' AND lease_until < ?",
+        (now,),
+    )
     session_ids = [
         row[0]
         for row in db.execute(
             # the redundant "status IN (...)" lets both scans use the partial index
             "SELECT i.session_id FROM inbox i WHERE i.status IN ('pending', 'claimed') "
             "AND i.status = 'pending' GROUP BY i.session_id "
-            "HAVING MIN(MAX(i.received_at) + MAX(i.debounce), "
-            "MIN(i.received_at) + MAX(i.max_wait)) <= ? "
+            "HAVING MAX(MIN(MAX(i.received_at) + MAX(i.debounce), "
+            "MIN(i.received_at) + MAX(i.max_wait)), MAX(i.not_before)) <= ? "
             "AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = i.session_id "
             "AND j.status IN ('pending', 'claimed') "
             "AND j.status = 'claimed' AND j.lease_until >= ?) "
@@ -721,12 +759,12 @@ def _claim_turns(db: Connection, worker: str, limit: int, lease: float) -> list[
     turns: list[ClaimedTurn] = []
     for session_id in session_ids:
         rows = db.execute(
-            "SELECT id, payload, message_row_id, debounce FROM inbox "
+            "SELECT id, payload, message_row_id, debounce, not_before FROM inbox "
             "WHERE session_id = ? AND status IN ('pending', 'claimed') "
             "AND status = 'pending' ORDER BY platform_ts, id",
             (session_id,),
         ).fetchall()
-        if rows[0][3] == 0:
+        if rows[0][3] == 0 and rows[0][4] == 0:  # deferred entries are answered together
             rows = rows[:1]
         ids = [row[0] for row in rows]
         db.execute(
@@ -777,6 +815,47 @@ def _complete_turn(
                 _ts(now),
             )
             for part in outbox_parts
+        ],
+    )
+    return stored
+
+
+def _defer_turn(
+    db: Connection,
+    turn: ClaimedTurn,
+    until: float,
+    notice: str | None,
+    meta: dict[str, Any],
+    outbox_parts: list[str],
+) -> None:
+    ids = turn.entry_ids
+    cursor = db.execute(
+        f"UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+        f"WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
+        (*ids, turn.worker),
+    )
+    if cursor.rowcount != len(ids):
+        raise LostClaim(f"turn {ids} was claimed by another worker")
+    db.execute(
+        "UPDATE inbox SET not_before = MAX(not_before, ?) "
+        "WHERE session_id = ? AND status IN ('pending', 'claimed') AND status = 'pending'",
+        (until, turn.session.id),
+    )
+    if notice is not None:
+        _queue_reply(db, turn.session, notice, meta, outbox_parts)
+
+
+def _queue_reply(
+    db: Connection, session: ChatSession, reply: str, meta: dict[str, Any], parts: list[str]
+) -> Message:
+    stored = _insert_message(db, session.id, Role.ASSISTANT, reply, meta)
+    now = utcnow()
+    db.executemany(
+        "INSERT INTO outbox (session_id, channel, address, text, status, "
+        "next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+        [
+            (session.id, session.channel, session.address, part, now.timestamp(), _ts(now))
+            for part in parts
         ],
     )
     return stored

@@ -19,6 +19,7 @@ blueprint = Blueprint("api", __name__)
 
 SIMULATOR = "simulator"
 PHONE_RE = re.compile(r"^\+?\d{6,15}$")
+MAX_PAUSE_MINUTES = 366 * 24 * 60
 
 
 @blueprint.errorhandler(BadRequest)
@@ -109,9 +110,11 @@ async def pause_session(session_id: str) -> Any:
     data = await request.get_json(force=True, silent=True) or {}
     minutes = data.get("minutes") if isinstance(data, dict) else None
     if minutes is not None and (
-        isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes <= 0
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int | float)
+        or not 0 < minutes <= MAX_PAUSE_MINUTES
     ):
-        raise BadRequest("'minutes' must be a positive number")
+        raise BadRequest(f"'minutes' must be a positive number up to {MAX_PAUSE_MINUTES}")
     bot = current_bot()
     if not await bot.pause(session_id, minutes):
         return error("no such session", 404)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
 
 from quart import (
     Blueprint,
@@ -18,7 +17,14 @@ from quart import (
 from ..admin import AdminTab
 from ..catalogue import available_channel_plugins
 from ..plugins import collect_components
-from .auth import LoginThrottle, admin_required, csrf_ok, csrf_token, password_matches
+from .auth import (
+    LoginThrottle,
+    admin_required,
+    csrf_ok,
+    csrf_token,
+    is_local_path,
+    password_matches,
+)
 from .common import current_bot
 
 blueprint = Blueprint("pages", __name__)
@@ -28,10 +34,7 @@ throttle = LoginThrottle()
 def _safe_next(target: str | None) -> str:
     if not target:
         return url_for("pages.chat")
-    parsed = urlparse(target)
-    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("pages.chat")
-    return target
+    return target if is_local_path(target) else url_for("pages.chat")
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
