@@ -31,7 +31,11 @@ RECORDER = Recorder()
 
 @pytest.fixture
 def nicobot_env(fake_llm):
-    return {**fake_llm.env, "NICOBOT_PIPELINE__SEND_BACKOFF_SECONDS": "0.01"}
+    return {
+        **fake_llm.env,
+        "NICOBOT_PIPELINE__SEND_BACKOFF_SECONDS": "0.01",
+        "NICOBOT_PIPELINE__SEND_ATTEMPTS": "3",
+    }
 
 
 @pytest.fixture
@@ -62,7 +66,7 @@ async def test_a_local_channel_reports_its_reply_once(nicobot_bot):
 
 
 async def test_a_reply_that_never_left_is_not_reported(nicobot_client, nicobot_bot, fake_channel):
-    fake_channel.fail_sends = 100
+    fake_channel.fail_sends = 3  # every attempt
     await deliver(nicobot_client, "m-1", "5550003", "first")
     await nicobot_bot.pipeline.wait_idle(30)
     fake_channel.fail_sends = 0

@@ -383,6 +383,86 @@ async def test_a_cancelled_writer_leaves_the_connection_clean(sqlite_store):
     assert set(texts[:-1]) <= {"maybe"}
 
 
+def _message(message_id: str, address: str = "5491100000001", text: str = "hola"):
+    from nicobot.models import IncomingMessage
+
+    return IncomingMessage(channel="whatsapp", address=address, text=text, message_id=message_id)
+
+
+async def test_turn_attempts_backoff_and_parking(store):
+    import time
+
+    await store.enqueue(_message("t-1"), debounce=0, max_wait=0)
+    [turn] = await store.claim_turns("w1", 5, lease=60)
+    assert turn.attempts == 1
+    await store.retry_turn_later(turn, "RuntimeError: boom", time.time() + 3600)
+    assert await store.claim_turns("w1", 5, lease=60) == []  # waits for its retry time
+    assert await store.next_turn_at() > time.time() + 3000
+    await execute(store, "UPDATE inbox SET not_before = 0")  # the retry time has come
+    [again] = await store.claim_turns("w1", 5, lease=60)
+    assert again.attempts == 2
+    await store.release_turn(again)  # a shutdown gives the attempt back
+    [third] = await store.claim_turns("w2", 5, lease=60)
+    assert third.attempts == 2
+    await store.park_turn(third, "RuntimeError: boom", "Sorry.", {"mode": "failed"}, ["Sorry."])
+    assert await store.claim_turns("w1", 5, lease=60) == []
+    [failed] = await store.list_failed_turns()
+    assert (failed.text, failed.attempts, failed.last_error) == ("hola", 2, "RuntimeError: boom")
+    assert failed.failed_at is not None
+    counts = await store.pipeline_counts()
+    assert (counts["turns_failed"], counts["turns_pending"], counts["outbox_pending"]) == (1, 0, 1)
+    messages = await store.list_messages(third.session.id)
+    assert [(m.role, m.text) for m in messages] == [(Role.USER, "hola"), (Role.ASSISTANT, "Sorry.")]
+    assert await store.retry_turn(failed.id)
+    assert not await store.retry_turn(failed.id)
+    [retried] = await store.claim_turns("w1", 5, lease=60)
+    assert retried.attempts == 1
+    assert await store.list_failed_turns() == []
+
+
+async def test_a_turn_taken_over_is_not_parked_by_its_old_worker(store):
+    from nicobot.store.sqlite import LostClaim
+
+    await store.enqueue(_message("t-2"), debounce=0, max_wait=0)
+    [turn] = await store.claim_turns("old", 5, lease=60)
+    await store.release_worker("old")
+    [taken] = await store.claim_turns("new", 5, lease=60)
+    assert taken.attempts == 2  # the dead worker's attempt counts
+    with pytest.raises(LostClaim):
+        await store.park_turn(turn, "boom", None, {}, [])
+    await store.retry_turn_later(turn, "boom", 0)  # changes nothing: "new" holds it
+    assert await store.claim_turns("other", 5, lease=60) == []
+
+
+async def test_outbox_uncertain_first_attempt_and_due_now(store):
+    import time
+
+    await store.enqueue(_message("o-1"), debounce=0, max_wait=0)
+    [turn] = await store.claim_turns("w1", 5, lease=60)
+    await store.complete_turn(turn, "reply", {}, ["part 1"])
+    [entry] = await store.claim_outbox("w1", 5, lease=60)
+    assert not entry.uncertain and entry.first_attempt_at is not None
+    first = entry.first_attempt_at
+    await store.outbox_failed(entry.id, "timeout", time.time() + 3600, uncertain=True)
+    assert await store.claim_outbox("w1", 5, lease=60) == []
+    assert await store.outbox_due_now("telegram") == 0
+    assert await store.outbox_due_now("whatsapp") == 1
+    [again] = await store.claim_outbox("w1", 5, lease=60)
+    assert again.uncertain and not again.recovered and again.attempts == 2
+    assert again.first_attempt_at == first
+    await store.outbox_failed(again.id, "closed", time.time() - 1)  # a definite failure
+    [third] = await store.claim_outbox("w1", 5, lease=60)
+    assert not third.uncertain
+    await execute(store, "UPDATE outbox SET lease_until = 0")  # its worker died mid-send
+    [recovered] = await store.claim_outbox("w2", 5, lease=60)
+    assert recovered.recovered and recovered.uncertain
+    await store.outbox_failed(recovered.id, "gave up", None)
+    await execute(store, "UPDATE outbox SET first_attempt_at = 1")  # long ago
+    assert await store.retry_outbox(recovered.id)
+    [fresh] = await store.claim_outbox("w2", 5, lease=60)
+    assert fresh.attempts == 1 and fresh.first_attempt_at >= first  # a fresh maximum age
+
+
 async def test_opt_out_is_kept_across_a_reopen(store):
     session, _ = await store.get_or_create_session("whatsapp", "5491100000099")
     assert not session.opted_out

@@ -42,6 +42,7 @@ CANNED_DEFAULTS: dict[str, str] = {
         "A person from our team will get back to you soon."
     ),
     "handoff": _("Got it, I'll pass you on to a person from our team."),
+    "delayed": _("Sorry for the late reply."),
     "opt_out": _(
         "Done, we won't write to you again. If you want to talk to us later, write %(keyword)s."
     ),

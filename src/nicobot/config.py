@@ -117,9 +117,19 @@ class KnowledgeSettings(_Section):
 class PipelineSettings(_Section):
     concurrency: int = Field(8, ge=1, le=1000, description="Conversations answered at once.")
     send_concurrency: int = Field(16, ge=1, le=1000, description="Deliveries in flight at once.")
-    send_attempts: int = Field(8, ge=1, le=100, description="Delivery attempts before failing.")
+    send_attempts: int = Field(
+        0, ge=0, le=10000, description="Delivery attempts before failing; 0: no limit."
+    )
     send_backoff_seconds: float = Field(2.0, gt=0, le=600, description="First retry delay.")
-    send_backoff_max_seconds: float = Field(120.0, gt=0, le=3600, description="Longest delay.")
+    send_backoff_max_seconds: float = Field(60.0, gt=0, le=3600, description="Longest delay.")
+    send_max_age_seconds: float = Field(
+        86400.0, gt=0, le=30 * 86400, description="Undelivered replies older than this fail."
+    )
+    turn_attempts: int = Field(3, ge=1, le=100, description="Attempts to answer a message.")
+    turn_backoff_seconds: float = Field(5.0, gt=0, le=600, description="First turn retry delay.")
+    delayed_reply_seconds: float = Field(
+        120.0, gt=0, description="Replies to older messages start with the delay apology."
+    )
     debounce_max_wait_seconds: float = Field(
         15.0, ge=0, le=600, description="Longest wait for a burst of messages to end."
     )
@@ -148,6 +158,7 @@ class MessagesSettings(_Section):
     offline_intro: str | None = None
     offline_fallback: str | None = None
     handoff: str | None = None
+    delayed: str | None = None
     opt_out: str | None = None
     opt_in: str | None = None
     rate_limited: str | None = None

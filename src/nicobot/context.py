@@ -60,7 +60,7 @@ class BotContext(Protocol):
 
 class PipelineHost(Protocol):
     """What the pipeline's workers use of the bot: its store, settings, channels and
-    metrics, and the two steps it runs."""
+    metrics, and the steps it runs."""
 
     @property
     def settings(self) -> Settings: ...
@@ -75,5 +75,7 @@ class PipelineHost(Protocol):
     def metrics(self) -> Metrics: ...
 
     async def answer_turn(self, turn: ClaimedTurn) -> None: ...
+
+    async def park_turn(self, turn: ClaimedTurn, error: str) -> None: ...
 
     async def after_delivery(self, entry: OutboxEntry) -> None: ...

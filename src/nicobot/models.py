@@ -147,6 +147,8 @@ class ClaimedTurn:
     session: ChatSession
     entries: list[InboxEntry]
     worker: str = ""
+    #: Attempts so far at answering it, this one included.
+    attempts: int = 1
 
     @property
     def entry_ids(self) -> list[int]:
@@ -168,7 +170,12 @@ class OutboxEntry:
     last_error: str | None = None
     platform_id: str | None = None
     sent_at: datetime | None = None
+    #: The lease of an earlier attempt expired while sending (a crash).
     recovered: bool = False
+    #: An earlier attempt may have reached the platform: reconcile before sending again.
+    uncertain: bool = False
+    #: Unix time of the first attempt (None before it).
+    first_attempt_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -183,4 +190,32 @@ class OutboxEntry:
             "last_error": self.last_error,
             "platform_id": self.platform_id,
             "sent_at": self.sent_at.isoformat() if self.sent_at else None,
+        }
+
+
+@dataclass(slots=True)
+class FailedTurn:
+    """A customer message that could not be answered after every attempt (parked)."""
+
+    id: int
+    session_id: str
+    channel: str
+    address: str
+    text: str
+    attempts: int
+    last_error: str | None
+    received_at: datetime
+    failed_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "session_id": self.session_id,
+            "channel": self.channel,
+            "address": self.address,
+            "text": self.text,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "received_at": self.received_at.isoformat(),
+            "failed_at": self.failed_at.isoformat() if self.failed_at else None,
         }

@@ -24,6 +24,7 @@ import aiosqlite
 from ..models import (
     ChatSession,
     ClaimedTurn,
+    FailedTurn,
     InboxEntry,
     IncomingMessage,
     Message,
@@ -126,6 +127,15 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE sessions ADD COLUMN opted_out_at TEXT;
     ALTER TABLE inbox ADD COLUMN not_before REAL NOT NULL DEFAULT 0;
     """,
+    """
+    ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE inbox ADD COLUMN last_error TEXT;
+    ALTER TABLE inbox ADD COLUMN failed_at REAL;
+    CREATE INDEX inbox_failed ON inbox (id) WHERE status = 'failed';
+    ALTER TABLE outbox ADD COLUMN first_attempt_at REAL;
+    ALTER TABLE outbox ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX outbox_pending_by_channel ON outbox (channel) WHERE status = 'pending';
+    """,
 )
 
 SESSION_COLUMNS = (
@@ -134,7 +144,11 @@ SESSION_COLUMNS = (
 )
 OUTBOX_COLUMNS = (
     "id, session_id, channel, address, text, status, attempts, created_at, last_error, "
-    "platform_id, sent_at, recovered"
+    "platform_id, sent_at, recovered, uncertain, first_attempt_at"
+)
+FAILED_TURN_COLUMNS = (
+    "i.id, i.session_id, i.channel, s.address, i.payload, i.attempts, i.last_error, "
+    "i.received_at, i.failed_at"
 )
 ECHO_WINDOW = timedelta(minutes=10)
 
@@ -178,6 +192,23 @@ def _outbox(row: sqlite3.Row | tuple[Any, ...]) -> OutboxEntry:
         platform_id=row[9],
         sent_at=_dt(row[10]),
         recovered=bool(row[11]),
+        uncertain=bool(row[12]),
+        first_attempt_at=row[13],
+    )
+
+
+def _failed_turn(row: sqlite3.Row | tuple[Any, ...]) -> FailedTurn:
+    message = _message_from_payload(row[4])
+    return FailedTurn(
+        id=row[0],
+        session_id=row[1],
+        channel=row[2],
+        address=row[3],
+        text=message.text,
+        attempts=row[5],
+        last_error=row[6],
+        received_at=datetime.fromtimestamp(row[7], UTC),
+        failed_at=datetime.fromtimestamp(row[8], UTC) if row[8] is not None else None,
     )
 
 
@@ -376,10 +407,49 @@ class SQLiteStore(Store):
         ids = turn.entry_ids
         await self._run(
             _rowcount,
-            f"UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+            f"UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL, "
+            f"attempts = MAX(attempts - 1, 0) "
             f"WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
             (*ids, turn.worker),
         )
+
+    async def retry_turn_later(self, turn: ClaimedTurn, error: str, retry_at: float) -> None:
+        ids = turn.entry_ids
+        await self._run(
+            _rowcount,
+            f"UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL, "
+            f"not_before = MAX(not_before, ?), last_error = ? "
+            f"WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
+            (retry_at, error, *ids, turn.worker),
+        )
+
+    async def park_turn(
+        self,
+        turn: ClaimedTurn,
+        error: str,
+        reply: str | None,
+        meta: dict[str, Any],
+        outbox_parts: list[str],
+    ) -> Message | None:
+        return await self._run(_in_transaction(_park_turn), turn, error, reply, meta, outbox_parts)
+
+    async def list_failed_turns(self, limit: int = 100) -> list[FailedTurn]:
+        rows = await self._run(
+            _fetchall,
+            f"SELECT {FAILED_TURN_COLUMNS} FROM inbox i JOIN sessions s ON s.id = i.session_id "
+            "WHERE i.status = 'failed' ORDER BY i.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [_failed_turn(row) for row in rows]
+
+    async def retry_turn(self, entry_id: int) -> bool:
+        retried = await self._run(
+            _rowcount,
+            "UPDATE inbox SET status = 'pending', attempts = 0, not_before = 0, "
+            "failed_at = NULL WHERE id = ? AND status = 'failed'",
+            (entry_id,),
+        )
+        return retried > 0
 
     async def claim_outbox(self, worker: str, limit: int, lease: float) -> list[OutboxEntry]:
         if limit <= 0:
@@ -394,22 +464,38 @@ class SQLiteStore(Store):
             (platform_id, _ts(utcnow()), entry_id),
         )
 
-    async def outbox_failed(self, entry_id: int, error: str, retry_at: float | None) -> None:
+    async def outbox_failed(
+        self, entry_id: int, error: str, retry_at: float | None, *, uncertain: bool = False
+    ) -> None:
         await self._run(
             _rowcount,
             "UPDATE outbox SET status = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
-            "last_error = ?, lease_until = NULL WHERE id = ?",
-            ("pending" if retry_at is not None else "failed", retry_at, error, entry_id),
+            "last_error = ?, lease_until = NULL, uncertain = ? WHERE id = ?",
+            (
+                "pending" if retry_at is not None else "failed",
+                retry_at,
+                error,
+                int(uncertain),
+                entry_id,
+            ),
         )
 
     async def retry_outbox(self, entry_id: int) -> bool:
         retried = await self._run(
             _rowcount,
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ? "
-            "WHERE id = ? AND status = 'failed'",
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, "
+            "first_attempt_at = NULL WHERE id = ? AND status = 'failed'",
             (time.time(), entry_id),
         )
         return retried > 0
+
+    async def outbox_due_now(self, channel: str) -> int:
+        return await self._run(
+            _rowcount,
+            "UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending' AND channel = ? "
+            "AND next_attempt_at > ?",
+            (time.time(), channel, time.time()),
+        )
 
     async def list_outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxEntry]:
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
@@ -472,12 +558,13 @@ class SQLiteStore(Store):
         return claimed > 0
 
     async def pipeline_counts(self) -> dict[str, int]:
-        counts = {"turns_pending": 0, "turns_claimed": 0}
+        counts = {"turns_pending": 0, "turns_claimed": 0, "turns_failed": 0}
         counts.update({f"outbox_{s}": 0 for s in ("pending", "sending", "failed")})
         rows = await self._run(
             _fetchall,
             "SELECT 'turns_' || status, COUNT(*) FROM inbox "
             "WHERE status IN ('pending', 'claimed') GROUP BY status "
+            "UNION ALL SELECT 'turns_failed', COUNT(*) FROM inbox WHERE status = 'failed' "
             "UNION ALL SELECT 'outbox_' || status, COUNT(*) FROM outbox "
             "WHERE status IN ('pending', 'sending', 'failed') GROUP BY status",
         )
@@ -768,10 +855,13 @@ def _claim_turns(db: Connection, worker: str, limit: int, lease: float) -> list[
             rows = rows[:1]
         ids = [row[0] for row in rows]
         db.execute(
-            f"UPDATE inbox SET status = 'claimed', worker = ?, lease_until = ? "
-            f"WHERE id IN ({_placeholders(ids)})",
+            f"UPDATE inbox SET status = 'claimed', worker = ?, lease_until = ?, "
+            f"attempts = attempts + 1 WHERE id IN ({_placeholders(ids)})",
             (worker, now + lease, *ids),
         )
+        attempts = db.execute(
+            f"SELECT MAX(attempts) FROM inbox WHERE id IN ({_placeholders(ids)})", ids
+        ).fetchone()[0]
         session_row = db.execute(
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
         ).fetchone()
@@ -779,7 +869,7 @@ def _claim_turns(db: Connection, worker: str, limit: int, lease: float) -> list[
         entries = [
             InboxEntry(row[0], session_id, _message_from_payload(row[1]), row[2]) for row in rows
         ]
-        turns.append(ClaimedTurn(_session(session_row), entries, worker))
+        turns.append(ClaimedTurn(_session(session_row), entries, worker, int(attempts)))
     return turns
 
 
@@ -800,24 +890,28 @@ def _complete_turn(
         raise LostClaim(f"turn {ids} was claimed by another worker")
     if reply is None:
         return None
-    stored = _insert_message(db, turn.session.id, Role.ASSISTANT, reply, meta)
-    now = utcnow()
-    db.executemany(
-        "INSERT INTO outbox (session_id, channel, address, text, status, "
-        "next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
-        [
-            (
-                turn.session.id,
-                turn.session.channel,
-                turn.session.address,
-                part,
-                now.timestamp(),
-                _ts(now),
-            )
-            for part in outbox_parts
-        ],
+    return _queue_reply(db, turn.session, reply, meta, outbox_parts)
+
+
+def _park_turn(
+    db: Connection,
+    turn: ClaimedTurn,
+    error: str,
+    reply: str | None,
+    meta: dict[str, Any],
+    outbox_parts: list[str],
+) -> Message | None:
+    ids = turn.entry_ids
+    cursor = db.execute(
+        f"UPDATE inbox SET status = 'failed', lease_until = NULL, last_error = ?, "
+        f"failed_at = ? WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
+        (error, time.time(), *ids, turn.worker),
     )
-    return stored
+    if cursor.rowcount != len(ids):
+        raise LostClaim(f"turn {ids} was claimed by another worker")
+    if reply is None:
+        return None
+    return _queue_reply(db, turn.session, reply, meta, outbox_parts)
 
 
 def _defer_turn(
@@ -830,7 +924,8 @@ def _defer_turn(
 ) -> None:
     ids = turn.entry_ids
     cursor = db.execute(
-        f"UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+        f"UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL, "
+        f"attempts = MAX(attempts - 1, 0) "  # waiting is no failed attempt
         f"WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
         (*ids, turn.worker),
     )
@@ -876,8 +971,12 @@ def _claim_outbox(db: Connection, worker: str, limit: int, lease: float) -> list
         return []
     db.executemany(
         "UPDATE outbox SET status = 'sending', worker = ?, lease_until = ?, "
-        "attempts = attempts + 1, recovered = ? WHERE id = ?",
-        [(worker, now + lease, int(status == "sending"), entry_id) for entry_id, status in rows],
+        "attempts = attempts + 1, recovered = ?, uncertain = MAX(uncertain, ?), "
+        "first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ?",
+        [
+            (worker, now + lease, int(status == "sending"), int(status == "sending"), now, entry_id)
+            for entry_id, status in rows
+        ],
     )
     ids = [row[0] for row in rows]
     return [

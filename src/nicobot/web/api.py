@@ -154,6 +154,23 @@ async def retry_outbox(entry_id: int) -> Any:
     return jsonify(retried=entry_id)
 
 
+@blueprint.get("/api/turns/failed")
+@admin_required
+async def list_failed_turns() -> Any:
+    turns = await current_bot().store.list_failed_turns(limit=_int_arg("limit", 100, 1000))
+    return jsonify(turns=[t.to_dict() for t in turns])
+
+
+@blueprint.post("/api/turns/<int:entry_id>/retry")
+@admin_required
+async def retry_turn(entry_id: int) -> Any:
+    bot = current_bot()
+    if not await bot.store.retry_turn(entry_id):
+        return error("no failed message with that id", 404)
+    bot.pipeline.wake_turns()
+    return jsonify(retried=entry_id)
+
+
 @blueprint.get("/metrics")
 @admin_required
 async def metrics() -> Any:

@@ -96,6 +96,15 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE inbox ADD COLUMN not_before DOUBLE PRECISION NOT NULL DEFAULT 0;
     """,
+    """
+    ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE inbox ADD COLUMN last_error TEXT;
+    ALTER TABLE inbox ADD COLUMN failed_at DOUBLE PRECISION;
+    CREATE INDEX inbox_failed ON inbox (id) WHERE status = 'failed';
+    ALTER TABLE outbox ADD COLUMN first_attempt_at DOUBLE PRECISION;
+    ALTER TABLE outbox ADD COLUMN uncertain BOOLEAN NOT NULL DEFAULT FALSE;
+    CREATE INDEX outbox_pending_by_channel ON outbox (channel) WHERE status = 'pending';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

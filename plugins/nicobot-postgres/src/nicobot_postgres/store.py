@@ -22,6 +22,7 @@ from nicobot import (
     ChatSession,
     ClaimedTurn,
     ConfigError,
+    FailedTurn,
     InboxEntry,
     IncomingMessage,
     LostClaim,
@@ -53,7 +54,11 @@ SESSION_COLUMNS = (
 SESSION_WIDTH = len(SESSION_COLUMNS.split(", "))
 OUTBOX_COLUMNS = (
     "id, session_id, channel, address, text, status, attempts, created_at, last_error, "
-    "platform_id, sent_at, recovered"
+    "platform_id, sent_at, recovered, uncertain, first_attempt_at"
+)
+FAILED_TURN_COLUMNS = (
+    "i.id, i.session_id, i.channel, s.address, i.payload, i.attempts, i.last_error, "
+    "i.received_at, i.failed_at"
 )
 ECHO_WINDOW = timedelta(minutes=10)
 #: When a session's open entries (a GROUP BY session_id of inbox) make a turn: after the
@@ -106,6 +111,22 @@ def _outbox(row: tuple[Any, ...]) -> OutboxEntry:
         platform_id=row[9],
         sent_at=row[10],
         recovered=bool(row[11]),
+        uncertain=bool(row[12]),
+        first_attempt_at=row[13],
+    )
+
+
+def _failed_turn(row: tuple[Any, ...]) -> FailedTurn:
+    return FailedTurn(
+        id=row[0],
+        session_id=row[1],
+        channel=row[2],
+        address=row[3],
+        text=_from_payload(row[4]).text,
+        attempts=row[5],
+        last_error=row[6],
+        received_at=datetime.fromtimestamp(row[7], UTC),
+        failed_at=datetime.fromtimestamp(row[8], UTC) if row[8] is not None else None,
     )
 
 
@@ -343,10 +364,47 @@ class PostgresStore(Store):
 
     async def release_turn(self, turn: ClaimedTurn) -> None:
         await self._rowcount(
-            "UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+            "UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL, "
+            "attempts = GREATEST(attempts - 1, 0) "
             "WHERE id = ANY(%s) AND status = 'claimed' AND worker = %s",
             (turn.entry_ids, turn.worker),
         )
+
+    async def retry_turn_later(self, turn: ClaimedTurn, error: str, retry_at: float) -> None:
+        await self._rowcount(
+            "UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL, "
+            "not_before = GREATEST(not_before, %s), last_error = %s "
+            "WHERE id = ANY(%s) AND status = 'claimed' AND worker = %s",
+            (retry_at, error, turn.entry_ids, turn.worker),
+        )
+
+    async def park_turn(
+        self,
+        turn: ClaimedTurn,
+        error: str,
+        reply: str | None,
+        meta: dict[str, Any],
+        outbox_parts: list[str],
+    ) -> Message | None:
+        return await self._transaction(
+            lambda conn: _park_turn(conn, turn, error, reply, meta, outbox_parts)
+        )
+
+    async def list_failed_turns(self, limit: int = 100) -> list[FailedTurn]:
+        rows = await self._fetchall(
+            f"SELECT {FAILED_TURN_COLUMNS} FROM inbox i JOIN sessions s ON s.id = i.session_id "
+            "WHERE i.status = 'failed' ORDER BY i.id DESC LIMIT %s",
+            (limit,),
+        )
+        return [_failed_turn(row) for row in rows]
+
+    async def retry_turn(self, entry_id: int) -> bool:
+        retried = await self._rowcount(
+            "UPDATE inbox SET status = 'pending', attempts = 0, not_before = 0, "
+            "failed_at = NULL WHERE id = %s AND status = 'failed'",
+            (entry_id,),
+        )
+        return retried > 0
 
     async def claim_outbox(self, worker: str, limit: int, lease: float) -> list[OutboxEntry]:
         if limit <= 0:
@@ -360,21 +418,37 @@ class PostgresStore(Store):
             (platform_id, utcnow(), entry_id),
         )
 
-    async def outbox_failed(self, entry_id: int, error: str, retry_at: float | None) -> None:
+    async def outbox_failed(
+        self, entry_id: int, error: str, retry_at: float | None, *, uncertain: bool = False
+    ) -> None:
         await self._rowcount(
             "UPDATE outbox SET status = %s, "
             "next_attempt_at = COALESCE(%s::double precision, next_attempt_at), "
-            "last_error = %s, lease_until = NULL WHERE id = %s",
-            ("pending" if retry_at is not None else "failed", retry_at, error, entry_id),
+            "last_error = %s, lease_until = NULL, uncertain = %s WHERE id = %s",
+            (
+                "pending" if retry_at is not None else "failed",
+                retry_at,
+                error,
+                uncertain,
+                entry_id,
+            ),
         )
 
     async def retry_outbox(self, entry_id: int) -> bool:
         retried = await self._rowcount(
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = %s "
-            "WHERE id = %s AND status = 'failed'",
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = %s, "
+            "first_attempt_at = NULL WHERE id = %s AND status = 'failed'",
             (time.time(), entry_id),
         )
         return retried > 0
+
+    async def outbox_due_now(self, channel: str) -> int:
+        now = time.time()
+        return await self._rowcount(
+            "UPDATE outbox SET next_attempt_at = %s WHERE status = 'pending' AND channel = %s "
+            "AND next_attempt_at > %s",
+            (now, channel, now),
+        )
 
     async def list_outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxEntry]:
         where, params = ("WHERE status = %s", [status]) if status else ("", [])
@@ -434,11 +508,11 @@ class PostgresStore(Store):
         return claimed > 0
 
     async def pipeline_counts(self) -> dict[str, int]:
-        counts = {"turns_pending": 0, "turns_claimed": 0}
+        counts = {"turns_pending": 0, "turns_claimed": 0, "turns_failed": 0}
         counts.update({f"outbox_{s}": 0 for s in ("pending", "sending", "failed")})
         rows = await self._fetchall(
             "SELECT 'turns_' || status, COUNT(*) FROM inbox "
-            "WHERE status IN ('pending', 'claimed') GROUP BY status "
+            "WHERE status IN ('pending', 'claimed', 'failed') GROUP BY status "
             "UNION ALL SELECT 'outbox_' || status, COUNT(*) FROM outbox "
             "WHERE status IN ('pending', 'sending', 'failed') GROUP BY status"
         )
@@ -664,17 +738,19 @@ async def _claim_turns(conn: Conn, worker: str, limit: int, lease: float) -> lis
     turns: list[ClaimedTurn] = []
     for row in await cursor.fetchall():
         session = _session(row)
-        entries = await _claim_session_entries(conn, session.id, worker, now, lease)
-        if entries:
-            turns.append(ClaimedTurn(session, entries, worker))
+        claimed = await _claim_session_entries(conn, session.id, worker, now, lease)
+        if claimed:
+            entries, attempts = claimed
+            turns.append(ClaimedTurn(session, entries, worker, attempts))
     return turns
 
 
 async def _claim_session_entries(
     conn: Conn, session_id: str, worker: str, now: float, lease: float
-) -> list[InboxEntry]:
+) -> tuple[list[InboxEntry], int] | None:
     """Under the session's lock, read its open entries again (another worker may have
-    claimed one since the first look) and claim the claimable ones."""
+    claimed one since the first look) and claim the claimable ones, counting an attempt;
+    returns them and the highest attempt count."""
     cursor = await conn.execute(
         "SELECT id, payload, message_row_id, debounce, not_before, status, lease_until "
         "FROM inbox WHERE session_id = %s AND status IN ('pending', 'claimed') "
@@ -683,17 +759,20 @@ async def _claim_session_entries(
     )
     rows = await cursor.fetchall()
     if any(row[5] == "claimed" and (row[6] or 0) >= now for row in rows):
-        return []
+        return None
     if not rows:
-        return []
+        return None
     if rows[0][3] == 0 and rows[0][4] == 0:  # deferred entries are answered together
         rows = rows[:1]
     ids = [row[0] for row in rows]
-    await conn.execute(
-        "UPDATE inbox SET status = 'claimed', worker = %s, lease_until = %s WHERE id = ANY(%s)",
+    cursor = await conn.execute(
+        "UPDATE inbox SET status = 'claimed', worker = %s, lease_until = %s, "
+        "attempts = attempts + 1 WHERE id = ANY(%s) RETURNING attempts",
         (worker, now + lease, ids),
     )
-    return [InboxEntry(row[0], session_id, _from_payload(row[1]), row[2]) for row in rows]
+    attempts = max(int(row[0]) for row in await cursor.fetchall())
+    entries = [InboxEntry(row[0], session_id, _from_payload(row[1]), row[2]) for row in rows]
+    return entries, attempts
 
 
 async def _complete_turn(
@@ -716,6 +795,27 @@ async def _complete_turn(
     return await _queue_reply(conn, turn.session, reply, meta, outbox_parts)
 
 
+async def _park_turn(
+    conn: Conn,
+    turn: ClaimedTurn,
+    error: str,
+    reply: str | None,
+    meta: dict[str, Any],
+    outbox_parts: list[str],
+) -> Message | None:
+    ids = turn.entry_ids
+    cursor = await conn.execute(
+        "UPDATE inbox SET status = 'failed', lease_until = NULL, last_error = %s, "
+        "failed_at = %s WHERE id = ANY(%s) AND status = 'claimed' AND worker = %s",
+        (error, time.time(), ids, turn.worker),
+    )
+    if cursor.rowcount != len(ids):
+        raise LostClaim(f"turn {ids} was claimed by another worker")
+    if reply is None:
+        return None
+    return await _queue_reply(conn, turn.session, reply, meta, outbox_parts)
+
+
 async def _defer_turn(
     conn: Conn,
     turn: ClaimedTurn,
@@ -726,7 +826,8 @@ async def _defer_turn(
 ) -> None:
     ids = turn.entry_ids
     cursor = await conn.execute(
-        "UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+        "UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL, "
+        "attempts = GREATEST(attempts - 1, 0) "  # waiting is no failed attempt
         "WHERE id = ANY(%s) AND status = 'claimed' AND worker = %s",
         (ids, turn.worker),
     )
@@ -775,9 +876,11 @@ async def _claim_outbox(conn: Conn, worker: str, limit: int, lease: float) -> li
         return []
     cursor = await conn.execute(
         "UPDATE outbox SET status = 'sending', worker = %s, lease_until = %s, "
-        "attempts = attempts + 1, recovered = (status = 'sending') "
+        "attempts = attempts + 1, recovered = (status = 'sending'), "
+        "uncertain = (uncertain OR status = 'sending'), "
+        "first_attempt_at = COALESCE(first_attempt_at, %s) "
         f"WHERE id = ANY(%s) RETURNING {OUTBOX_COLUMNS}",
-        (worker, now + lease, ids),
+        (worker, now + lease, now, ids),
     )
     return sorted((_outbox(row) for row in await cursor.fetchall()), key=lambda e: e.id)
 
