@@ -2,7 +2,8 @@
 
 - ``run_each`` awaits every implementation in pluggy's call order (``startup``,
   ``shutdown``, ``before_reply``); ``chain`` passes each one the previous one's value
-  (``after_reply``); ``Notifications.emit`` queues a notification for each plugin and
+  (``after_reply``); ``first`` stops at the first text (``transcribe_audio``);
+  ``Notifications.emit`` queues a notification for each plugin and
   returns at once (``message_received``, ``reply_sent``, ``channel_status_changed``).
 - An implementation that raises, or takes longer than the time limit, is logged with
   its plugin's name and skipped; the other plugins and the caller carry on.
@@ -68,6 +69,14 @@ class HookRunner:
     async def run_each(self, hook_name: str, **kwargs: Any) -> None:
         for impl in implementations(self.pm, hook_name):
             await self.call(impl, hook_name, kwargs)
+
+    async def first(self, hook_name: str, **kwargs: Any) -> str | None:
+        """Ask implementations in turn until one returns a non-empty string; return it."""
+        for impl in implementations(self.pm, hook_name):
+            result = await self.call(impl, hook_name, kwargs)
+            if isinstance(result, str) and result.strip():
+                return result.strip()
+        return None
 
     async def chain(self, hook_name: str, value_name: str, **kwargs: Any) -> Any:
         """Give each implementation the value the previous one returned (None keeps it);

@@ -4,8 +4,9 @@ Three kinds of hook (``docs/plugins/hooks.md`` says the same at length):
 
 - **Registration** hooks (``register_*``) run once while the bot is built, plugin by
   plugin. They must be plain ``def``; an error names the plugin and stops start-up.
-- **Reply** hooks (``before_reply``, ``after_reply``) run on the reply path, awaited in
-  turn. ``after_reply`` is a chain: each implementation gets the previous one's reply.
+- **Reply** hooks (``before_reply``, ``after_reply``, ``transcribe_audio``) run on the
+  reply path, awaited in turn. ``after_reply`` is a chain: each implementation gets the
+  previous one's reply; ``transcribe_audio`` stops at the first text.
 - **Notification** hooks (``startup``, ``shutdown``, ``message_received``,
   ``reply_sent``, ``channel_status_changed``) tell plugins what happened; their return
   value is ignored.
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from .channels import Channel, ChannelStatus
     from .context import BotContext
     from .knowledge import KnowledgeBase
-    from .models import ChatSession, IncomingMessage, OutgoingMessage
+    from .models import ChatSession, IncomingMessage, MediaFile, OutgoingMessage
     from .store import Store
 
 hookspec = pluggy.HookspecMarker("nicobot")
@@ -134,3 +135,11 @@ def channel_status_changed(bot: BotContext, channel: Channel, status: ChannelSta
     """A channel reported a connection status through ``context.report_status``
     (for WhatsApp: paired, logged out, a new QR code). Runs in the background: the
     channel never waits for it nor sees its errors. May be async."""
+
+
+@hookspec
+def transcribe_audio(bot: BotContext, session: ChatSession, audio: MediaFile) -> Any:
+    """Return the text of a voice note or audio file (``audio.data``, ``audio.mimetype``),
+    or None to leave it to other plugins and then to ``[media] transcription_model``.
+    Implementations are asked in the order above until one returns a non-empty text;
+    one that fails or times out is skipped. Runs on the reply path. May be async."""
