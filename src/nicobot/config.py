@@ -7,6 +7,7 @@ convenience (``NICOBOT_MODEL``, ``NICOBOT_PORT``, ...; see ``SHORT_ENV_NAMES``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -94,6 +95,32 @@ class ServerSettings(_Section):
     public_url: str | None = Field(
         None, description="Base URL at which gateways reach this server (for webhooks)."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For is "
+        "believed; from anyone else it is ignored.",
+    )
+    secure_cookies: bool = Field(
+        False, description="Send the session cookie over HTTPS only (behind a TLS proxy)."
+    )
+    max_auth_failures: int = Field(
+        10, ge=1, le=1_000_000, description="Wrong credentials per client in 5 min before 429."
+    )
+    min_free_disk_mb: int = Field(
+        100, ge=0, le=10_000_000, description="Below this free space in data_dir, not ready."
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for entry in value if isinstance(value, list) else []:
+            try:
+                ipaddress.ip_network(str(entry), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or CIDR range") from None
+        return value
 
 
 class StoreSettings(_Section):

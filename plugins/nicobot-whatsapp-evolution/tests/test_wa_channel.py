@@ -470,7 +470,8 @@ def jwt(secret: str, payload: dict[str, Any], alg: str = "HS256") -> str:
         ({}, f"/{SECRET}/"),
         ({"apikey": SECRET}, ""),
         ({"authorization": f"Bearer {jwt(SECRET, {'exp': time.time() + 600})}"}, ""),
-        ({"authorization": f"Bearer {jwt(SECRET, {'app': 'evolution'})}"}, ""),
+        # a retry of an event whose token expired minutes ago
+        ({"authorization": f"Bearer {jwt(SECRET, {'exp': time.time() - 600})}"}, ""),
     ],
 )
 async def test_webhook_accepted(
@@ -502,7 +503,10 @@ async def test_webhook_accepted(
         ({}, f"messages-upsert/{SECRET}"),
         ({"apikey": "00000000-INSTANCE-TOKEN-0001"}, ""),  # the instance token, not our secret
         ({"authorization": f"Bearer {jwt('other', {})}"}, ""),
-        ({"authorization": f"Bearer {jwt(SECRET, {'exp': time.time() - 5})}"}, ""),
+        ({"authorization": f"Bearer {jwt(SECRET, {'exp': time.time() - 3600})}"}, ""),
+        ({"authorization": f"Bearer {jwt(SECRET, {'app': 'evolution'})}"}, ""),  # no exp
+        ({"authorization": f"Bearer {jwt(SECRET, {'exp': time.time() + 10**8})}"}, ""),
+        ({"authorization": f"Bearer {jwt(SECRET, {'exp': True})}"}, ""),
         ({"authorization": f"Bearer {jwt(SECRET, {}, alg='none')}"}, ""),
         ({"authorization": f"Bearer {SECRET}"}, ""),
         ({"x-nicobot-secret": "ñ"}, ""),

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 import aiosqlite
 
+from ..fileperms import private_database
 from ..models import (
     ChatSession,
     ClaimedTurn,
@@ -259,7 +260,7 @@ class SQLiteStore(Store):
         return self._db
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(self.path)  # conversations: 0600 (SQLite gives its WAL the same)
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         await self._run(_configure)
         await self._run(_migrate, self.path, self.schema_version)

@@ -13,6 +13,7 @@ from ..channels import Channel
 from ..models import IncomingMessage
 from .auth import admin_required
 from .common import BadRequest, current_bot, error, json_body, text_field
+from .health import low_disk
 
 log = logging.getLogger("nicobot.api")
 blueprint = Blueprint("api", __name__)
@@ -66,6 +67,9 @@ async def readyz() -> Any:
         await bot.store.get_setting("readyz")
     except Exception as exc:
         return jsonify(status="not ready", error=str(exc)), 503
+    disk_problem = low_disk(bot.settings.data_path, bot.settings.server.min_free_disk_mb)
+    if disk_problem:
+        return jsonify(status="not ready", error=disk_problem), 503
     return jsonify(
         status="ready", channels=[c.name for c in bot.channels.all()], llm=bot.agent.llm_state
     )

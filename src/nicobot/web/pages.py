@@ -17,17 +17,19 @@ from quart import (
 from ..admin import AdminTab
 from ..plugins import collect_components
 from .auth import (
-    LoginThrottle,
+    ADMIN,
     admin_required,
+    client_address,
     csrf_ok,
-    csrf_token,
+    end_admin_sessions,
     is_local_path,
     password_matches,
+    start_admin_session,
+    throttle,
 )
 from .common import current_bot
 
 blueprint = Blueprint("pages", __name__)
-throttle = LoginThrottle()
 
 #: Channels shown greyed out on the Channels tab until a plugin provides them.
 COMING_SOON = (("telegram", "Telegram"), ("instagram", "Instagram"))
@@ -45,23 +47,18 @@ async def login() -> Any:
     blocked = False
     next_url = _safe_next(request.args.get("next"))
     if request.method == "POST":
-        client = request.remote_addr or "?"
+        client = (ADMIN, client_address())
         form = await request.form
-        if throttle.blocked(client):
+        if throttle().blocked(client):
             blocked = True
         elif not await csrf_ok():
             failed = True
         elif password_matches(form.get("password", "")):
-            throttle.succeeded(client)
-            lang = session.get("lang")
-            session.clear()
-            session["admin"] = True
-            if lang:
-                session["lang"] = lang
-            csrf_token()
+            throttle().succeeded(client)
+            await start_admin_session()
             return redirect(next_url)
         else:
-            throttle.failed(client)
+            throttle().failed(client)
             failed = True
     status = 429 if blocked else 401 if failed else 200
     return (
@@ -79,7 +76,7 @@ async def login() -> Any:
 @blueprint.post("/logout")
 @admin_required
 async def logout() -> Any:
-    session.clear()
+    await end_admin_sessions()
     return redirect(url_for("pages.login"))
 
 
