@@ -80,7 +80,7 @@ class ReplyContext:
     text: str
     history: list[Message]
     snippets: list[Snippet]
-    llm_messages: list[dict[str, str]] = field(default_factory=list)
+    llm_messages: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -215,7 +215,7 @@ class Agent:
         intro = canned_message(self.settings, "offline_intro")
         return AgentReply(f"{intro}\n\n{best.text.strip()}", [best], "offline")
 
-    async def complete(self, llm_messages: list[dict[str, str]]) -> str:
+    async def complete(self, llm_messages: list[dict[str, Any]]) -> str:
         llm = self.settings.llm
         kwargs: dict[str, Any] = {
             "model": llm.model,

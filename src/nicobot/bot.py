@@ -21,12 +21,13 @@ from .config import ConfigError, Settings, format_validation_error, project_env
 from .gate import Gate
 from .handoff import asks_for_a_person, handoff_keywords
 from .knowledge import KnowledgeBase
+from .media import MediaReader, attach_images
 from .metrics import Metrics
 from .models import (
     ChatSession,
     ClaimedTurn,
     IncomingMessage,
-    MessageKind,
+    MediaFile,
     OutboxEntry,
     OutgoingMessage,
     utcnow,
@@ -93,6 +94,7 @@ class Bot:
         self.pipeline = Pipeline(self)
         self.handoff_keywords = handoff_keywords(settings)
         self.gate = Gate(settings, self.store)
+        self.media = MediaReader(self)
         self._waiters: dict[tuple[str, str], asyncio.Future[Turn]] = {}
         self._purger: asyncio.Task[None] | None = None
         self.prompt_overrides: dict[str, str] = {}
@@ -312,20 +314,17 @@ class Bot:
             await call_hook(
                 self.pm, "message_received", bot=self, session=session, message=entry.message
             )
-        texts = [
-            e.message.text.strip()
-            for e in turn.entries
-            if e.message.kind is MessageKind.TEXT and e.message.text.strip()
-        ]
         handoff = False
         reply: AgentReply | None
         decision = await self.gate.check(turn)
+        texts = await self.media.texts(turn) if decision is None else []
+        images = await self.media.images(turn) if decision is None else []
         if decision is not None and decision.defer_until is not None:
             await self._defer_turn(turn, decision.defer_until, decision.reply)
             return
         if decision is not None:
             reply = decision.reply
-        elif not texts:
+        elif not texts and not images:
             interval = timedelta(minutes=self.settings.pipeline.non_text_reply_minutes)
             reply = None
             if await self.store.claim_non_text_reply(session.id, interval):
@@ -334,7 +333,7 @@ class Bot:
             reply = AgentReply(canned_message(self.settings, "handoff"), [], "handoff")
             handoff = True
         else:
-            reply = await self._agent_reply(turn, "\n".join(texts))
+            reply = await self._agent_reply(turn, "\n".join(texts), images)
         reply = self.gate.outside_hours(reply)
         channel = self.channels.get(session.channel)
         if reply is not None and channel is not None and not channel.is_local:
@@ -427,7 +426,9 @@ class Bot:
                 if waiter is not None and not waiter.done():
                     waiter.set_result(Turn(turn.session, notice.text, notice.mode))
 
-    async def _agent_reply(self, turn: ClaimedTurn, text: str) -> AgentReply:
+    async def _agent_reply(
+        self, turn: ClaimedTurn, text: str, images: list[MediaFile] | None = None
+    ) -> AgentReply:
         session = turn.session
         own_rows = {e.message_row_id for e in turn.entries}
         window = self.settings.llm.history_messages
@@ -440,6 +441,7 @@ class Bot:
             session=session, text=text, history=history, snippets=await self.agent.retrieve(text)
         )
         context.llm_messages = self.agent.build_messages(context, self.prompt_settings())
+        attach_images(context.llm_messages, images or [])
         await call_hook(self.pm, "before_reply", bot=self, context=context)
         reply = await self.agent.reply(context)
         for replacement in await call_hook(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .models import IncomingMessage, OutgoingMessage
+from .models import IncomingMessage, MediaFile, OutgoingMessage
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -256,6 +256,12 @@ class Channel(abc.ABC):
 
     async def send_typing(self, address: str, seconds: float) -> None:
         """Show "typing..." to ``address`` for about ``seconds``; no-op by default."""
+
+    async def fetch_media(self, message: IncomingMessage, max_bytes: int) -> MediaFile | None:
+        """The file attached to ``message`` (see ``IncomingMessage.media``), at most
+        ``max_bytes``; None when there is none, it is larger or it is gone. Not supported
+        (None) by default."""
+        return None
 
     async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
         """Authenticate and parse a webhook call; raise :class:`WebhookRejected` to refuse."""

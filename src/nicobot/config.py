@@ -261,6 +261,26 @@ class HoursSettings(_Section):
         return values
 
 
+class MediaSettings(_Section):
+    """Voice notes and images (``[media]``)."""
+
+    transcription_model: str = Field(
+        "", description="A litellm transcription model (openai/whisper-1); empty: none."
+    )
+    transcription_api_base: str | None = Field(None, description="Its OpenAI-compatible server.")
+    transcription_api_key: str | None = Field(None, description="Its API key.")
+    vision: Literal["auto", "on", "off"] = Field(
+        "auto", description="Send images to [llm] model: auto asks litellm whether it can."
+    )
+    max_file_mb: float = Field(
+        10.0, gt=0, le=25, description="Largest file fetched from a channel, in megabytes."
+    )
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_file_mb * 1_000_000)
+
+
 class Settings(_Section):
     bot: BotSettings = Field(default_factory=BotSettings)  # type: ignore[arg-type]
     llm: LLMSettings = Field(default_factory=LLMSettings)  # type: ignore[arg-type]
@@ -272,6 +292,7 @@ class Settings(_Section):
     optout: OptOutSettings = Field(default_factory=OptOutSettings)  # type: ignore[arg-type]
     contacts: ContactsSettings = Field(default_factory=ContactsSettings)  # type: ignore[arg-type]
     hours: HoursSettings = Field(default_factory=HoursSettings)  # type: ignore[arg-type]
+    media: MediaSettings = Field(default_factory=MediaSettings)  # type: ignore[arg-type]
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     project_dir: Path = Field(default=Path("."), exclude=True)

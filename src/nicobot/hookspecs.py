@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .bot import Bot
     from .channels import Channel, ChannelStatus
     from .knowledge import KnowledgeBase
-    from .models import ChatSession, IncomingMessage, OutgoingMessage
+    from .models import ChatSession, IncomingMessage, MediaFile, OutgoingMessage
     from .store import Store
 
 hookspec = pluggy.HookspecMarker("nicobot")
@@ -91,3 +91,10 @@ def reply_sent(bot: Bot, session: ChatSession, message: OutgoingMessage) -> Any:
 @hookspec
 def channel_status_changed(bot: Bot, channel: Channel, status: ChannelStatus) -> Any:
     """A channel reported a new connection status. May be async."""
+
+
+@hookspec
+def transcribe_audio(bot: Bot, session: ChatSession, audio: MediaFile) -> Any:
+    """Return the text of a voice note or audio file (``audio.data``, ``audio.mimetype``),
+    or None to leave it to other plugins and then to ``[media] transcription_model``. The
+    first text returned is used. May be async."""

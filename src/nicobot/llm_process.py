@@ -48,13 +48,26 @@ def import_litellm() -> Any:
 
 async def run_call(litellm: Any, name: str, kwargs: Mapping[str, Any]) -> Any:
     """The calls the agent makes, the same in the child and inline: ``acompletion``
-    (within its ``timeout``; the reply's text) and ``validate_environment``."""
+    (within its ``timeout``; the reply's text), ``validate_environment``,
+    ``supports_vision`` and ``atranscription`` (``file_base64``, ``filename`` and
+    ``mimetype``; the text)."""
     if name == "acompletion":
         timeout = float(kwargs.get("timeout") or 60)
         response = await asyncio.wait_for(litellm.acompletion(**kwargs), timeout)
         return response.choices[0].message.content
     if name == "validate_environment":
         return dict(litellm.validate_environment(**kwargs))
+    if name == "supports_vision":
+        return bool(litellm.supports_vision(**kwargs))
+    if name == "atranscription":  # the file travels as base64 text (one JSON line)
+        import base64
+
+        args = dict(kwargs)
+        audio = base64.b64decode(args.pop("file_base64"))
+        file = (args.pop("filename"), audio, args.pop("mimetype"))
+        timeout = float(args.get("timeout") or 60)
+        response = await asyncio.wait_for(litellm.atranscription(file=file, **args), timeout)
+        return response.text
     raise ValueError(f"no call named {name!r}")
 
 

@@ -19,6 +19,7 @@ from nicobot import (
     ChannelContext,
     ChannelStatus,
     IncomingMessage,
+    MediaFile,
     OutgoingMessage,
     PermanentSendError,
     RetryLater,
@@ -32,6 +33,7 @@ from nicobot import (
 from .auth import authenticate
 from .client import WEBHOOK_EVENTS, EvolutionClient, EvolutionError, QRCode, jid_of
 from .config import WhatsAppConfig, merge_config
+from .media import decode_media
 from .parsing import (
     ConnectionUpdate,
     Ignored,
@@ -412,6 +414,24 @@ class WhatsAppChannel(Channel):
                     break
         return SentCheck.not_sent()
 
+    async def fetch_media(self, message: IncomingMessage, max_bytes: int) -> MediaFile | None:
+        """The webhook's own copy of the file, else ``getBase64FromMediaMessage``."""
+        reference = message.media or {}
+        if not reference.get("type"):
+            return None
+        length = reference.get("file_length")
+        if isinstance(length, int) and length > max_bytes:
+            log.info("not fetching a %d-byte file (over [media] max_bytes)", length)
+            return None
+        fetched: dict[str, Any] | None = None
+        if not reference.get("base64"):
+            fetched = await self.client.media_base64(
+                self.config.instance, reference.get("key") or {}, reference.get("message") or {}
+            )
+            if fetched is None:
+                return None
+        return decode_media(message.message_id, reference, fetched, max_bytes)
+
     async def _reconnect(self) -> None:
         """The socket died while the state may still say open: ask for a reconnect."""
         if time.monotonic() - self._last_reconnect < RECONNECT_EVERY_SECONDS:
@@ -460,6 +480,7 @@ class WhatsAppChannel(Channel):
                 now=now,
                 max_age_seconds=self.config.max_message_age_seconds,
                 own_instance=self.config.instance,
+                max_media_bytes=self.context.settings.media.max_bytes,
             )
         except Exception:  # parse_webhook does not raise; a bug must still not cost a 5xx
             log.exception("could not parse a WhatsApp webhook")

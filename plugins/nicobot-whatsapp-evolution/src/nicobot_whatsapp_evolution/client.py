@@ -402,6 +402,18 @@ class EvolutionClient:
             extra_seconds=delay_ms / 1000,
         )
 
+    async def media_base64(
+        self, instance: str, key: Mapping[str, Any], message: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """A received file, decrypted by the gateway: ``{"mimetype", "fileName",
+        "base64", ...}``, or None when the message holds none. Given the message's key
+        and content, the gateway needs no database to find it."""
+        body = {"message": {"key": dict(key), "message": dict(message)}, "convertToMp4": False}
+        data = await self._request(
+            "POST", self._path("/chat/getBase64FromMediaMessage", instance), body
+        )
+        return data if isinstance(data, dict) and isinstance(data.get("base64"), str) else None
+
     async def set_webhook(
         self,
         instance: str,

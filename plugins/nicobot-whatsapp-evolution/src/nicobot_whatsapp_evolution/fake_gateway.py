@@ -68,7 +68,8 @@ SCHEMA_FILES = {
 OWNER_NUMBER = "5491100000099"
 INSTANCE_ROUTE = re.compile(
     r"^/(instance/connect|instance/connectionState|instance/logout|message/sendText|"
-    r"chat/sendPresence|chat/findMessages|webhook/set|webhook/find)/([^/]+)$"
+    r"chat/sendPresence|chat/findMessages|webhook/set|webhook/find|"
+    r"chat/getBase64FromMediaMessage)/([^/]+)$"
 )
 
 
@@ -219,6 +220,10 @@ class FakeGateway:
         self.stored: list[dict[str, Any]] = []
         #: Faults for the next sendText calls: ``{"mode", "seconds", "count"}``.
         self.send_fault: dict[str, Any] | None = None
+        #: Files of received messages, by message id: (bytes, mimetype), for
+        #: ``getBase64FromMediaMessage``; ``media_requests`` counts its calls.
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self.media_requests: list[str] = []
         self.down: str | None = None  # None, "closed" (sends fail) or "drop" (no answer)
         self.fail_connect: str | None = None
         self._connects_left: dict[str, int] = {}
@@ -321,6 +326,8 @@ class FakeGateway:
             self.not_on_whatsapp.clear()
             self.stored.clear()
             self.send_fault = None
+            self.media.clear()
+            self.media_requests.clear()
             self.down = None
             self.fail_connect = None
 
@@ -580,6 +587,7 @@ class FakeGateway:
             ("POST", "chat/findMessages"): self._find_messages,
             ("POST", "webhook/set"): self._set_webhook,
             ("GET", "webhook/find"): lambda i, _b: (200, i.webhook or None),
+            ("POST", "chat/getBase64FromMediaMessage"): self._media_base64,
         }
         handler = handlers.get((method, route))
         if handler is None:
@@ -642,6 +650,36 @@ class FakeGateway:
                 "base64": PNG_1X1,
                 "count": instance.qr_count,
             }
+
+    def add_media(self, message_id: str, data: bytes, mimetype: str) -> None:
+        """The file of a received message, as the gateway would decrypt it."""
+        with self._lock:
+            self.media[message_id] = (data, mimetype)
+
+    def _media_base64(self, _instance: Instance, body: Any) -> tuple[int, Any]:
+        import base64
+
+        message = body.get("message") if isinstance(body, dict) else None
+        key = message.get("key") if isinstance(message, dict) else None
+        message_id = key.get("id") if isinstance(key, dict) else None
+        if not isinstance(message_id, str):
+            raise envelope(400, ["Message not found"])
+        with self._lock:
+            self.media_requests.append(message_id)
+            found = self.media.get(message_id)
+        if found is None:
+            raise envelope(400, ["Message not found"])
+        data, mimetype = found
+        media_type = "audioMessage" if mimetype.startswith("audio/") else "imageMessage"
+        extension = "oga" if mimetype.startswith("audio/ogg") else mimetype.split("/")[-1]
+        return 201, {
+            "mediaType": media_type,
+            "fileName": f"{message_id}.{extension}",
+            "size": {"fileLength": str(len(data))},
+            "mimetype": mimetype,
+            "base64": base64.b64encode(data).decode("ascii"),
+            "buffer": None,
+        }
 
     def _state(self, instance: Instance, _body: Any) -> tuple[int, Any]:
         return 200, {"instance": {"instanceName": instance.name, "state": instance.state}}
