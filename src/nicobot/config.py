@@ -95,6 +95,9 @@ class ServerSettings(_Section):
     public_url: str | None = Field(
         None, description="Base URL at which gateways reach this server (for webhooks)."
     )
+    workers: int = Field(
+        1, ge=1, le=64, description="Server processes on one port, sharing the store."
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For is "
@@ -168,6 +171,12 @@ class PipelineSettings(_Section):
     )
     non_text_reply_minutes: float = Field(
         60.0, ge=0, le=10080, description="At most one 'text only' reply per conversation per this."
+    )
+
+
+class PluginsSettings(_Section):
+    hook_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="Longest one plugin's hook implementation may take."
     )
 
 
@@ -293,6 +302,7 @@ class Settings(_Section):
     contacts: ContactsSettings = Field(default_factory=ContactsSettings)  # type: ignore[arg-type]
     hours: HoursSettings = Field(default_factory=HoursSettings)  # type: ignore[arg-type]
     media: MediaSettings = Field(default_factory=MediaSettings)  # type: ignore[arg-type]
+    plugins: PluginsSettings = Field(default_factory=PluginsSettings)  # type: ignore[arg-type]
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     project_dir: Path = Field(default=Path("."), exclude=True)

@@ -23,8 +23,8 @@ from .logs import conversation
 from .models import ClaimedTurn, OutboxEntry, OutgoingMessage
 
 if TYPE_CHECKING:
-    from .bot import Bot
     from .channels import Channel
+    from .context import PipelineHost
 
 log = logging.getLogger("nicobot.pipeline")
 
@@ -206,7 +206,7 @@ class Loop:
 class Pipeline:
     """Runs turns and deliveries for one bot."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: PipelineHost) -> None:
         self.bot = bot
         self.worker = new_worker_id()
         settings = bot.settings.pipeline

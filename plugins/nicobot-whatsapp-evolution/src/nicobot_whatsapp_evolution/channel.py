@@ -114,6 +114,7 @@ class WhatsAppChannel(Channel):
     webhook_slug = "evolution"
     config_model: ClassVar[type[ChannelConfig]] = WhatsAppConfig
     supports_qr = True
+    supports_disconnect = True
     supports_typing = True
 
     config: WhatsAppConfig
