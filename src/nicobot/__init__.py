@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         WebhookResult,
     )
     from .config import ConfigError, Settings, load_settings
+    from .context import BotContext
     from .hookspecs import hookimpl
     from .i18n import add_catalogue_dir
     from .knowledge import DocumentInfo, KnowledgeBase, Snippet
@@ -57,6 +58,7 @@ _MODULES = {
     "admin_required": "admin",
     "ReplyContext": "agent",
     "Bot": "bot",
+    "BotContext": "context",
     "Turn": "bot",
     "Channel": "channels",
     "ChannelConfig": "channels",
@@ -112,6 +114,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "AdminTab",
     "Bot",
+    "BotContext",
     "Channel",
     "ChannelConfig",
     "ChannelContext",

@@ -171,6 +171,12 @@ class PipelineSettings(_Section):
     )
 
 
+class PluginsSettings(_Section):
+    hook_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="Longest one plugin's hook implementation may take."
+    )
+
+
 class MessagesSettings(_Section):
     """The bot's own words to customers; unset ones come from the language defaults."""
 
@@ -293,6 +299,7 @@ class Settings(_Section):
     contacts: ContactsSettings = Field(default_factory=ContactsSettings)  # type: ignore[arg-type]
     hours: HoursSettings = Field(default_factory=HoursSettings)  # type: ignore[arg-type]
     media: MediaSettings = Field(default_factory=MediaSettings)  # type: ignore[arg-type]
+    plugins: PluginsSettings = Field(default_factory=PluginsSettings)  # type: ignore[arg-type]
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     project_dir: Path = Field(default=Path("."), exclude=True)

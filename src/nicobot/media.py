@@ -12,7 +12,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .models import InboxEntry, MediaFile, MessageKind
-from .plugins import call_hook
 
 if TYPE_CHECKING:
     from .bot import Bot
@@ -86,11 +85,11 @@ class MediaReader:
         return text
 
     async def _transcribe(self, session: ChatSession, audio: MediaFile) -> str | None:
-        for result in await call_hook(
-            self.bot.pm, "transcribe_audio", bot=self.bot, session=session, audio=audio
-        ):
-            if isinstance(result, str) and result.strip():
-                return result.strip()
+        text = await self.bot.hooks.first(
+            "transcribe_audio", bot=self.bot, session=session, audio=audio
+        )
+        if text is not None:
+            return text
         if not self.settings.transcription_model:
             return None
         try:

@@ -97,12 +97,24 @@ def channel_status(project: Path, name: str) -> None:
     "--timeout", type=float, default=300, show_default=True, help="Give up after this many seconds."
 )
 def connect(project: Path, name: str, timeout: float) -> None:
-    """Connect NAME; for WhatsApp, show the QR code here and wait until it is scanned.
+    """Connect NAME; for a channel that pairs by QR code (WhatsApp), show the code here
+    and wait until it is scanned.
 
     The code is redrawn each time the gateway rotates it; the command ends when the
     phone is linked, on Ctrl-C, or when the gateway stops offering codes."""
     bot = _bot(project)
     channel = _channel(bot, name)
+    if not channel.capabilities()["connect"]:
+        raise click.ClickException(
+            f"{channel.label} has nothing to connect: it works from its settings alone "
+            f"(see `nicobot channels status {channel.name}`)"
+        )
+    if not channel.supports_qr:
+        status = run(_with_channels(bot, [channel], channel.connect))
+        _print_status(channel, status)
+        if not status.connected:
+            raise click.ClickException(f"{channel.label} did not connect")
+        return
     try:
         status = run(_with_channels(bot, [channel], lambda: _pair(channel, wait_seconds=timeout)))
     except KeyboardInterrupt:
@@ -194,6 +206,11 @@ def disconnect(project: Path, name: str) -> None:
     """Disconnect NAME (for WhatsApp: log the linked device out)."""
     bot = _bot(project)
     channel = _channel(bot, name)
+    if not channel.supports_disconnect:
+        raise click.ClickException(
+            f"{channel.label} cannot be disconnected; to turn it off, set "
+            f"enabled = false in [channels.{channel.name}]"
+        )
     status = run(_with_channels(bot, [channel], channel.disconnect))
     _print_status(channel, status)
 

@@ -211,6 +211,11 @@ def _unwrap(message: Mapping[str, Any]) -> Mapping[str, Any]:
     return message
 
 
+def message_text(message: Mapping[str, Any]) -> str | None:
+    """The text of a message's content (unwrapped), or None."""
+    return _text_of(_unwrap(message))
+
+
 def _text_of(message: Mapping[str, Any]) -> str | None:
     text = _str(message.get("conversation"))
     if text is not None:
