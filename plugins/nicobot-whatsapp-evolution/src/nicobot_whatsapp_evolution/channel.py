@@ -239,6 +239,8 @@ class WhatsAppChannel(Channel):
     ) -> ChannelStatus:
         qr = self._qr if key == "scanning" and self._qr is not None else None
         extra: dict[str, Any] = {"instance": self.config.instance}
+        if qr is not None and qr.count:
+            extra["qr_count"] = qr.count
         if key in ("logged_out", "qr_limit", "no_instance"):
             extra["reason"] = key
             state = "disconnected"
@@ -291,12 +293,25 @@ class WhatsAppChannel(Channel):
             return self._status("not_configured")
         try:
             state = await self.client.connection_state(self.config.instance)
+            if state == "connecting":
+                state = await self._refresh_qr()
         except EvolutionError as exc:
             status = self._status("no_instance") if exc.is_not_found else self._error_status(exc)
         else:
             status = self._status_for_state(state)
         await self._report(status)
         return status
+
+    async def _refresh_qr(self) -> str:
+        """While pairing, the gateway rotates the QR every few tens of seconds: take the
+        current one (``GET /instance/connect`` only reads it while connecting)."""
+        answer = await self.client.connect(self.config.instance)
+        if answer.state is not None:
+            return answer.state
+        current = self._qr.code if self._qr is not None else None
+        if answer.qr is not None and answer.qr.ready and answer.qr.code != current:
+            self._qr = answer.qr
+        return "connecting"
 
     # pairing
 
