@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         WebhookResult,
     )
     from .config import ConfigError, Settings, load_settings
+    from .context import BotContext
     from .hookspecs import hookimpl
     from .i18n import add_catalogue_dir
     from .knowledge import DocumentInfo, KnowledgeBase, Snippet
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
         FailedTurn,
         InboxEntry,
         IncomingMessage,
+        MediaFile,
         Message,
         MessageKind,
         OutboxEntry,
@@ -56,6 +58,7 @@ _MODULES = {
     "admin_required": "admin",
     "ReplyContext": "agent",
     "Bot": "bot",
+    "BotContext": "context",
     "Turn": "bot",
     "Channel": "channels",
     "ChannelConfig": "channels",
@@ -83,6 +86,7 @@ _MODULES = {
     "FailedTurn": "models",
     "InboxEntry": "models",
     "IncomingMessage": "models",
+    "MediaFile": "models",
     "Message": "models",
     "MessageKind": "models",
     "OutboxEntry": "models",
@@ -110,6 +114,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "AdminTab",
     "Bot",
+    "BotContext",
     "Channel",
     "ChannelConfig",
     "ChannelContext",
@@ -124,6 +129,7 @@ __all__ = [
     "IncomingMessage",
     "KnowledgeBase",
     "LostClaim",
+    "MediaFile",
     "Message",
     "MessageKind",
     "OutboxEntry",

@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from . import i18n
 from .bot import Bot
 from .config import Settings, load_settings
-from .plugins import make_plugin_manager
+from .plugins import call_registration, make_plugin_manager
 from .version import __version__
 from .web import api, pages, webhooks
 from .web.auth import CredentialThrottle, csrf_token
@@ -73,7 +73,7 @@ def create_app(
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(webhooks.blueprint)
-    pm.hook.register_routes(app=app)
+    call_registration(pm, "register_routes", app=app)
     _setup_errors(app)
     _setup_limits(app)
     add_security_headers(app)

@@ -23,8 +23,8 @@ from .logs import conversation
 from .models import ClaimedTurn, OutboxEntry, OutgoingMessage
 
 if TYPE_CHECKING:
-    from .bot import Bot
     from .channels import Channel
+    from .context import PipelineHost
 
 log = logging.getLogger("nicobot.pipeline")
 
@@ -38,11 +38,18 @@ LAG_PROBE_SECONDS = 0.01
 LAG_HIGH_SECONDS = 0.015
 LAG_LOW_SECONDS = 0.005
 SHRINK_EVERY_SECONDS = 0.1
+#: Below this share of a core used by this process, a late loop is other processes'
+#: doing (a busy machine): fewer turns in flight would not help, and slow LLM calls
+#: waiting cost no CPU, so the limit is not cut.
+BUSY_CPU_SHARE = 0.5
 #: Longest wait between attempts at answering a turn.
 BACKOFF_MAX_SECONDS = 300.0
 JITTER = 0.2
 #: Platform timestamps have whole seconds, and clocks differ a little.
 RECONCILE_SLACK_SECONDS = 5.0
+#: A delivery failing for hours logs its first attempts, then every LOUD_EVERY-th.
+LOUD_ATTEMPTS = 3
+LOUD_EVERY = 20
 
 
 def new_worker_id() -> str:
@@ -73,7 +80,13 @@ class LoopLag:
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.cpu_share = 0.0  # of one core, by this process's threads, smoothed
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def own_seconds(self) -> float:
+        """The lag, when this process is busy enough to be its cause; else 0."""
+        return self.seconds if self.cpu_share >= BUSY_CPU_SHARE else 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._probe(), name="loop-lag")
@@ -87,10 +100,13 @@ class LoopLag:
     async def _probe(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            started = loop.time()
+            started, cpu_started = loop.time(), time.process_time()
             await asyncio.sleep(LAG_PROBE_SECONDS)
-            late = max(0.0, loop.time() - started - LAG_PROBE_SECONDS)
+            elapsed = loop.time() - started
+            late = max(0.0, elapsed - LAG_PROBE_SECONDS)
             self.seconds = late if late > self.seconds else 0.7 * self.seconds + 0.3 * late
+            share = (time.process_time() - cpu_started) / max(elapsed, 1e-6)
+            self.cpu_share = 0.8 * self.cpu_share + 0.2 * share
 
 
 class AdaptiveLimit:
@@ -182,7 +198,7 @@ class Loop:
 
     def _adapt(self) -> None:
         if self.lag is not None:
-            self._limit.update(self.lag.seconds, len(self.active), time.monotonic())
+            self._limit.update(self.lag.own_seconds, len(self.active), time.monotonic())
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.active.discard(task)
@@ -203,7 +219,7 @@ class Loop:
 class Pipeline:
     """Runs turns and deliveries for one bot."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: PipelineHost) -> None:
         self.bot = bot
         self.worker = new_worker_id()
         settings = bot.settings.pipeline
@@ -354,7 +370,15 @@ class Pipeline:
             return
         await store.outbox_sent(entry.id, platform_id)
         bot.metrics.sends.labels(entry.channel).inc()
+        if entry.attempts > 1:
+            await self._channel_works_again(entry.channel)
         await bot.after_delivery(entry)
+
+    async def _channel_works_again(self, channel: str) -> None:
+        """A retried delivery went through: the other replies waiting for that channel
+        need not wait out their backoff."""
+        if await self.bot.store.outbox_due_now(channel):
+            self.sends.wake()
 
     async def _typing(self, channel: Channel, entry: OutboxEntry) -> None:
         if not channel.supports_typing or channel.config.typing_max_seconds <= 0:
@@ -432,7 +456,9 @@ class Pipeline:
         if uncertain:
             delay = max(delay, channel.reconcile_after_seconds)
         await self._retry_later(entry, error, delay, uncertain=uncertain)
-        log.warning(
+        quiet = entry.attempts > LOUD_ATTEMPTS and entry.attempts % LOUD_EVERY != 0
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
             "delivery %d failed (attempt %d)%s, retrying in %.0f s: %s",
             entry.id,
             entry.attempts,

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,9 @@ from nicobot import (
     ChannelContext,
     MessageKind,
     OutgoingMessage,
+    PermanentSendError,
+    SendOutcomeUnknown,
+    SentCheck,
     Settings,
     WebhookRejected,
     WebhookRequest,
@@ -322,6 +326,66 @@ async def test_send_failure_raises_and_reconnects(
     assert await h.channel.send_message(out)
 
 
+@pytest.mark.parametrize("fault", ["slow", "reset"])
+async def test_a_send_whose_answer_is_lost_is_of_unknown_outcome_and_is_found(
+    make_channel: MakeChannel, fake: FakeGateway, fault: str
+) -> None:
+    fake.add_instance(INSTANCE, state="open")
+    h = make_channel(table={"timeout_seconds": 0.5})
+    assert h.channel.reconcile_after_seconds == 0.5
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    out = OutgoingMessage("whatsapp", "5491100000001", "¿Algo más?")
+    fake.send_fault = {"mode": fault, "seconds": 1.5, "count": 1}
+    with pytest.raises(SendOutcomeUnknown):
+        await h.channel.send_message(out)
+    (sent,) = fake.sent  # it went out
+    found = await h.channel.find_sent(out, before)
+    assert found == SentCheck.sent(sent.id)
+    other = OutgoingMessage("whatsapp", "5491100000001", "another text")
+    assert await h.channel.find_sent(other, before) == SentCheck.not_sent()
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert await h.channel.find_sent(out, later) == SentCheck.not_sent()
+
+
+async def test_find_sent_skips_ids_already_delivered_and_tries_the_argentine_jid(
+    make_channel: MakeChannel, fake: FakeGateway
+) -> None:
+    instance = fake.add_instance(INSTANCE, state="open")
+    h = make_channel()
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    out = OutgoingMessage("whatsapp", "5491100000001", "Gracias")
+    first = await h.channel.send_message(out)  # delivered, its id known
+    assert await h.channel.find_sent(out, since) == SentCheck.not_sent()
+    # WhatsApp's JID for an Argentine mobile has no 9 after 54
+    record = {
+        "key": {"remoteJid": "541100000001@s.whatsapp.net", "fromMe": True, "id": "BAE5OTHER"},
+        "message": {"conversation": "Gracias"},
+        "messageType": "conversation",
+        "messageTimestamp": int(time.time()),
+        "instanceId": instance.instance_id,
+    }
+    fake.store_message(record)
+    assert await h.channel.find_sent(out, since) == SentCheck.sent("BAE5OTHER")
+    assert first != "BAE5OTHER"
+    fake.down = "drop"
+    with pytest.raises(EvolutionError):
+        await h.channel.find_sent(out, since)
+
+
+async def test_send_refusals_are_permanent_or_retried(
+    make_channel: MakeChannel, fake: FakeGateway, closed_port: int
+) -> None:
+    fake.add_instance(INSTANCE, state="open")
+    h = make_channel()
+    fake.not_on_whatsapp.add("5491100000009")
+    with pytest.raises(PermanentSendError, match="not on WhatsApp"):
+        await h.channel.send_message(OutgoingMessage("whatsapp", "5491100000009", "hola"))
+    unreachable = make_channel(env={"EVOLUTION_API_URL": f"http://127.0.0.1:{closed_port}"})
+    with pytest.raises(EvolutionError) as refused:  # never reached the gateway: plain retry
+        await unreachable.channel.send_message(OutgoingMessage("whatsapp", "5491100000001", "x"))
+    assert refused.value.unreachable and not refused.value.ambiguous
+
+
 async def test_send_typing(make_channel: MakeChannel, fake: FakeGateway) -> None:
     fake.add_instance(INSTANCE, state="open")
     h = make_channel(table={"typing_max_seconds": 2})
@@ -545,4 +609,106 @@ async def test_inbound_kinds_through_the_fake(
         fake.deliver_message, INSTANCE, "old", timestamp=int(time.time()) - 3600
     )
     results = await h.feed(sink.take())
-    assert [[m.kind for m in r.messages] for r in results] == [[MessageKind.AUDIO], [], []]
+    # an hour late, with no offline window known: delivered late, not a replay
+    kinds = [[m.kind for m in r.messages] for r in results]
+    assert kinds == [[MessageKind.AUDIO], [], [MessageKind.TEXT]]
+
+
+# late messages, history replays and catching up -----------------------------------------
+
+
+def state_context(fake: FakeGateway, state: dict[str, str], submitted: list[Any]) -> Any:
+    """A channel context whose channel state lives in ``state`` and whose submit
+    records messages (and drops repeated ids, as the core's inbox does)."""
+    seen: set[str] = set()
+
+    async def submit(message: Any) -> bool:
+        if message.message_id in seen:
+            return False
+        seen.add(message.message_id)
+        submitted.append(message)
+        return True
+
+    async def load(key: str) -> str | None:
+        return state.get(key)
+
+    async def save(key: str, value: str | None) -> None:
+        if value is None:
+            state.pop(key, None)
+        else:
+            state[key] = value
+
+    async def report(status: Any) -> None:
+        pass
+
+    environ = {"EVOLUTION_API_URL": fake.url, "EVOLUTION_API_KEY": fake.api_key}
+    return WhatsAppChannel.load_config({}, environ), ChannelContext(
+        settings=Settings(),
+        env=environ,
+        report_status=report,
+        submit=submit,
+        load_state=load,
+        save_state=save,
+    )
+
+
+def upsert_request(data: dict[str, Any]) -> WebhookRequest:
+    body = {"event": "messages.upsert", "instance": INSTANCE, "data": data}
+    return WebhookRequest("POST", {"x-nicobot-secret": SECRET}, "", {}, b"", body)
+
+
+async def test_late_live_messages_are_kept_and_offline_backlog_skipped(fake: FakeGateway) -> None:
+    instance = fake.add_instance(INSTANCE, state="open")
+    now = datetime.now(UTC)
+    state = {
+        "offline_from": (now - timedelta(hours=2)).isoformat(),
+        "offline_until": (now - timedelta(hours=1)).isoformat(),  # the last reconnect
+    }
+    config, context = state_context(fake, state, [])
+    config.webhook_secret = SECRET
+    config.catch_up = False
+    channel = WhatsAppChannel(config, context)
+    await channel.start()
+    try:
+
+        def at(minutes_ago: int) -> dict[str, Any]:
+            stamp = int((now - timedelta(minutes=minutes_ago)).timestamp())
+            return fake.message_data(instance, text=f"{minutes_ago} min ago", timestamp=stamp)
+
+        backlog = await channel.handle_webhook(upsert_request(at(90)))  # written offline
+        late = await channel.handle_webhook(upsert_request(at(30)))  # written online
+        too_old = await channel.handle_webhook(upsert_request(at(60 * 25)))
+        assert backlog.messages == [] and too_old.messages == []
+        assert [m.text for m in late.messages] == ["30 min ago"]
+        assert state["last_seen"] == late.messages[0].timestamp.isoformat()
+    finally:
+        await channel.stop()
+
+
+async def test_catching_up_queues_what_was_missed_once(fake: FakeGateway) -> None:
+    instance = fake.add_instance(INSTANCE, state="open")
+    now = datetime.now(UTC)
+    state = {"last_seen": (now - timedelta(minutes=10)).isoformat()}
+    submitted: list[Any] = []
+    config, context = state_context(fake, state, submitted)
+    config.catch_up = False  # not in the background on start: called below
+    channel = WhatsAppChannel(config, context)
+    await channel.start()
+    try:
+        for n, minutes_ago in enumerate((9, 5, 1)):
+            stamp = int((now - timedelta(minutes=minutes_ago)).timestamp())
+            fake.customer_wrote_while_receiver_down(
+                INSTANCE, f"missed {n}", number=f"549110000010{n}", timestamp=stamp
+            )
+        fake.customer_wrote_while_receiver_down(  # before the newest seen: handled already
+            INSTANCE, "seen", timestamp=int((now - timedelta(minutes=20)).timestamp())
+        )
+        own = fake.message_data(instance, text="our reply", from_me=True)
+        fake.store_message(own)
+        assert await channel.catch_up() == 3
+        assert sorted(m.text for m in submitted) == ["missed 0", "missed 1", "missed 2"]
+        assert {m.address for m in submitted} == {f"549110000010{n}" for n in range(3)}
+        assert await channel.catch_up() == 0  # the same messages are duplicates now
+        assert datetime.fromisoformat(state["last_seen"]) >= now - timedelta(minutes=2)
+    finally:
+        await channel.stop()

@@ -96,6 +96,7 @@
     if (mode === "apology") meta.appendChild(el("span", "msg-mode warn", S.apology_mode));
     if (mode === "handoff") meta.appendChild(el("span", "msg-mode", S.handoff_mode));
     if (mode === "non_text") meta.appendChild(el("span", "msg-mode", S.non_text_mode));
+    if (m.meta && m.meta.transcribed) meta.appendChild(el("span", "msg-mode", S.transcribed));
     meta.appendChild(el("time", null, formatTime(m.created_at, data.lang, data.timezone)));
     bubble.appendChild(meta);
     const sources = m.meta && m.meta.sources;

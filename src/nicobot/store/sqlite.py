@@ -224,6 +224,7 @@ def _message_payload(message: IncomingMessage) -> str:
             "sender_name": message.sender_name,
             "kind": message.kind.value,
             "timestamp": message.timestamp.isoformat(),
+            "media": message.media,
         }
     )
 
@@ -528,6 +529,14 @@ class SQLiteStore(Store):
             (_ts(utcnow()) if opted_out else None, session_id),
         )
         return changed > 0
+
+    async def set_transcript(self, message_id: int, transcript: str) -> None:
+        await self._run(
+            _rowcount,
+            "UPDATE messages SET text = ?, meta = json_set(meta, '$.transcribed', json('true')) "
+            "WHERE id = ?",
+            (transcript, message_id),
+        )
 
     async def recent_replies(self, session_id: str, since: datetime) -> list[tuple[datetime, str]]:
         rows = await self._run(

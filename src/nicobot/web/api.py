@@ -253,6 +253,7 @@ async def list_channels() -> Any:
                 "name": c.name,
                 "label": c.label,
                 "supports_qr": c.supports_qr,
+                "capabilities": c.capabilities(),
                 "status": statuses[c.name].to_dict(),
             }
             for c in bot.channels.all()
@@ -279,6 +280,8 @@ async def unknown_channel(exc: UnknownChannel) -> Any:
 async def _channel_call(channel: Channel, action: str) -> Any:
     if not channel.configured:
         return error(f"{channel.label} is not configured; see the docs for its settings", 409)
+    if not channel.capabilities()[action]:
+        return error(f"{channel.label} cannot {action}: it works from its settings alone", 409)
     try:
         status = await (channel.connect() if action == "connect" else channel.disconnect())
     except Exception as exc:

@@ -15,6 +15,7 @@ from quart import (
 )
 
 from ..admin import AdminTab
+from ..catalogue import available_channel_plugins
 from ..plugins import collect_components
 from .auth import (
     ADMIN,
@@ -30,9 +31,6 @@ from .auth import (
 from .common import current_bot
 
 blueprint = Blueprint("pages", __name__)
-
-#: Channels shown greyed out on the Channels tab until a plugin provides them.
-COMING_SOON = (("telegram", "Telegram"), ("instagram", "Instagram"))
 
 
 def _safe_next(target: str | None) -> str:
@@ -133,16 +131,13 @@ async def admin() -> Any:
             "name": c.name,
             "label": c.label,
             "supports_qr": c.supports_qr,
+            "capabilities": c.capabilities(),
             "local": c.is_local,
             "status": statuses[c.name].to_dict(),
         }
         for c in bot.channels.all()
     ]
-    cards += [
-        {"name": name, "label": label, "coming_soon": True}
-        for name, label in COMING_SOON
-        if name not in bot.channels
-    ]
+    available = available_channel_plugins(bot.installed_channels)
     return await render_template(
         "admin.html",
         bot=bot,
@@ -150,6 +145,7 @@ async def admin() -> Any:
         active=active,
         prompt=bot.prompt_settings(),
         channel_cards=cards,
+        available_plugins=available,
         saved=request.args.get("saved") == "1",
     )
 

@@ -42,6 +42,11 @@ NOT_MESSAGES = {
 SIDE_KEYS = frozenset({"messageContextInfo", "senderKeyDistributionMessage", "contextInfo"})
 MAX_UNWRAP = 6
 MAX_LIST = 500
+#: Message contents whose file nicobot may fetch, and what the core calls them.
+MEDIA_TYPES = {"audioMessage": "audio", "imageMessage": "image", "stickerMessage": "image"}
+#: The webhook's own copy of a file (``"base64": true`` on the instance's webhook) is
+#: kept only up to this size; larger files are fetched when needed, within the limit.
+DEFAULT_MAX_MEDIA_BYTES = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +90,54 @@ def event_name(value: object) -> str | None:
     return value.strip().lower().replace("_", ".").replace("-", ".")
 
 
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """Which old messages are answered.
+
+    A message older than ``max_age_seconds`` that was written while the instance was
+    offline (inside ``offline``, ``(start or None for "since ever", end)``) is a history
+    replay and is skipped. Any other message, merely delivered late (nicobot was down,
+    the webhook was retried), is answered up to ``max_late_seconds``. Without
+    ``max_late_seconds`` every message older than ``max_age_seconds`` counts as a replay.
+    """
+
+    max_age_seconds: float
+    max_late_seconds: float | None = None
+    offline: tuple[datetime | None, datetime] | None = None
+
+    def skip_reason(self, timestamp: datetime, now: datetime) -> str | None:
+        age = (now - timestamp).total_seconds()
+        if self.max_late_seconds is None:
+            return REPLAY if age > self.max_age_seconds else None
+        if age > self.max_late_seconds:
+            return "too old to answer (older than max_late_reply_seconds)"
+        if age > self.max_age_seconds and self._written_offline(timestamp):
+            return REPLAY
+        return None
+
+    def _written_offline(self, timestamp: datetime) -> bool:
+        if self.offline is None:
+            return False
+        start, end = self.offline
+        return (start is None or start <= timestamp) and timestamp < end
+
+
+REPLAY = "stale message (replayed backlog)"
+
+
 def parse_webhook(
     payload: object,
     *,
     now: datetime,
     max_age_seconds: float,
     own_instance: str | None = None,
+    max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES,
+    freshness: Freshness | None = None,
 ) -> list[Event]:
-    """Turn one webhook body into events (one per item of ``data`` when it is a list)."""
+    """Turn one webhook body into events (one per item of ``data`` when it is a list).
+    ``freshness`` (default: ``Freshness(max_age_seconds)``) says which old messages are
+    skipped as history replays."""
+    fresh = freshness or Freshness(max_age_seconds)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     if not isinstance(payload, dict):
@@ -106,7 +151,7 @@ def parse_webhook(
     data = payload.get("data")
     items = data[:MAX_LIST] if isinstance(data, list) else [data]
     if name == "messages.upsert":
-        return [_message(item, now, max_age_seconds) for item in items] or [
+        return [_message(item, now, fresh, max_media_bytes) for item in items] or [
             Ignored("malformed: empty data")
         ]
     if name == "connection.update":
@@ -205,6 +250,11 @@ def _unwrap(message: Mapping[str, Any]) -> Mapping[str, Any]:
     return message
 
 
+def message_text(message: Mapping[str, Any]) -> str | None:
+    """The text of a message's content (unwrapped), or None."""
+    return _text_of(_unwrap(message))
+
+
 def _text_of(message: Mapping[str, Any]) -> str | None:
     text = _str(message.get("conversation"))
     if text is not None:
@@ -227,7 +277,57 @@ def _kind_without_text(message: Mapping[str, Any]) -> MessageKind:
     return MessageKind.OTHER
 
 
-def _message(data: object, now: datetime, max_age_seconds: float) -> Event:
+def media_reference(
+    key: Mapping[str, Any], content: Mapping[str, Any], max_bytes: int
+) -> dict[str, Any] | None:
+    """What :meth:`WhatsAppChannel.fetch_media` needs later: the core's ``type`` and
+    ``mimetype``, the key and content for ``getBase64FromMediaMessage``, and the
+    webhook's own base64 copy when it came with one no larger than ``max_bytes``."""
+    for field_name, media_type in MEDIA_TYPES.items():
+        media = content.get(field_name)
+        if not isinstance(media, dict):
+            continue
+        reference: dict[str, Any] = {
+            "type": media_type,
+            "field": field_name,
+            "mimetype": _str(media.get("mimetype")) or "",
+            "key": {k: key[k] for k in ("remoteJid", "fromMe", "id") if k in key},
+            "message": {k: v for k, v in content.items() if k != "base64"},
+        }
+        length = _file_length(media.get("fileLength"))
+        if length is not None:
+            reference["file_length"] = length
+        if media_type == "audio":
+            reference["voice_note"] = media.get("ptt") is True
+        copy = content.get("base64")
+        if isinstance(copy, str) and copy and len(copy) <= (max_bytes * 4) // 3 + 4:
+            reference["base64"] = copy
+        return reference
+    return None
+
+
+def _file_length(value: object) -> int | None:
+    if isinstance(value, dict):  # a protobuf Long
+        low, high = _int(value.get("low")), _int(value.get("high"))
+        return None if low is None else (high or 0) * 2**32 + (low & 0xFFFFFFFF)
+    return _int(value)
+
+
+def parse_stored_message(
+    record: object,
+    *,
+    now: datetime,
+    freshness: Freshness,
+    max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES,
+) -> Event:
+    """A ``/chat/findMessages`` record (the upsert shape, as the gateway stored it) as an
+    event, by the same rules as a webhook's message."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return _message(record, now, freshness, max_media_bytes)
+
+
+def _message(data: object, now: datetime, freshness: Freshness, max_media_bytes: int) -> Event:
     if not isinstance(data, dict):
         return Ignored("malformed: message data is not an object")
     key = data.get("key")
@@ -266,8 +366,9 @@ def _message(data: object, now: datetime, max_age_seconds: float) -> Event:
         return Ignored("message without content")
 
     timestamp = message_timestamp(data.get("messageTimestamp"))
-    if timestamp is not None and (now - timestamp).total_seconds() > max_age_seconds:
-        return Ignored("stale message (replayed backlog)")
+    skip = freshness.skip_reason(timestamp, now) if timestamp is not None else None
+    if skip is not None:
+        return Ignored(skip)
 
     from_me = key.get("fromMe") is True or key.get("fromMe") == "true"
     text = _text_of(content)
@@ -284,5 +385,6 @@ def _message(data: object, now: datetime, max_age_seconds: float) -> Event:
         timestamp=timestamp or now,
         from_business=from_me,
         raw=data,
+        media=None if from_me else media_reference(key, content, max_media_bytes),
     )
     return MessageEvent(message=incoming, lid=lid)
