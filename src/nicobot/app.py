@@ -18,7 +18,7 @@ from .bot import Bot
 from .config import Settings, load_settings
 from .plugins import make_plugin_manager
 from .version import __version__
-from .web import api, pages, webhooks
+from .web import api, events, inbox, pages, webhooks
 from .web.auth import csrf_token
 
 log = logging.getLogger("nicobot.app")
@@ -73,6 +73,8 @@ def create_app(
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(webhooks.blueprint)
+    app.register_blueprint(inbox.blueprint)
+    events.install(app, bot)
     pm.hook.register_routes(app=app)
     _setup_errors(app)
 

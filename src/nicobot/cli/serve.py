@@ -5,10 +5,16 @@ from __future__ import annotations
 import ipaddress
 import sys
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from .common import CONTEXT_SETTINGS, load_project, project_option
+
+if TYPE_CHECKING:
+    import uvicorn
+    from quart import Quart
 
 GIL_SWITCH_SECONDS = 0.001
 
@@ -76,7 +82,23 @@ def serve(project: Path, host: str | None, port: int | None, log_level: str) -> 
     # the default 5 ms switch interval each of those waits up to 5 ms behind a busy event
     # loop, and webhooks wait behind them.
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    _end_live_pages_on_exit(server, app)
+    server.run()
+
+
+def _end_live_pages_on_exit(server: uvicorn.Server, app: Quart) -> None:
+    """uvicorn waits for open responses before it stops: end the pages' event streams
+    as soon as the stop signal comes."""
+    from ..web.events import close_streams
+
+    handle_exit = server.handle_exit
+
+    def on_exit(sig: int, frame: FrameType | None) -> None:
+        close_streams(app)
+        handle_exit(sig, frame)
+
+    server.handle_exit = on_exit  # type: ignore[method-assign]
 
 
 def _url_host(host: str) -> str:
