@@ -1,6 +1,6 @@
 "use strict";
 (function () {
-  const { request, el, formatTime, readJSON } = window.nicobot;
+  const { request, el, formatTime, readJSON, live } = window.nicobot;
   const S = readJSON("outbox-strings");
 
   async function load() {
@@ -11,21 +11,27 @@
       rows.replaceChildren();
       for (const entry of data.outbox) {
         const row = el("tr");
-        row.appendChild(el("td", null, formatTime(entry.created_at, S.lang, S.timezone)));
+        const when = el("td");
+        const time = el("time", null, formatTime(entry.created_at));
+        time.dateTime = entry.created_at;
+        when.appendChild(time);
+        row.appendChild(when);
         const link = el("a", null, entry.channel + " · " + entry.address);
         link.href = "/?session=" + encodeURIComponent(entry.session_id);
         const where = el("td");
         where.appendChild(link);
         row.appendChild(where);
         row.appendChild(el("td", "text", entry.text));
-        row.appendChild(el("td", null, String(entry.attempts)));
+        const attempts = el("td", "num", String(entry.attempts));
+        attempts.dataset.label = S.attempts;
+        row.appendChild(attempts);
         row.appendChild(el("td", "error", entry.last_error || ""));
         const action = el("td");
         const button = el("button", "secondary small", S.retry);
         button.type = "button";
         button.addEventListener("click", async () => {
           button.disabled = true;
-          try { await request("POST", "/api/outbox/" + entry.id + "/retry"); await load(); }
+          try { await request("POST", "/api/outbox/" + entry.id + "/retry"); errorBox.hidden = true; await load(); }
           catch (error) { errorBox.textContent = error.message; errorBox.hidden = false; button.disabled = false; }
         });
         action.appendChild(button);
@@ -39,5 +45,9 @@
       errorBox.hidden = false;
     }
   }
+
+  let timer = null;
+  const soon = () => { if (!timer) timer = setTimeout(() => { timer = null; load(); }, 300); };
+  live(S.cursor, { change(change) { if (change.kind === "delivery" || change.kind === "deleted") soon(); }, resync: load });
   load();
 })();
