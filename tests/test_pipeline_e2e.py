@@ -3,6 +3,7 @@ process echoing every sent message back (as the real one does), and the fake LLM
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -19,9 +20,8 @@ import pytest
 
 from nicobot.testing import FakeLLM, ServerProcess, free_port, make_project, wait_until
 
-SCHEMAS = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "evolution" / "schemas"
-)
+SHARED = Path(os.environ.get("NICOBOT_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+SCHEMAS = SHARED / "fixtures" / "evolution" / "schemas"
 API_KEY = "pipeline-e2e-key"
 DEADLINE = 90.0
 

@@ -42,6 +42,25 @@ CANNED_DEFAULTS: dict[str, str] = {
         "A person from our team will get back to you soon."
     ),
     "handoff": _("Got it, I'll pass you on to a person from our team."),
+    "delayed": _("Sorry for the late reply."),
+    "opt_out": _(
+        "Done, we won't write to you again. If you want to talk to us later, write %(keyword)s."
+    ),
+    "opt_in": _("Welcome back! How can I help you?"),
+    "handoff_closed": _(
+        "Got it, I'll pass you on to a person from our team. We're closed now: "
+        "a person will write to you %(when)s."
+    ),
+    "offline_fallback_closed": _(
+        "Thanks for your message! I couldn't find that in our information. "
+        "We're closed now: a person from our team will write to you %(when)s."
+    ),
+    "out_of_office": _(
+        "Thanks for your message! We're closed now. We open %(when)s and we'll answer you then."
+    ),
+    "rate_limited": _(
+        "You're writing faster than I can answer. I'll reply to your latest messages in a moment."
+    ),
 }
 
 

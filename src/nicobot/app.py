@@ -11,7 +11,7 @@ from typing import Any
 import pluggy
 from jinja2 import ChoiceLoader, FileSystemLoader
 from quart import Quart, Response, g, jsonify, request, session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
 from . import i18n
 from .bot import Bot
@@ -20,6 +20,7 @@ from .plugins import make_plugin_manager
 from .version import __version__
 from .web import api, events, inbox, pages, webhooks
 from .web.auth import csrf_token
+from .web.limits import BodyRejected, check_json_body, path_value_ok
 
 log = logging.getLogger("nicobot.app")
 
@@ -77,6 +78,7 @@ def create_app(
     events.install(app, bot)
     pm.hook.register_routes(app=app)
     _setup_errors(app)
+    _setup_limits(app)
 
     @app.before_serving
     async def start_bot() -> None:
@@ -119,6 +121,32 @@ def _setup_i18n(app: Quart, settings: Settings) -> None:
     async def choose_language() -> None:
         chosen = session.get("lang")
         g.lang = chosen if chosen in ("en", "es") else settings.bot.language
+
+
+FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _setup_limits(app: Quart) -> None:
+    @app.url_value_preprocessor
+    def bound_path_values(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        if values and not all(path_value_ok(value) for value in values.values()):
+            raise NotFound()
+
+    @app.before_request
+    async def bound_json_bodies() -> Any:
+        if request.method not in BODY_METHODS or request.mimetype in FORM_TYPES:
+            return None
+        try:
+            if (request.content_length or 0) > MAX_REQUEST_BYTES:
+                raise BodyRejected("request too large", 413)
+            body = await request.get_data(cache=True)
+            assert isinstance(body, bytes)
+            # webhooks judge their own bodies' encoding; the API's JSON must be UTF-8
+            check_json_body(body, require_utf8=not request.path.startswith("/api/webhooks/"))
+        except BodyRejected as exc:
+            return jsonify(error=str(exc)), exc.status
+        return None
 
 
 def _setup_errors(app: Quart) -> None:

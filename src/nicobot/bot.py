@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from .agent import Agent, AgentReply, ReplyContext, canned_message
 from .channels import ChannelContext, ChannelManager, ChannelStatus
 from .config import ConfigError, Settings, format_validation_error, project_env
+from .gate import Gate
 from .handoff import asks_for_a_person, handoff_keywords
 from .knowledge import KnowledgeBase
 from .metrics import Metrics
@@ -31,8 +33,7 @@ from .models import (
 )
 from .pipeline import Pipeline
 from .plugins import call_hook, collect_components
-from .store import Store
-from .store.sqlite import LostClaim
+from .store import LostClaim, Store
 from .text import split_message
 
 log = logging.getLogger("nicobot.bot")
@@ -42,6 +43,7 @@ CLAIM_PURGE_INTERVAL = 300.0
 PAUSE_FOREVER = timedelta(days=36500)
 PROMPT_SETTING = "bot.prompt"
 PROMPT_KEYS = ("name", "persona", "business", "system_prompt")
+CHANNEL_STATE_PREFIX = "channel."
 
 
 def make_store(pm: pluggy.PluginManager, settings: Settings) -> Store:
@@ -90,6 +92,7 @@ class Bot:
         self.metrics = Metrics()
         self.pipeline = Pipeline(self)
         self.handoff_keywords = handoff_keywords(settings)
+        self.gate = Gate(settings, self.store)
         self._waiters: dict[tuple[str, str], asyncio.Future[Turn]] = {}
         self._purger: asyncio.Task[None] | None = None
         self.prompt_overrides: dict[str, str] = {}
@@ -131,18 +134,41 @@ class Bot:
                 settings=self.settings,
                 env=self.env,
                 report_status=self._status_reporter(name),
+                submit=self.submit,
+                load_state=functools.partial(self._load_channel_state, name),
+                save_state=functools.partial(self._save_channel_state, name),
             )
             self.channels.register(channel_cls(config, context))
 
     def _status_reporter(self, name: str) -> Any:
         async def report(status: ChannelStatus) -> None:
             channel = self.channels.get(name)
-            if channel is not None:
-                await call_hook(
-                    self.pm, "channel_status_changed", bot=self, channel=channel, status=status
-                )
+            if channel is None:
+                return
+            if status.connected:
+                await self._send_waiting_replies(name)
+            await call_hook(
+                self.pm, "channel_status_changed", bot=self, channel=channel, status=status
+            )
 
         return report
+
+    async def _send_waiting_replies(self, channel: str) -> None:
+        """A channel (re)connected: replies waiting for a retry go now."""
+        try:
+            due = await self.store.outbox_due_now(channel)
+        except Exception:
+            log.exception("could not reschedule the deliveries of %s", channel)
+            return
+        if due:
+            log.info("%s is connected: sending %d waiting replies now", channel, due)
+            self.pipeline.sends.wake()
+
+    async def _load_channel_state(self, channel: str, key: str) -> str | None:
+        return await self.store.get_setting(f"{CHANNEL_STATE_PREFIX}{channel}.{key}")
+
+    async def _save_channel_state(self, channel: str, key: str, value: str | None) -> None:
+        await self.store.set_setting(f"{CHANNEL_STATE_PREFIX}{channel}.{key}", value)
 
     # lifecycle
 
@@ -293,7 +319,13 @@ class Bot:
         ]
         handoff = False
         reply: AgentReply | None
-        if not texts:
+        decision = await self.gate.check(turn)
+        if decision is not None and decision.defer_until is not None:
+            await self._defer_turn(turn, decision.defer_until, decision.reply)
+            return
+        if decision is not None:
+            reply = decision.reply
+        elif not texts:
             interval = timedelta(minutes=self.settings.pipeline.non_text_reply_minutes)
             reply = None
             if await self.store.claim_non_text_reply(session.id, interval):
@@ -303,10 +335,11 @@ class Bot:
             handoff = True
         else:
             reply = await self._agent_reply(turn, "\n".join(texts))
+        reply = self.gate.outside_hours(reply)
         channel = self.channels.get(session.channel)
-        parts: list[str] = []
         if reply is not None and channel is not None and not channel.is_local:
-            parts = split_message(reply.text, channel.max_message_length)
+            reply.text = self._with_delay_apology(turn, reply.text)
+        parts = self._outbox_parts(session.channel, reply.text if reply else None)
         try:
             await self.store.complete_turn(
                 turn, reply.text if reply else None, reply.meta() if reply else {}, parts
@@ -334,10 +367,65 @@ class Bot:
                     message=OutgoingMessage(session.channel, session.address, reply.text),
                 )
         result = Turn(session, reply.text if reply else None, reply.mode if reply else "none")
+        self._resolve_waiters(turn, result)
+
+    def _outbox_parts(self, channel_name: str, text: str | None) -> list[str]:
+        """What the outbox sends for a reply: nothing for a local channel (its pages
+        show the transcript), else the reply split to the platform's length."""
+        channel = self.channels.get(channel_name)
+        if text is None or channel is None or channel.is_local:
+            return []
+        return split_message(text, channel.max_message_length)
+
+    def _with_delay_apology(self, turn: ClaimedTurn, text: str) -> str:
+        """A reply to a message written long ago (downtime, an outage) starts with a
+        short apology for the delay."""
+        oldest = min(entry.message.timestamp for entry in turn.entries)
+        late = (utcnow() - oldest).total_seconds()
+        if late < self.settings.pipeline.delayed_reply_seconds:
+            return text
+        return f"{canned_message(self.settings, 'delayed')}\n\n{text}"
+
+    async def park_turn(self, turn: ClaimedTurn, error: str) -> None:
+        """Every attempt at ``turn`` failed: keep it as failed (the admin page lists it,
+        with Retry) and send the customer the apology, once."""
+        session = turn.session
+        text = canned_message(self.settings, "apology")
+        reply = AgentReply(text, [], "failed", error=error)
+        try:
+            await self.store.park_turn(
+                turn, error, text, reply.meta(), self._outbox_parts(session.channel, text)
+            )
+        except LostClaim:
+            log.warning("turn %s was taken over by another worker", turn.entry_ids)
+            return
+        self.metrics.turns_parked.labels(session.channel).inc()
+        self._resolve_waiters(turn, Turn(session, text, "failed"))
+
+    def _resolve_waiters(self, turn: ClaimedTurn, result: Turn) -> None:
         for entry in turn.entries:
             waiter = self._waiters.get((entry.message.channel, entry.message.message_id))
             if waiter is not None and not waiter.done():
                 waiter.set_result(result)
+
+    async def _defer_turn(self, turn: ClaimedTurn, until: float, notice: AgentReply | None) -> None:
+        channel = self.channels.get(turn.session.channel)
+        parts: list[str] = []
+        if notice is not None and channel is not None and not channel.is_local:
+            parts = split_message(notice.text, channel.max_message_length)
+        try:
+            await self.store.defer_turn(
+                turn, until, notice.text if notice else None, notice.meta() if notice else {}, parts
+            )
+        except LostClaim:
+            log.warning("turn %s was taken over by another worker", turn.entry_ids)
+            return
+        self.pipeline.wake_turns()  # the loop learns the new ready time
+        if notice is not None:
+            for entry in turn.entries:
+                waiter = self._waiters.get((entry.message.channel, entry.message.message_id))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(Turn(turn.session, notice.text, notice.mode))
 
     async def _agent_reply(self, turn: ClaimedTurn, text: str) -> AgentReply:
         session = turn.session

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self
 
@@ -103,6 +105,54 @@ class WebhookResult:
     body: dict[str, Any] = field(default_factory=lambda: {"ok": True})
 
 
+class PermanentSendError(Exception):
+    """Raised by :meth:`Channel.send_message` when the platform will never take this
+    message (the number is not on WhatsApp): it is kept as failed at once, no retries."""
+
+
+class RetryLater(Exception):
+    """Raised by :meth:`Channel.send_message` when the platform asks to wait: the next
+    attempt comes after ``seconds`` instead of the usual backoff."""
+
+    def __init__(self, message: str, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = max(0.0, float(seconds))
+
+
+class SendOutcomeUnknown(Exception):
+    """Raised by :meth:`Channel.send_message` when the message may have reached the
+    platform although the call failed (no answer within the timeout, the connection
+    reset after the request went out). Before sending it again the core asks
+    :meth:`Channel.find_sent` whether it went out."""
+
+
+class SentState(enum.StrEnum):
+    SENT = "sent"
+    NOT_SENT = "not_sent"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class SentCheck:
+    """What :meth:`Channel.find_sent` found: ``SENT`` (with the platform's id when
+    known), ``NOT_SENT``, or ``UNKNOWN`` (the channel cannot tell)."""
+
+    state: SentState
+    platform_id: str | None = None
+
+    @classmethod
+    def sent(cls, platform_id: str | None = None) -> SentCheck:
+        return cls(SentState.SENT, platform_id)
+
+    @classmethod
+    def not_sent(cls) -> SentCheck:
+        return cls(SentState.NOT_SENT)
+
+    @classmethod
+    def unknown(cls) -> SentCheck:
+        return cls(SentState.UNKNOWN)
+
+
 class WebhookRejected(Exception):
     """Raised by a channel for a webhook call it will not accept (401 unless told)."""
 
@@ -118,6 +168,12 @@ class ChannelContext:
     settings: Settings
     env: Mapping[str, str]
     report_status: Callable[[ChannelStatus], Awaitable[None]]
+    #: Hand a message to the bot outside a webhook (messages fetched after downtime);
+    #: False for a duplicate. Works once the server has started.
+    submit: Callable[[IncomingMessage], Awaitable[bool]] | None = None
+    #: Small durable values of this channel (``(key) -> value``), kept in the store.
+    load_state: Callable[[str], Awaitable[str | None]] | None = None
+    save_state: Callable[[str, str | None], Awaitable[None]] | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -144,6 +200,9 @@ class Channel(abc.ABC):
     is_local: ClassVar[bool] = False
     #: Longest message the platform takes; longer replies are split on paragraphs.
     max_message_length: ClassVar[int | None] = 4096
+    #: After a send whose outcome is unknown, wait at least this long before asking
+    #: :meth:`find_sent` (a slow call may still be completing on the platform).
+    reconcile_after_seconds: float = 0.0
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         if not isinstance(config, self.config_model):
@@ -178,7 +237,22 @@ class Channel(abc.ABC):
 
     @abc.abstractmethod
     async def send_message(self, message: OutgoingMessage) -> str | None:
-        """Deliver ``message``; return the platform's id for it when there is one."""
+        """Deliver ``message``; return the platform's id for it when there is one.
+
+        Any exception is retried with backoff (for up to ``[pipeline]
+        send_max_age_seconds``). Raise :class:`PermanentSendError` for a message the
+        platform will never take, :class:`RetryLater` when it says how long to wait,
+        and :class:`SendOutcomeUnknown` when the message may have gone out anyway."""
+
+    async def find_sent(self, message: OutgoingMessage, since: datetime) -> SentCheck:
+        """Whether ``message`` (same address and text) reached the platform at or after
+        ``since``: asked before resending a delivery whose earlier attempt may have gone
+        out (:class:`SendOutcomeUnknown`, or a process killed while sending).
+
+        The default cannot tell (``SentCheck.unknown()``): the core then sends again,
+        so the customer may get a second copy. Raise to mean "cannot ask now": the
+        core asks again later instead of sending."""
+        return SentCheck.unknown()
 
     async def send_typing(self, address: str, seconds: float) -> None:
         """Show "typing..." to ``address`` for about ``seconds``; no-op by default."""

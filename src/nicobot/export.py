@@ -22,6 +22,7 @@ CSV_COLUMNS = (
     "role",
     "created_at",
     "text",
+    "opted_out",
 )
 
 
@@ -54,6 +55,7 @@ def render(data: list[dict[str, Any]], fmt: str) -> str:
                     message["role"],
                     message["created_at"],
                     message["text"],
+                    session["opted_out"],
                 ]
             )
     return buffer.getvalue()

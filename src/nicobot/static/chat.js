@@ -62,6 +62,7 @@
       const badges = el("span", "session-badges");
       badges.appendChild(badge(s));
       if (s.paused) badges.appendChild(el("span", "badge badge-paused", S.paused));
+      if (s.opted_out) badges.appendChild(el("span", "badge badge-opted-out", S.opted_out));
       top.appendChild(badges);
       body.appendChild(top);
       const bottom = el("div", "session-bottom");
@@ -93,8 +94,11 @@
     document.getElementById("pause-session").hidden = current.paused;
     document.getElementById("resume-session").hidden = !current.paused;
     const note = document.getElementById("paused-note");
-    note.hidden = !current.paused;
-    if (current.paused) {
+    note.hidden = !current.paused && !current.opted_out;
+    document.getElementById("paused-resume").hidden = !current.paused;
+    if (current.opted_out && !current.paused) {
+      document.getElementById("paused-text").textContent = S.opted_out_note;
+    } else if (current.paused) {
       const until = new Date(current.paused_until);
       const forever = until.getTime() - Date.now() > 3650 * 86400000;
       document.getElementById("paused-text").textContent = forever ? S.paused_forever : fill(S.paused_until, { time: formatTime(current.paused_until) });

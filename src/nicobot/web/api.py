@@ -20,6 +20,7 @@ blueprint = Blueprint("api", __name__)
 
 SIMULATOR = "simulator"
 PHONE_RE = re.compile(r"^\+?\d{6,15}$")
+MAX_PAUSE_MINUTES = 366 * 24 * 60
 
 
 @blueprint.errorhandler(BadRequest)
@@ -110,9 +111,11 @@ async def pause_session(session_id: str) -> Any:
     data = await request.get_json(force=True, silent=True) or {}
     minutes = data.get("minutes") if isinstance(data, dict) else None
     if minutes is not None and (
-        isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes <= 0
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int | float)
+        or not 0 < minutes <= MAX_PAUSE_MINUTES
     ):
-        raise BadRequest("'minutes' must be a positive number")
+        raise BadRequest(f"'minutes' must be a positive number up to {MAX_PAUSE_MINUTES}")
     bot = current_bot()
     if not await bot.pause(session_id, minutes):
         return error("no such session", 404)
@@ -149,6 +152,23 @@ async def retry_outbox(entry_id: int) -> Any:
     if not await bot.store.retry_outbox(entry_id):
         return error("no failed delivery with that id", 404)
     bot.pipeline.sends.wake()
+    return jsonify(retried=entry_id)
+
+
+@blueprint.get("/api/turns/failed")
+@admin_required
+async def list_failed_turns() -> Any:
+    turns = await current_bot().store.list_failed_turns(limit=_int_arg("limit", 100, 1000))
+    return jsonify(turns=[t.to_dict() for t in turns])
+
+
+@blueprint.post("/api/turns/<int:entry_id>/retry")
+@admin_required
+async def retry_turn(entry_id: int) -> Any:
+    bot = current_bot()
+    if not await bot.store.retry_turn(entry_id):
+        return error("no failed message with that id", 404)
+    bot.pipeline.wake_turns()
     return jsonify(retried=entry_id)
 
 

@@ -13,6 +13,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 from quart import current_app, g, jsonify, redirect, request, session, url_for
 
@@ -58,6 +59,17 @@ async def csrf_ok() -> bool:
     ):
         sent = (await request.form).get("csrf_token")
     return sent is not None and hmac.compare_digest(str(sent), str(expected))
+
+
+def is_local_path(target: str) -> bool:
+    """Whether ``target`` is a path on this site that a browser cannot read as another
+    host's (``//host``, ``/\\host``, a scheme, a control character or a space)."""
+    if not target.startswith("/") or len(target) > 2000:
+        return False
+    if any(ch == "\\" or ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        return False
+    parts = urlsplit(target)
+    return not (target.startswith("//") or parts.scheme or parts.netloc)
 
 
 def is_api_request() -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
 
 from quart import (
     Blueprint,
@@ -20,7 +19,14 @@ from quart import (
 from ..admin import AdminTab
 from ..operator import transcript
 from ..plugins import collect_components
-from .auth import LoginThrottle, admin_required, csrf_ok, csrf_token, password_matches
+from .auth import (
+    LoginThrottle,
+    admin_required,
+    csrf_ok,
+    csrf_token,
+    is_local_path,
+    password_matches,
+)
 from .charts import day_chart
 from .common import current_bot
 
@@ -37,10 +43,7 @@ COMING_SOON = (("telegram", "Telegram"), ("instagram", "Instagram"))
 def _safe_next(target: str | None) -> str:
     if not target:
         return url_for("pages.chat")
-    parsed = urlparse(target)
-    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("pages.chat")
-    return target
+    return target if is_local_path(target) else url_for("pages.chat")
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
