@@ -7,14 +7,15 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from nicobot.testing import ServerProcess, free_port, make_project, wait_until
+from nicobot.testing import ServerProcess, free_port, make_project
 
 pytestmark = pytest.mark.browser
 
@@ -72,6 +73,16 @@ def gateway() -> Iterator[Gateway]:
     gw.stop()
 
 
+def eventually(what: str, check: Callable[[], Any], page: Any, seconds: float = 30.0) -> Any:
+    """Poll ``check`` (a gateway or API call) while the page keeps running."""
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+        page.wait_for_timeout(50)
+    return result
+
+
 def log_in(page: Any, server: ServerProcess) -> None:
     page.goto(server.url + "/login")
     page.fill("#password", server.password)
@@ -102,14 +113,12 @@ def test_an_operator_answers_a_whatsapp_customer_from_the_page(
     card.locator("button.connect").click()
     card.locator("img.qr").wait_for()
     gateway.control("scan")
-    page.wait_for_function(
-        "document.querySelector('[data-channel=whatsapp]').dataset.view === 'connected'"
-    )
+    page.locator("[data-channel=whatsapp][data-view=connected]").wait_for()
 
     # a customer writes; the bot answers on WhatsApp; the page shows it live
     page.goto(server.url + "/")
     gateway.control("deliver", text="Hola, ¿tienen envíos?", number=CUSTOMER, push_name="Ana")
-    wait_until("the bot's reply", lambda: gateway.texts_to(CUSTOMER))
+    eventually("the bot's reply", lambda: gateway.texts_to(CUSTOMER), page)
     page.locator(".session-item a", has_text="Ana").click()
     page.wait_for_url(re.compile(r"session="))
     page.locator(".msg-assistant .delivery-sent").wait_for()
@@ -135,7 +144,7 @@ def test_an_operator_answers_a_whatsapp_customer_from_the_page(
     page.locator("#paused-note").wait_for(state="hidden")
     gateway.control("deliver", text="¿Y los horarios?", number=CUSTOMER, push_name="Ana")
     page.locator(".msg-assistant").nth(1).wait_for()
-    wait_until("the bot's second reply", lambda: len(gateway.texts_to(CUSTOMER)) == 3)
+    eventually("the bot's second reply", lambda: len(gateway.texts_to(CUSTOMER)) == 3, page)
     with server.client() as api:
         [session] = api.get("/api/sessions", params={"q": CUSTOMER}).json()["sessions"]
         roles = [m["role"] for m in api.get(f"/api/sessions/{session['id']}").json()["messages"]]

@@ -9,6 +9,7 @@ import os
 import pytest
 
 from nicobot import hookimpl
+from nicobot.rag.chroma_store import ChromaKnowledgeBase
 from nicobot.testing import FAKE_SECRET
 
 HEADERS = {"Authorization": "", "X-Fake-Secret": FAKE_SECRET}
@@ -234,38 +235,36 @@ async def test_work_of_a_dead_process_is_resumed(nicobot_bot, fake_channel):
     assert [m.text for m in fake_channel.sent] == ["Echo: perdido"]
 
 
-class BrokenHooks:
-    """A real plugin whose hooks fail while ``failing`` is set."""
+class BrokenKnowledge(ChromaKnowledgeBase):
+    """A real knowledge plugin whose search fails while ``failing`` is set (a failing
+    hook would not do: hooks are isolated, their errors never fail a turn)."""
 
-    def __init__(self, hook: str) -> None:
-        self.hook = hook
-        self.failing = True
-        self.calls = 0
+    name = "broken"
+    failing = True
+    calls = 0
 
-    def _maybe_fail(self) -> None:
-        self.calls += 1
-        if self.failing:
-            raise RuntimeError(f"{self.hook} is broken")
+    async def query(self, text, k=4):
+        type(self).calls += 1
+        if type(self).failing:
+            raise RuntimeError("the knowledge base is broken")
+        return await super().query(text, k)
 
+
+class BrokenKnowledgePlugin:
     @hookimpl
-    def message_received(self, bot, session, message):
-        if self.hook == "message_received":
-            self._maybe_fail()
-
-    @hookimpl
-    def after_reply(self, bot, context, reply):
-        if self.hook == "after_reply":
-            self._maybe_fail()
+    def register_knowledge_bases(self):
+        return [BrokenKnowledge]
 
 
 class TestPoisonTurns:
-    @pytest.fixture(params=["message_received", "after_reply"])
-    def broken_hooks(self, request):
-        return BrokenHooks(request.param)
+    @pytest.fixture
+    def broken(self):
+        BrokenKnowledge.failing, BrokenKnowledge.calls = True, 0
+        return BrokenKnowledge
 
     @pytest.fixture
-    async def nicobot_app(self, nicobot_project, fake_llm, broken_hooks):
-        """The test app with the BrokenHooks plugin registered, three attempts per turn."""
+    async def nicobot_app(self, nicobot_project, fake_llm, broken):
+        """The test app with the broken knowledge base, three attempts per turn."""
         from nicobot.app import create_app
         from nicobot.config import load_settings
         from nicobot.plugins import make_plugin_manager
@@ -275,26 +274,26 @@ class TestPoisonTurns:
             **os.environ,
             **fake_llm.env,
             "NICOBOT_LLM__PROCESS": "inline",
+            "NICOBOT_KNOWLEDGE__BACKEND": "broken",
             "NICOBOT_PIPELINE__TURN_ATTEMPTS": "3",
             "NICOBOT_PIPELINE__TURN_BACKOFF_SECONDS": "0.05",
         }
         settings = load_settings(nicobot_project, environ=environ)
         pm = make_plugin_manager()
         pm.register(FakeChannelPlugin(), name="nicobot-fake-channel")
-        pm.register(broken_hooks, name="broken-hooks")
+        pm.register(BrokenKnowledgePlugin(), name="broken-knowledge")
         app = create_app(settings, pm=pm)
         async with app.test_app():
             yield app
 
-    async def test_a_hook_that_always_raises_is_tried_turn_attempts_times(
-        self, nicobot_client, nicobot_bot, fake_channel, fake_llm, broken_hooks
+    async def test_a_turn_that_always_raises_is_tried_turn_attempts_times(
+        self, nicobot_client, nicobot_bot, fake_channel, fake_llm, broken
     ):
         await deliver(nicobot_client, "poison-1", "5491100000020", "hola")
         await nicobot_bot.pipeline.wait_idle(30)
         # nothing is left to run: the count cannot grow later
-        assert broken_hooks.calls == 3
-        if broken_hooks.hook == "after_reply":
-            assert len(fake_llm.requests) == 3  # the model is billed once per attempt
+        assert broken.calls == 3
+        assert fake_llm.requests == []  # it failed before the model was asked
         [apology] = [m.text for m in fake_channel.sent]
         assert apology.startswith("Sorry, I can't answer right now.")
         counts = await nicobot_bot.store.pipeline_counts()
@@ -302,9 +301,9 @@ class TestPoisonTurns:
         assert counts["turns_pending"] == counts["turns_claimed"] == 0
         failed = (await (await nicobot_client.get("/api/turns/failed")).get_json())["turns"]
         assert [(t["text"], t["attempts"]) for t in failed] == [("hola", 3)]
-        assert f"RuntimeError: {broken_hooks.hook} is broken" == failed[0]["last_error"]
+        assert failed[0]["last_error"] == "RuntimeError: the knowledge base is broken"
 
-        broken_hooks.failing = False
+        broken.failing = False
         retried = await nicobot_client.post(f"/api/turns/{failed[0]['id']}/retry")
         assert retried.status_code == 200
         await nicobot_bot.pipeline.wait_idle(30)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         WebhookResult,
     )
     from .config import ConfigError, Settings, load_settings
+    from .context import BotContext
     from .dashboard import ActivityRow
     from .hookspecs import hookimpl
     from .i18n import add_catalogue_dir
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
         FailedTurn,
         InboxEntry,
         IncomingMessage,
+        MediaFile,
         Message,
         MessageKind,
         OutboxEntry,
@@ -58,6 +60,7 @@ _MODULES = {
     "admin_required": "admin",
     "ReplyContext": "agent",
     "Bot": "bot",
+    "BotContext": "context",
     "Turn": "bot",
     "Channel": "channels",
     "ChannelConfig": "channels",
@@ -87,6 +90,7 @@ _MODULES = {
     "FailedTurn": "models",
     "InboxEntry": "models",
     "IncomingMessage": "models",
+    "MediaFile": "models",
     "Message": "models",
     "MessageKind": "models",
     "OutboxEntry": "models",
@@ -115,6 +119,7 @@ __all__ = [
     "ActivityRow",
     "AdminTab",
     "Bot",
+    "BotContext",
     "Change",
     "Channel",
     "ChannelConfig",
@@ -130,6 +135,7 @@ __all__ = [
     "IncomingMessage",
     "KnowledgeBase",
     "LostClaim",
+    "MediaFile",
     "Message",
     "MessageKind",
     "OutboxEntry",

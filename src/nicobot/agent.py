@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import i18n
 from .knowledge import KnowledgeBase, Snippet
-from .llm_process import InlineLLM, LLMProcess, LLMRunner
+from .llm_process import InlineLLM, LLMProcess, LLMRunner, client_for
 from .models import ChatSession, Message, Role
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class ReplyContext:
     text: str
     history: list[Message]
     snippets: list[Snippet]
-    llm_messages: list[dict[str, str]] = field(default_factory=list)
+    llm_messages: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -119,7 +119,10 @@ class Agent:
         self._offline_decided = False
         self._offline: str | None = None
         self._warm_up: asyncio.Future[str | None] | None = None
-        self.llm: LLMRunner = LLMProcess() if settings.llm.process == "separate" else InlineLLM()
+        client = client_for(settings.llm.model, settings.llm.api_base)
+        self.llm: LLMRunner = (
+            LLMProcess(client) if settings.llm.process == "separate" else InlineLLM(client)
+        )
 
     async def offline(self) -> str | None:
         """Why replies come from the knowledge base alone, or None when an LLM answers."""
@@ -215,7 +218,7 @@ class Agent:
         intro = canned_message(self.settings, "offline_intro")
         return AgentReply(f"{intro}\n\n{best.text.strip()}", [best], "offline")
 
-    async def complete(self, llm_messages: list[dict[str, str]]) -> str:
+    async def complete(self, llm_messages: list[dict[str, Any]]) -> str:
         llm = self.settings.llm
         kwargs: dict[str, Any] = {
             "model": llm.model,

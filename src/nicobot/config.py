@@ -7,6 +7,7 @@ convenience (``NICOBOT_MODEL``, ``NICOBOT_PORT``, ...; see ``SHORT_ENV_NAMES``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -94,6 +95,35 @@ class ServerSettings(_Section):
     public_url: str | None = Field(
         None, description="Base URL at which gateways reach this server (for webhooks)."
     )
+    workers: int = Field(
+        1, ge=1, le=64, description="Server processes on one port, sharing the store."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For is "
+        "believed; from anyone else it is ignored.",
+    )
+    secure_cookies: bool = Field(
+        False, description="Send the session cookie over HTTPS only (behind a TLS proxy)."
+    )
+    max_auth_failures: int = Field(
+        10, ge=1, le=1_000_000, description="Wrong credentials per client in 5 min before 429."
+    )
+    min_free_disk_mb: int = Field(
+        100, ge=0, le=10_000_000, description="Below this free space in data_dir, not ready."
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for entry in value if isinstance(value, list) else []:
+            try:
+                ipaddress.ip_network(str(entry), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or CIDR range") from None
+        return value
 
 
 class StoreSettings(_Section):
@@ -141,6 +171,12 @@ class PipelineSettings(_Section):
     )
     non_text_reply_minutes: float = Field(
         60.0, ge=0, le=10080, description="At most one 'text only' reply per conversation per this."
+    )
+
+
+class PluginsSettings(_Section):
+    hook_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="Longest one plugin's hook implementation may take."
     )
 
 
@@ -234,6 +270,26 @@ class HoursSettings(_Section):
         return values
 
 
+class MediaSettings(_Section):
+    """Voice notes and images (``[media]``)."""
+
+    transcription_model: str = Field(
+        "", description="A litellm transcription model (openai/whisper-1); empty: none."
+    )
+    transcription_api_base: str | None = Field(None, description="Its OpenAI-compatible server.")
+    transcription_api_key: str | None = Field(None, description="Its API key.")
+    vision: Literal["auto", "on", "off"] = Field(
+        "auto", description="Send images to [llm] model: auto asks litellm whether it can."
+    )
+    max_file_mb: float = Field(
+        10.0, gt=0, le=25, description="Largest file fetched from a channel, in megabytes."
+    )
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_file_mb * 1_000_000)
+
+
 class Settings(_Section):
     bot: BotSettings = Field(default_factory=BotSettings)  # type: ignore[arg-type]
     llm: LLMSettings = Field(default_factory=LLMSettings)  # type: ignore[arg-type]
@@ -245,6 +301,8 @@ class Settings(_Section):
     optout: OptOutSettings = Field(default_factory=OptOutSettings)  # type: ignore[arg-type]
     contacts: ContactsSettings = Field(default_factory=ContactsSettings)  # type: ignore[arg-type]
     hours: HoursSettings = Field(default_factory=HoursSettings)  # type: ignore[arg-type]
+    media: MediaSettings = Field(default_factory=MediaSettings)  # type: ignore[arg-type]
+    plugins: PluginsSettings = Field(default_factory=PluginsSettings)  # type: ignore[arg-type]
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     project_dir: Path = Field(default=Path("."), exclude=True)

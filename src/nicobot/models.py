@@ -49,7 +49,28 @@ class IncomingMessage:
     kind: MessageKind = MessageKind.TEXT
     timestamp: datetime = field(default_factory=utcnow)
     from_business: bool = False
-    raw: Any = None
+    raw: Any = field(default=None, repr=False)
+    #: What the channel needs to fetch an attached file later (a voice note, an image):
+    #: JSON-safe, kept with the message in the inbox; None for plain text.
+    media: dict[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """A file a customer sent, fetched by its channel. Its bytes are never logged."""
+
+    data: bytes = field(repr=False)
+    mimetype: str
+    filename: str
+
+    def __repr__(self) -> str:
+        return f"MediaFile({self.filename!r}, {self.mimetype!r}, {len(self.data)} bytes)"
+
+    def data_uri(self) -> str:
+        import base64
+
+        mimetype = self.mimetype.split(";", 1)[0].strip() or "application/octet-stream"
+        return f"data:{mimetype};base64,{base64.b64encode(self.data).decode('ascii')}"
 
 
 @dataclass(frozen=True, slots=True)

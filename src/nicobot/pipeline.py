@@ -23,8 +23,8 @@ from .logs import conversation
 from .models import ClaimedTurn, OutboxEntry, OutgoingMessage
 
 if TYPE_CHECKING:
-    from .bot import Bot
     from .channels import Channel
+    from .context import PipelineHost
 
 log = logging.getLogger("nicobot.pipeline")
 
@@ -43,6 +43,9 @@ BACKOFF_MAX_SECONDS = 300.0
 JITTER = 0.2
 #: Platform timestamps have whole seconds, and clocks differ a little.
 RECONCILE_SLACK_SECONDS = 5.0
+#: A delivery failing for hours logs its first attempts, then every LOUD_EVERY-th.
+LOUD_ATTEMPTS = 3
+LOUD_EVERY = 20
 
 
 def new_worker_id() -> str:
@@ -203,7 +206,7 @@ class Loop:
 class Pipeline:
     """Runs turns and deliveries for one bot."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: PipelineHost) -> None:
         self.bot = bot
         self.worker = new_worker_id()
         settings = bot.settings.pipeline
@@ -354,7 +357,15 @@ class Pipeline:
             return
         await store.outbox_sent(entry.id, platform_id)
         bot.metrics.sends.labels(entry.channel).inc()
+        if entry.attempts > 1:
+            await self._channel_works_again(entry.channel)
         await bot.after_delivery(entry)
+
+    async def _channel_works_again(self, channel: str) -> None:
+        """A retried delivery went through: the other replies waiting for that channel
+        need not wait out their backoff."""
+        if await self.bot.store.outbox_due_now(channel):
+            self.sends.wake()
 
     async def _typing(self, channel: Channel, entry: OutboxEntry) -> None:
         if not channel.supports_typing or channel.config.typing_max_seconds <= 0:
@@ -432,7 +443,9 @@ class Pipeline:
         if uncertain:
             delay = max(delay, channel.reconcile_after_seconds)
         await self._retry_later(entry, error, delay, uncertain=uncertain)
-        log.warning(
+        quiet = entry.attempts > LOUD_ATTEMPTS and entry.attempts % LOUD_EVERY != 0
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
             "delivery %d failed (attempt %d)%s, retrying in %.0f s: %s",
             entry.id,
             entry.attempts,

@@ -12,6 +12,8 @@
     collection = ""             # Chroma collection name; derived from [bot] name if empty
     embedder_api_base = ""      # for litellm embedders; the key comes from the
                                 # provider's variable or NICOBOT_KNOWLEDGE__EMBEDDER_API_KEY
+    chroma_url = ""             # a Chroma server (`chroma run`) shared by several workers;
+                                # empty keeps the store in data/chroma, for one process
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class KnowledgeOptions:
     max_upload_mb: int = 10
     embedder_api_base: str | None = None
     embedder_api_key: str | None = None
+    chroma_url: str | None = None
 
 
 def collection_name(bot_name: str) -> str:
@@ -126,6 +129,12 @@ def read_options(settings: Settings) -> KnowledgeOptions:
     max_upload_mb = _option(extra, "max_upload_mb", int, 10)
     if not 1 <= max_upload_mb <= 15:
         raise ConfigError("nicobot.toml: knowledge.max_upload_mb: must be between 1 and 15")
+    chroma_url = _option(extra, "chroma_url", str, None)
+    if chroma_url is not None and not re.fullmatch(r"https?://[^/\s]+/?", chroma_url):
+        raise ConfigError(
+            "nicobot.toml: knowledge.chroma_url: use the Chroma server's base URL, "
+            "such as http://127.0.0.1:8000"
+        )
     folder = Path(_option(extra, "dir", str, "knowledge"))
     return KnowledgeOptions(
         chroma_path=settings.data_path / CHROMA_DIR,
@@ -139,4 +148,5 @@ def read_options(settings: Settings) -> KnowledgeOptions:
         max_upload_mb=max_upload_mb,
         embedder_api_base=_option(extra, "embedder_api_base", str, None),
         embedder_api_key=_option(extra, "embedder_api_key", str, None),
+        chroma_url=chroma_url,
     )

@@ -15,10 +15,12 @@
     let busy = false;
     let timer = null;
 
+    const pairsByQR = card.dataset.qr === "true";
+
     function viewState() {
       if (status.connected) return "connected";
       if (status.state === "not_configured") return "not-configured";
-      if (scanning || status.qr || status.state === "scanning") return "scanning";
+      if (pairsByQR && (scanning || status.qr || status.state === "scanning")) return "scanning";
       return "disconnected";
     }
 
@@ -88,6 +90,7 @@
 
     const connect = card.querySelector("button.connect");
     if (connect) connect.addEventListener("click", async () => {
+      if (!pairsByQR) { await act("connect"); return; }
       scanning = true;
       status = Object.assign({}, status, { failure: null });
       render();
@@ -107,7 +110,7 @@
     return { update(next) { if (!busy) apply(next); } };
   }
 
-  document.querySelectorAll(".channel-card:not(.coming-soon)").forEach((card) => cards.set(card.dataset.channel, setup(card)));
+  document.querySelectorAll(".channel-card:not(.available)").forEach((card) => cards.set(card.dataset.channel, setup(card)));
 
   const cursorNode = document.getElementById("channel-cursor");
   live(cursorNode ? Number(cursorNode.dataset.cursor) : 0, {

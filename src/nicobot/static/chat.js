@@ -152,6 +152,7 @@
     if (mode === "apology") meta.appendChild(el("span", "msg-mode warn", S.apology_mode));
     if (mode === "handoff") meta.appendChild(el("span", "msg-mode", S.handoff_mode));
     if (mode === "non_text") meta.appendChild(el("span", "msg-mode", S.non_text_mode));
+    if (m.meta && m.meta.transcribed) meta.appendChild(el("span", "msg-mode", S.transcribed));
     meta.appendChild(timeNode(m.created_at));
     const delivery = deliveryNode(m);
     if (delivery) meta.appendChild(delivery);

@@ -242,6 +242,11 @@ class Store(abc.ABC):
         messages are kept either way. False if the session does not exist."""
 
     @abc.abstractmethod
+    async def set_transcript(self, message_id: int, transcript: str) -> None:
+        """Store the transcript of a voice note as the text of its transcript line
+        (``messages.id``), with ``meta["transcribed"] = True``."""
+
+    @abc.abstractmethod
     async def recent_replies(self, session_id: str, since: datetime) -> list[tuple[datetime, str]]:
         """The bot's replies in a session since ``since``: their time and ``meta["mode"]``
         (``""`` when unset), oldest first. The per-sender rate limit counts them."""

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 import aiosqlite
 
 from ..dashboard import ActivityRow
+from ..fileperms import private_database
 from ..models import (
     Change,
     ChatSession,
@@ -258,6 +259,7 @@ def _message_payload(message: IncomingMessage) -> str:
             "sender_name": message.sender_name,
             "kind": message.kind.value,
             "timestamp": message.timestamp.isoformat(),
+            "media": message.media,
         }
     )
 
@@ -294,7 +296,7 @@ class SQLiteStore(Store):
         return self._db
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(self.path)  # conversations: 0600 (SQLite gives its WAL the same)
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         await self._run(_configure)
         await self._run(_migrate, self.path, self.schema_version)
@@ -562,6 +564,14 @@ class SQLiteStore(Store):
             (_ts(utcnow()) if opted_out else None, session_id),
         )
         return changed > 0
+
+    async def set_transcript(self, message_id: int, transcript: str) -> None:
+        await self._run(
+            _rowcount,
+            "UPDATE messages SET text = ?, meta = json_set(meta, '$.transcribed', json('true')) "
+            "WHERE id = ?",
+            (transcript, message_id),
+        )
 
     async def recent_replies(self, session_id: str, since: datetime) -> list[tuple[datetime, str]]:
         rows = await self._run(

@@ -28,6 +28,8 @@ class FakeChannel(Channel):
     name = "fake"
     label = "Fake"
     webhook_slug = "fake"
+    supports_connect = True
+    supports_disconnect = True
 
     sent: list[OutgoingMessage]
     fail_sends: int
@@ -97,6 +99,7 @@ class FakeChannel(Channel):
             message_id=str(body.get("id", "")),
             sender_name=body.get("name"),
             from_business=bool(body.get("from_business")),
+            raw=body,
         )
         return WebhookResult(messages=[message])
 

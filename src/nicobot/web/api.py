@@ -14,6 +14,7 @@ from ..models import IncomingMessage
 from ..operator import transcript
 from .auth import admin_required
 from .common import BadRequest, current_bot, error, json_body, search_query, text_field
+from .health import low_disk
 
 log = logging.getLogger("nicobot.api")
 blueprint = Blueprint("api", __name__)
@@ -67,6 +68,9 @@ async def readyz() -> Any:
         await bot.store.get_setting("readyz")
     except Exception as exc:
         return jsonify(status="not ready", error=str(exc)), 503
+    disk_problem = low_disk(bot.settings.data_path, bot.settings.server.min_free_disk_mb)
+    if disk_problem:
+        return jsonify(status="not ready", error=disk_problem), 503
     return jsonify(
         status="ready", channels=[c.name for c in bot.channels.all()], llm=bot.agent.llm_state
     )
@@ -250,6 +254,7 @@ async def list_channels() -> Any:
                 "name": c.name,
                 "label": c.label,
                 "supports_qr": c.supports_qr,
+                "capabilities": c.capabilities(),
                 "status": statuses[c.name].to_dict(),
             }
             for c in bot.channels.all()
@@ -276,6 +281,8 @@ async def unknown_channel(exc: UnknownChannel) -> Any:
 async def _channel_call(channel: Channel, action: str) -> Any:
     if not channel.configured:
         return error(f"{channel.label} is not configured; see the docs for its settings", 409)
+    if not channel.capabilities()[action]:
+        return error(f"{channel.label} cannot {action}: it works from its settings alone", 409)
     try:
         status = await (channel.connect() if action == "connect" else channel.disconnect())
     except Exception as exc:

@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,7 @@ HEARTBEAT_SECONDS = 15.0
 #: A stream ends after this long; the browser reconnects at once where it left off.
 STREAM_SECONDS = 300.0
 RETRY_MILLISECONDS = 2000
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def sse(event: str, data: Any, event_id: int | None = None) -> str:
@@ -97,17 +100,38 @@ class LiveStreams:
 
 
 def install(app: Quart, bot: Bot) -> None:
-    """Add the event stream to ``app``."""
-    app.extensions["nicobot_live"] = LiveStreams(bot)
+    """Add the event stream to ``app``; open streams end as soon as a stop signal comes."""
+    streams = LiveStreams(bot)
+    app.extensions["nicobot_live"] = streams
     app.register_blueprint(blueprint)
+    chained: dict[int, Any] = {}
+
+    @app.before_serving
+    async def end_streams_on_stop_signals() -> None:
+        # The server (uvicorn, in one process or in each worker) installed its signal
+        # handlers before starting the app, and waits for open responses once a signal
+        # came: an endless stream would hold the stop for its whole grace period.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in STOP_SIGNALS:
+            previous = signal.getsignal(sig)
+            if callable(previous):
+                chained[sig] = previous
+                signal.signal(sig, _closing_first(streams, previous))
+
+    @app.after_serving
+    async def restore_signal_handlers() -> None:
+        for sig, previous in chained.items():
+            signal.signal(sig, previous)
+        chained.clear()
 
 
-def close_streams(app: Quart) -> None:
-    """End the open event streams at once (the server is stopping); safe in a signal
-    handler."""
-    streams: LiveStreams | None = app.extensions.get("nicobot_live")
-    if streams is not None:
+def _closing_first(streams: LiveStreams, previous: Any) -> Any:
+    def handler(sig: int, frame: Any) -> None:
         streams.close()
+        previous(sig, frame)
+
+    return handler
 
 
 def live_streams() -> LiveStreams:

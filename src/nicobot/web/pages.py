@@ -17,15 +17,19 @@ from quart import (
 )
 
 from ..admin import AdminTab
+from ..catalogue import available_channel_plugins
 from ..operator import transcript
 from ..plugins import collect_components
 from .auth import (
-    LoginThrottle,
+    ADMIN,
     admin_required,
+    client_address,
     csrf_ok,
-    csrf_token,
+    end_admin_sessions,
     is_local_path,
     password_matches,
+    start_admin_session,
+    throttle,
 )
 from .charts import day_chart
 from .common import current_bot
@@ -34,10 +38,6 @@ if TYPE_CHECKING:
     from ..bot import Bot
 
 blueprint = Blueprint("pages", __name__)
-throttle = LoginThrottle()
-
-#: Channels shown greyed out on the Channels tab until a plugin provides them.
-COMING_SOON = (("telegram", "Telegram"), ("instagram", "Instagram"))
 
 
 def _safe_next(target: str | None) -> str:
@@ -52,23 +52,18 @@ async def login() -> Any:
     blocked = False
     next_url = _safe_next(request.args.get("next"))
     if request.method == "POST":
-        client = request.remote_addr or "?"
+        client = (ADMIN, client_address())
         form = await request.form
-        if throttle.blocked(client):
+        if throttle().blocked(client):
             blocked = True
         elif not await csrf_ok():
             failed = True
         elif password_matches(form.get("password", "")):
-            throttle.succeeded(client)
-            lang = session.get("lang")
-            session.clear()
-            session["admin"] = True
-            if lang:
-                session["lang"] = lang
-            csrf_token()
+            throttle().succeeded(client)
+            await start_admin_session()
             return redirect(next_url)
         else:
-            throttle.failed(client)
+            throttle().failed(client)
             failed = True
     status = 429 if blocked else 401 if failed else 200
     return (
@@ -86,7 +81,7 @@ async def login() -> Any:
 @blueprint.post("/logout")
 @admin_required
 async def logout() -> Any:
-    session.clear()
+    await end_admin_sessions()
     return redirect(url_for("pages.login"))
 
 
@@ -158,16 +153,13 @@ async def admin() -> Any:
             "name": c.name,
             "label": c.label,
             "supports_qr": c.supports_qr,
+            "capabilities": c.capabilities(),
             "local": c.is_local,
             "status": statuses[c.name].to_dict() if c.name in statuses else {},
         }
         for c in bot.channels.all()
     ]
-    cards += [
-        {"name": name, "label": label, "coming_soon": True}
-        for name, label in COMING_SOON
-        if name not in bot.channels
-    ]
+    available = available_channel_plugins(bot.installed_channels)
     return await render_template(
         "admin.html",
         bot=bot,
@@ -175,6 +167,7 @@ async def admin() -> Any:
         active=active,
         prompt=bot.prompt_settings(),
         channel_cards=cards,
+        available_plugins=available,
         saved=request.args.get("saved") == "1",
         cursor=await bot.store.latest_change(),
         **(await _dashboard_context(bot) if active == "dashboard" else {}),

@@ -147,6 +147,7 @@ def _payload(message: IncomingMessage) -> Jsonb:
             "sender_name": message.sender_name,
             "kind": message.kind.value,
             "timestamp": message.timestamp.isoformat(),
+            "media": message.media,
         }
     )
 
@@ -483,6 +484,13 @@ class PostgresStore(Store):
             (utcnow() if opted_out else None, session_id),
         )
         return changed > 0
+
+    async def set_transcript(self, message_id: int, transcript: str) -> None:
+        await self._rowcount(
+            "UPDATE messages SET text = %s, meta = meta || '{\"transcribed\": true}'::jsonb "
+            "WHERE id = %s",
+            (transcript, message_id),
+        )
 
     async def recent_replies(self, session_id: str, since: datetime) -> list[tuple[datetime, str]]:
         rows = await self._fetchall(
