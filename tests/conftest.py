@@ -64,3 +64,21 @@ def screenshot(request: pytest.FixtureRequest, page: Any) -> Any:
             page.screenshot(path=str(Path(directory) / f"{name}.png"), full_page=True)
 
     return take
+
+
+STORE_BACKENDS = ("sqlite", "postgres")
+
+
+@pytest.fixture(params=STORE_BACKENDS)
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Each store the contract suite runs on; PostgreSQL on nicobot-postgres's test server."""
+    return str(request.param)
+
+
+@pytest.fixture
+def store_env(store_backend: str, request: pytest.FixtureRequest) -> dict[str, str]:
+    """The environment that points a project at ``store_backend``."""
+    if store_backend == "sqlite":
+        return {}
+    url = request.getfixturevalue("postgres_url")
+    return {"NICOBOT_STORE__BACKEND": "postgres", "NICOBOT_STORE__URL": url}

@@ -1,19 +1,32 @@
-"""The durable pipeline in one process: ordering, dedup, retries, debounce, handoff, pacing."""
+"""The durable pipeline in one process: ordering, dedup, retries, debounce, handoff, pacing;
+on every store (``store_env``, parametrised in conftest.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 
+from nicobot import hookimpl
+from nicobot.rag.chroma_store import ChromaKnowledgeBase
 from nicobot.testing import FAKE_SECRET
 
 HEADERS = {"Authorization": "", "X-Fake-Secret": FAKE_SECRET}
 
 
 @pytest.fixture
-def nicobot_env(fake_llm):
-    return {**fake_llm.env, "NICOBOT_PIPELINE__SEND_BACKOFF_SECONDS": "0.01"}
+def nicobot_env(fake_llm, store_env):
+    return {**fake_llm.env, **store_env, "NICOBOT_PIPELINE__SEND_BACKOFF_SECONDS": "0.01"}
+
+
+async def eventually(what: str, check, within: float = 20.0) -> None:
+    """Poll the async ``check`` until it is true (the store is polled: no event to await)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 async def deliver(client, message_id: str, address: str, text: str, **extra) -> dict:
@@ -188,8 +201,8 @@ async def test_non_text_gets_one_kind_reply_per_interval(nicobot_bot, fake_chann
 
 class TestDebounce:
     @pytest.fixture
-    def nicobot_env(self, fake_llm):
-        return {**fake_llm.env, "NICOBOT_CHANNELS__FAKE__DEBOUNCE_SECONDS": "0.5"}
+    def nicobot_env(self, fake_llm, store_env):
+        return {**fake_llm.env, **store_env, "NICOBOT_CHANNELS__FAKE__DEBOUNCE_SECONDS": "0.5"}
 
     async def test_a_burst_gets_one_reply(self, nicobot_client, nicobot_bot, fake_channel):
         for n, text in enumerate(["hola", "una consulta", "¿abren el domingo?"]):
@@ -220,3 +233,185 @@ async def test_work_of_a_dead_process_is_resumed(nicobot_bot, fake_channel):
     await nicobot_bot.pipeline.start()
     await nicobot_bot.pipeline.wait_idle(20)
     assert [m.text for m in fake_channel.sent] == ["Echo: perdido"]
+
+
+class BrokenKnowledge(ChromaKnowledgeBase):
+    """A real knowledge plugin whose search fails while ``failing`` is set (a failing
+    hook would not do: hooks are isolated, their errors never fail a turn)."""
+
+    name = "broken"
+    failing = True
+    calls = 0
+
+    async def query(self, text, k=4):
+        type(self).calls += 1
+        if type(self).failing:
+            raise RuntimeError("the knowledge base is broken")
+        return await super().query(text, k)
+
+
+class BrokenKnowledgePlugin:
+    @hookimpl
+    def register_knowledge_bases(self):
+        return [BrokenKnowledge]
+
+
+class TestPoisonTurns:
+    @pytest.fixture
+    def broken(self):
+        BrokenKnowledge.failing, BrokenKnowledge.calls = True, 0
+        return BrokenKnowledge
+
+    @pytest.fixture
+    async def nicobot_app(self, nicobot_project, fake_llm, broken):
+        """The test app with the broken knowledge base, three attempts per turn."""
+        from nicobot.app import create_app
+        from nicobot.config import load_settings
+        from nicobot.plugins import make_plugin_manager
+        from nicobot.testing import FakeChannelPlugin
+
+        environ = {
+            **os.environ,
+            **fake_llm.env,
+            "NICOBOT_LLM__PROCESS": "inline",
+            "NICOBOT_KNOWLEDGE__BACKEND": "broken",
+            "NICOBOT_PIPELINE__TURN_ATTEMPTS": "3",
+            "NICOBOT_PIPELINE__TURN_BACKOFF_SECONDS": "0.05",
+        }
+        settings = load_settings(nicobot_project, environ=environ)
+        pm = make_plugin_manager()
+        pm.register(FakeChannelPlugin(), name="nicobot-fake-channel")
+        pm.register(BrokenKnowledgePlugin(), name="broken-knowledge")
+        app = create_app(settings, pm=pm)
+        async with app.test_app():
+            yield app
+
+    async def test_a_turn_that_always_raises_is_tried_turn_attempts_times(
+        self, nicobot_client, nicobot_bot, fake_channel, fake_llm, broken
+    ):
+        await deliver(nicobot_client, "poison-1", "5491100000020", "hola")
+        await nicobot_bot.pipeline.wait_idle(30)
+        # nothing is left to run: the count cannot grow later
+        assert broken.calls == 3
+        assert fake_llm.requests == []  # it failed before the model was asked
+        [apology] = [m.text for m in fake_channel.sent]
+        assert apology.startswith("Sorry, I can't answer right now.")
+        counts = await nicobot_bot.store.pipeline_counts()
+        assert counts["turns_failed"] == 1
+        assert counts["turns_pending"] == counts["turns_claimed"] == 0
+        failed = (await (await nicobot_client.get("/api/turns/failed")).get_json())["turns"]
+        assert [(t["text"], t["attempts"]) for t in failed] == [("hola", 3)]
+        assert failed[0]["last_error"] == "RuntimeError: the knowledge base is broken"
+
+        broken.failing = False
+        retried = await nicobot_client.post(f"/api/turns/{failed[0]['id']}/retry")
+        assert retried.status_code == 200
+        await nicobot_bot.pipeline.wait_idle(30)
+        assert [m.text for m in fake_channel.sent] == [apology, "Echo: hola"]
+        again = await nicobot_client.post(f"/api/turns/{failed[0]['id']}/retry")
+        assert again.status_code == 404
+        assert (await (await nicobot_client.get("/api/turns/failed")).get_json())["turns"] == []
+        metrics = await (await nicobot_client.get("/metrics")).get_data(as_text=True)
+        assert 'nicobot_turn_failures_total{channel="fake"} 3.0' in metrics
+        assert 'nicobot_turns_failed_total{channel="fake"} 1.0' in metrics
+
+
+async def test_a_permanent_refusal_fails_at_once_and_retry_after_is_obeyed(
+    nicobot_client, nicobot_bot, fake_channel
+):
+    from nicobot import PermanentSendError, RetryLater
+
+    fake_channel.failures = [PermanentSendError("5491100000030 is not on WhatsApp")]
+    await deliver(nicobot_client, "perm-1", "5491100000030", "hola")
+    await nicobot_bot.pipeline.wait_idle(20)
+    assert fake_channel.sent == []
+    [failed] = await nicobot_bot.store.list_outbox("failed")
+    assert failed.attempts == 1
+    assert failed.last_error == "PermanentSendError: 5491100000030 is not on WhatsApp"
+
+    fake_channel.failures = [RetryLater("slow down", 3600)]
+    await deliver(nicobot_client, "later-1", "5491100000031", "hola")
+
+    async def waiting() -> bool:
+        return bool(await nicobot_bot.store.list_outbox("pending"))
+
+    await eventually("the reply to wait", waiting)
+    assert await nicobot_bot.store.claim_outbox("probe", 5, lease=1) == []  # waits an hour
+    assert fake_channel.sent == []
+
+
+class TestOutage:
+    @pytest.fixture
+    def nicobot_env(self, fake_llm):
+        return {
+            **fake_llm.env,
+            "NICOBOT_PIPELINE__SEND_BACKOFF_SECONDS": "600",
+            "NICOBOT_PIPELINE__SEND_BACKOFF_MAX_SECONDS": "3600",
+        }
+
+    async def test_waiting_replies_go_out_when_the_channel_reconnects(
+        self, nicobot_client, nicobot_bot, fake_channel
+    ):
+        fake_channel.fail_sends = 3
+        for n in range(3):
+            await deliver(nicobot_client, f"out-{n}", f"54911000000{40 + n}", f"m{n}")
+
+        async def all_waiting() -> bool:
+            return (await nicobot_bot.store.pipeline_counts())["outbox_pending"] == 3
+
+        await eventually("three replies to wait", all_waiting)
+        assert fake_channel.fail_sends == 0 and fake_channel.sent == []
+        # every retry is minutes away; the channel coming back sends them now
+        await fake_channel.connect()
+        await nicobot_bot.pipeline.wait_idle(20)
+        assert sorted(m.text for m in fake_channel.sent) == ["Echo: m0", "Echo: m1", "Echo: m2"]
+        assert await nicobot_bot.store.list_outbox("failed") == []
+
+
+@pytest.mark.parametrize("found", ["sent", "not_sent", "unknown", "cannot_ask"])
+async def test_a_send_of_unknown_outcome_is_reconciled_before_any_resend(
+    nicobot_client, nicobot_bot, fake_channel, found
+):
+    from nicobot import SendOutcomeUnknown, SentCheck
+
+    fake_channel.failures = [SendOutcomeUnknown("no answer within 15 s")]
+    fake_channel.sent_check = {
+        "sent": SentCheck.sent("GATEWAY-ID-1"),
+        "not_sent": SentCheck.not_sent(),
+        "unknown": None,  # the base class: cannot tell
+        "cannot_ask": ConnectionError("gateway unreachable"),
+    }[found]
+    await deliver(nicobot_client, f"unk-{found}", "5491100000050", "hola")
+    if found == "cannot_ask":
+
+        async def asked_twice() -> bool:
+            return len(fake_channel.checks) >= 2
+
+        await eventually("a second check", asked_twice)
+        assert fake_channel.sent == []  # never sent again while it cannot be checked
+        fake_channel.sent_check = SentCheck.not_sent()
+    await nicobot_bot.pipeline.wait_idle(20)
+    message, since = fake_channel.checks[-1]
+    assert (message.address, message.text) == ("5491100000050", "Echo: hola")
+    [entry] = await nicobot_bot.store.list_outbox("sent")
+    assert since.timestamp() <= entry.first_attempt_at
+    if found == "sent":
+        assert fake_channel.sent == []
+        assert entry.platform_id == "GATEWAY-ID-1"
+    else:
+        assert [m.text for m in fake_channel.sent] == ["Echo: hola"]
+    metrics = await (await nicobot_client.get("/metrics")).get_data(as_text=True)
+    resent = 'nicobot_resends_after_crash_total{channel="fake"} 1.0' in metrics
+    assert resent == (found == "unknown")
+
+
+async def test_a_reply_undelivered_for_the_maximum_age_is_kept_as_failed(
+    nicobot_client, nicobot_bot, fake_channel
+):
+    nicobot_bot.settings.pipeline.send_max_age_seconds = 0.3
+    fake_channel.fail_sends = 1000
+    await deliver(nicobot_client, "age-1", "5491100000051", "hola")
+    await nicobot_bot.pipeline.wait_idle(20)
+    [failed] = await nicobot_bot.store.list_outbox("failed")
+    assert failed.last_error.startswith("gave up (not delivered within 0.3 s): ConnectionError")
+    assert failed.attempts > 1

@@ -12,7 +12,8 @@ from nicobot import Channel, ChannelStatus, hookimpl, hookspecs
 from nicobot.bot import Bot
 from nicobot.config import load_settings
 from nicobot.errors import PluginError
-from nicobot.plugins import DEFAULT_PLUGINS, call_hook, describe_plugins, make_plugin_manager
+from nicobot.hookcalls import HookRunner
+from nicobot.plugins import DEFAULT_PLUGINS, describe_plugins, make_plugin_manager
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "hooks.md"
 
@@ -63,8 +64,7 @@ async def test_sync_and_async_implementations_are_both_awaited():
 
     pm.register(Sync())
     pm.register(Async())
-    results = await call_hook(pm, "startup", bot=None)
-    assert sorted(results) == ["a", "b"]
+    await HookRunner(pm, timeout=5).run_each("startup", bot=None)
     assert sorted(seen) == ["async", "sync"]
 
 
@@ -123,6 +123,102 @@ def test_a_plain_channel_config_is_validated_into_the_channels_own_model(tmp_pat
         return None
 
     context = ChannelContext(settings=load(tmp_path, environ={}), env={}, report_status=report)
-    channel = Configured(ChannelConfig.model_validate({"token": "t-1"}), context)
+    channel = Configured(ChannelConfig(debounce_seconds=1.5), context)
     assert isinstance(channel.config, TwinConfig)
-    assert channel.config.token == "t-1"
+    assert (channel.config.token, channel.config.debounce_seconds) == ("default-token", 1.5)
+
+
+def test_an_unknown_channel_key_stops_start_up_naming_it(tmp_path):
+    from nicobot.errors import ConfigError
+
+    (tmp_path / "nicobot.toml").write_text("[channels.simulator]\ndebounce_secs = 2\n")
+    with pytest.raises(ConfigError, match=r"channels\.simulator\.debounce_secs: unknown key"):
+        Bot(load_settings(tmp_path, environ={}), make_plugin_manager(load_entry_points=False))
+
+
+def test_a_table_for_a_channel_nobody_provides_is_logged(tmp_path, caplog):
+    (tmp_path / "nicobot.toml").write_text("[channels.instagram]\nenabled = true\n")
+    Bot(load_settings(tmp_path, environ={}), make_plugin_manager(load_entry_points=False))
+    assert "[channels.instagram] is ignored: no installed plugin" in caplog.text
+
+
+MISSPELLED = """
+from nicobot import hookimpl
+
+
+@hookimpl
+def register_channel():
+    return []
+"""
+
+ASYNC_REGISTRATION = """
+from nicobot import hookimpl
+
+
+@hookimpl
+async def register_channels():
+    return []
+"""
+
+
+@pytest.mark.parametrize("command", [["plugins"], ["serve", "--port", "1"]])
+def test_a_misspelled_hook_stops_the_command_naming_the_plugin(tmp_path, command):
+    from hook_support import install_plugin, nicobot
+    from nicobot.testing import make_project
+
+    env = install_plugin(tmp_path / "site", "typo", MISSPELLED)
+    result = nicobot(env, *command, cwd=make_project(tmp_path / "project"))
+    assert result.returncode == 1
+    assert result.stderr == (
+        "Error: plugin 'typo' implements 'register_channel', which is not a nicobot hook "
+        "(did you mean 'register_channels'?)\n"
+    )
+
+
+def test_an_async_registration_hook_stops_the_command_naming_the_plugin(tmp_path):
+    from hook_support import install_plugin, nicobot
+
+    env = install_plugin(tmp_path / "site", "eager", ASYNC_REGISTRATION)
+    result = nicobot(env, "plugins")
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "Error: plugin 'eager': register_channels must be a plain def, not async def"
+    )
+    assert result.stderr.count("\n") == 1
+
+
+def test_a_hook_with_an_unknown_argument_names_the_plugin():
+    from nicobot.plugins import register_plugin
+
+    class Wrong:
+        @hookimpl
+        def startup(self, bot, extra):
+            return None
+
+    pm = make_plugin_manager(load_entry_points=False)
+    with pytest.raises(PluginError, match=r"^plugin 'wrong': .*extra"):
+        register_plugin(pm, Wrong(), "wrong")
+
+
+def test_implementations_run_in_the_documented_order():
+    from nicobot.hookcalls import implementations
+
+    class Plain:
+        @hookimpl
+        def startup(self, bot):
+            return None
+
+    class First(Plain):
+        @hookimpl(tryfirst=True)
+        def startup(self, bot):
+            return None
+
+    class Last(Plain):
+        @hookimpl(trylast=True)
+        def startup(self, bot):
+            return None
+
+    pm = make_plugin_manager(load_entry_points=False)
+    for name, plugin in [("last", Last()), ("a", Plain()), ("first", First()), ("b", Plain())]:
+        pm.register(plugin, name=name)
+    assert [i.plugin_name for i in implementations(pm, "startup")] == ["first", "b", "a", "last"]

@@ -1,42 +1,67 @@
-"""The SQLite store, on real files."""
+"""The store contract, on every store: SQLite on real files and PostgreSQL on a real server
+(started by nicobot-postgres's ``postgres_server`` fixture). A few tests at the end are
+about SQLite alone."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from nicobot.models import Role
+from nicobot import IncomingMessage, LostClaim, Store
+from nicobot.models import Role, utcnow
 from nicobot.store.sqlite import SQLiteStore
+
+OpenStore = Callable[[], Awaitable[Store]]
 
 
 @pytest.fixture
-async def store(tmp_path):
-    store = SQLiteStore(tmp_path / "data" / "nicobot.sqlite3")
-    await store.open()
-    yield store
-    await store.close()
+async def open_store(
+    store_backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[OpenStore]:
+    """Opens another store on the test's one database (as another worker would)."""
+    url = request.getfixturevalue("postgres_url") if store_backend == "postgres" else ""
+    opened: list[Store] = []
 
+    async def make() -> Store:
+        store: Store
+        if store_backend == "postgres":
+            from nicobot_postgres import PostgresStore
 
-async def test_wal_mode_and_schema_version(store, tmp_path):
-    connection = sqlite3.connect(store.path)
-    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert connection.execute("PRAGMA user_version").fetchone()[0] == SQLiteStore.schema_version
-    connection.close()
-
-
-async def test_a_newer_schema_is_refused(tmp_path):
-    path = tmp_path / "db.sqlite3"
-    connection = sqlite3.connect(path)
-    connection.execute("PRAGMA user_version = 999")
-    connection.close()
-    store = SQLiteStore(path)
-    with pytest.raises(RuntimeError, match="newer than this nicobot"):
+            store = PostgresStore(url)
+        else:
+            store = SQLiteStore(tmp_path / "data" / "nicobot.sqlite3")
         await store.open()
-    await store.close()
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def store(open_store: OpenStore) -> Store:
+    return await open_store()
+
+
+async def execute(store: Store, sql: str) -> None:
+    """Raw SQL on the store's own database (to age records in tests)."""
+    if isinstance(store, SQLiteStore):
+        await store.db.execute(sql)
+        return
+    async with store.connection() as conn:  # type: ignore[attr-defined]
+        await conn.execute(sql)
+
+
+def message(address: str, message_id: str, text: str = "hola") -> IncomingMessage:
+    return IncomingMessage(channel="whatsapp", address=address, text=text, message_id=message_id)
 
 
 async def test_get_or_create_keys_on_channel_and_address(store):
@@ -97,71 +122,252 @@ async def test_claims_are_atomic_under_concurrent_duplicates(store):
     assert await store.claim_message_id("simulator", "ABC")
 
 
-async def test_claims_are_atomic_across_connections(tmp_path):
-    path = tmp_path / "shared.sqlite3"
-    stores = [SQLiteStore(path) for _ in range(4)]
-    for store in stores:
-        await store.open()
-    try:
-        results = await asyncio.gather(
-            *[stores[i % 4].claim_message_id("whatsapp", f"id-{i // 8}") for i in range(64)]
-        )
-        assert results.count(True) == 8
-    finally:
-        for store in stores:
-            await store.close()
+async def test_claims_are_atomic_across_connections(open_store):
+    stores = [await open_store() for _ in range(4)]
+    results = await asyncio.gather(
+        *[stores[i % 4].claim_message_id("whatsapp", f"id-{i // 8}") for i in range(64)]
+    )
+    assert results.count(True) == 8
 
 
 async def test_old_claims_are_purged(store):
     await store.claim_message_id("whatsapp", "old")
-    await store.db.execute("UPDATE webhook_claims SET claimed_at = claimed_at - 3600")
+    await execute(store, "UPDATE webhook_claims SET claimed_at = claimed_at - 3600")
     await store.claim_message_id("whatsapp", "new")
     assert await store.purge_claims(timedelta(minutes=10)) == 1
     assert await store.claim_message_id("whatsapp", "old")
     assert not await store.claim_message_id("whatsapp", "new")
 
 
-async def test_200_concurrent_writers_never_see_a_locked_database(tmp_path):
-    path = tmp_path / "busy.sqlite3"
-    stores = [SQLiteStore(path) for _ in range(4)]
-    for store in stores:
-        await store.open()
-    try:
+async def test_200_concurrent_writers_never_see_a_locked_database(open_store):
+    stores = [await open_store() for _ in range(4)]
 
-        async def writer(i: int) -> None:
-            store = stores[i % len(stores)]
-            session, _ = await store.get_or_create_session("simulator", f"writer-{i % 20}")
-            await store.add_message(session.id, Role.USER, f"message {i}")
-            await store.claim_message_id("simulator", f"claim-{i}")
+    async def writer(i: int) -> None:
+        store = stores[i % len(stores)]
+        session, _ = await store.get_or_create_session("simulator", f"writer-{i % 20}")
+        await store.add_message(session.id, Role.USER, f"message {i}")
+        await store.claim_message_id("simulator", f"claim-{i}")
 
-        await asyncio.gather(*[writer(i) for i in range(200)])
-        total = 0
-        for session in await stores[0].list_sessions(limit=100):
-            total += len(await stores[0].list_messages(session.id))
-        assert total == 200
-    finally:
-        for store in stores:
-            await store.close()
+    await asyncio.gather(*[writer(i) for i in range(200)])
+    total = 0
+    for session in await stores[0].list_sessions(limit=100):
+        total += len(await stores[0].list_messages(session.id))
+    assert total == 200
 
 
-async def test_data_survives_reopening(tmp_path):
-    path = tmp_path / "persist.sqlite3"
-    store = SQLiteStore(path)
-    await store.open()
+async def test_data_survives_reopening(open_store):
+    store = await open_store()
     session, _ = await store.get_or_create_session("simulator", "5550001")
     await store.add_message(session.id, Role.USER, "still here?")
     await store.set_setting("k", "v")
     await store.close()
-    reopened = SQLiteStore(path)
-    await reopened.open()
+    reopened = await open_store()
     assert [m.text for m in await reopened.list_messages(session.id)] == ["still here?"]
     assert await reopened.get_setting("k") == "v"
     await reopened.set_setting("k", None)
     assert await reopened.get_setting("k") is None
-    await reopened.close()
 
 
-async def test_a_cancelled_writer_leaves_the_connection_clean(store):
+async def test_a_duplicate_delivery_queues_nothing(store):
+    first = await store.enqueue(message("5491100000001", "m-1"), debounce=0, max_wait=0)
+    assert first is not None
+    assert await store.enqueue(message("5491100000001", "m-1"), debounce=0, max_wait=0) is None
+    session, _entry = first
+    assert [m.text for m in await store.list_messages(session.id)] == ["hola"]
+    assert (await store.pipeline_counts())["turns_pending"] == 1
+
+
+async def test_concurrent_duplicates_from_several_workers_queue_one_entry(open_store):
+    stores = [await open_store() for _ in range(3)]
+    results = await asyncio.gather(
+        *[
+            stores[i % 3].enqueue(message("5491100000002", f"dup-{i % 5}"), debounce=0, max_wait=0)
+            for i in range(30)
+        ]
+    )
+    assert sum(result is not None for result in results) == 5
+    assert (await stores[0].pipeline_counts())["turns_pending"] == 5
+
+
+async def test_turns_come_one_at_a_time_per_conversation_in_order(store):
+    for n in range(3):
+        await store.enqueue(message("5491100000003", f"o-{n}", f"m{n}"), debounce=0, max_wait=0)
+    await store.enqueue(message("5491100000004", "other", "x"), debounce=0, max_wait=0)
+    turns = await store.claim_turns("w1", 10, lease=60)
+    assert sorted(t.entries[0].message.text for t in turns) == ["m0", "x"]
+    assert await store.claim_turns("w1", 10, lease=60) == []
+    first = next(t for t in turns if t.entries[0].message.text == "m0")
+    await store.complete_turn(first, "r0", {}, ["r0"])
+    [second] = await store.claim_turns("w1", 10, lease=60)
+    assert second.entries[0].message.text == "m1"
+
+
+async def test_two_workers_never_claim_one_conversation(open_store):
+    a, b = await open_store(), await open_store()
+    for conversation in range(20):
+        for n in range(3):
+            await a.enqueue(
+                message(f"54911000001{conversation:02d}", f"c{conversation}-{n}", f"m{n}"),
+                debounce=0,
+                max_wait=0,
+            )
+    seen: list[tuple[str, str]] = []
+    for _round in range(12):
+        claimed = await asyncio.gather(a.claim_turns("wa", 15, 60), b.claim_turns("wb", 15, 60))
+        turns = [turn for batch in claimed for turn in batch]
+        sessions = [turn.session.id for turn in turns]
+        assert len(sessions) == len(set(sessions))
+        for turn in turns:
+            seen.append((turn.session.id, turn.entries[0].message.text))
+            await (a if turn.worker == "wa" else b).complete_turn(turn, "ok", {}, ["ok"])
+        if len(seen) == 60:
+            break
+    assert len(seen) == 60
+    for session_id in {s for s, _ in seen}:
+        assert [text for s, text in seen if s == session_id] == ["m0", "m1", "m2"]
+
+
+async def test_a_burst_is_one_turn_after_its_debounce(store):
+    for n in range(3):
+        await store.enqueue(message("5491100000005", f"b-{n}", f"m{n}"), debounce=30, max_wait=60)
+    assert await store.claim_turns("w", 10, lease=60) == []
+    ready = await store.next_turn_at()
+    assert ready is not None and ready > utcnow().timestamp() + 20
+    await execute(store, "UPDATE inbox SET received_at = received_at - 100")
+    [turn] = await store.claim_turns("w", 10, lease=60)
+    assert [e.message.text for e in turn.entries] == ["m0", "m1", "m2"]
+
+
+async def test_a_completed_turn_queues_its_reply_once(store):
+    session, _ = await store.enqueue(message("5491100000006", "c-1"), debounce=0, max_wait=0)
+    [turn] = await store.claim_turns("w", 10, lease=60)
+    reply = await store.complete_turn(turn, "hello there", {"mode": "llm"}, ["hello", "there"])
+    assert reply is not None and reply.meta == {"mode": "llm"}
+    with pytest.raises(LostClaim):
+        await store.complete_turn(turn, "again", {}, ["again"])
+    entries = await store.claim_outbox("w", 10, lease=60)
+    assert [e.text for e in entries] == ["hello"]  # only the oldest unsent per session
+    await store.outbox_sent(entries[0].id, "platform-1")
+    [second] = await store.claim_outbox("w", 10, lease=60)
+    assert second.text == "there"
+    roles = [m.role for m in await store.list_messages(session.id)]
+    assert roles == [Role.USER, Role.ASSISTANT]
+
+
+async def test_an_expired_send_is_claimed_again_as_recovered(store):
+    await store.enqueue(message("5491100000007", "s-1"), debounce=0, max_wait=0)
+    [turn] = await store.claim_turns("w", 10, lease=60)
+    await store.complete_turn(turn, "hi", {}, ["hi"])
+    [entry] = await store.claim_outbox("w", 10, lease=0.01)
+    assert not entry.recovered
+    await execute(store, "UPDATE outbox SET lease_until = lease_until - 10")
+    [again] = await store.claim_outbox("w2", 10, lease=60)
+    assert again.id == entry.id and again.recovered and again.attempts == 2
+
+
+async def test_failed_sends_retry_and_give_up(store):
+    await store.enqueue(message("5491100000008", "f-1"), debounce=0, max_wait=0)
+    [turn] = await store.claim_turns("w", 10, lease=60)
+    await store.complete_turn(turn, "hi", {}, ["hi"])
+    [entry] = await store.claim_outbox("w", 10, lease=60)
+    await store.outbox_failed(entry.id, "down", utcnow().timestamp() + 3600)
+    assert await store.claim_outbox("w", 10, lease=60) == []
+    assert not await store.retry_outbox(entry.id)
+    await store.outbox_failed(entry.id, "still down", None)
+    [failed] = await store.list_outbox("failed")
+    assert failed.last_error == "still down"
+    assert await store.retry_outbox(entry.id)
+    [retried] = await store.claim_outbox("w", 10, lease=60)
+    assert retried.attempts == 1
+
+
+async def test_a_dead_workers_work_is_given_back(store):
+    dead = f"{socket.gethostname()}:999999999:dead"
+    await store.enqueue(message("5491100000009", "d-1"), debounce=0, max_wait=0)
+    [turn] = await store.claim_turns(dead, 10, lease=3600)
+    assert await store.workers_holding_work() == {dead}
+    assert await store.release_worker(dead) == (1, 0)
+    [again] = await store.claim_turns("alive", 10, lease=60)
+    assert again.entry_ids == turn.entry_ids
+    await store.release_turn(again)
+    assert len(await store.claim_turns("alive", 10, lease=60)) == 1
+
+
+async def test_an_expired_claim_is_taken_over_first(open_store):
+    a, b = await open_store(), await open_store()
+    for n in range(2):
+        await a.enqueue(message("5491100000012", f"x-{n}", f"m{n}"), debounce=0, max_wait=0)
+    [stalled] = await a.claim_turns("other-host:1:a", 10, lease=60)
+    assert await b.claim_turns("wb", 10, lease=60) == []
+    await execute(a, "UPDATE inbox SET lease_until = lease_until - 120")
+    [taken] = await b.claim_turns("wb", 10, lease=60)
+    assert taken.entry_ids == stalled.entry_ids
+    with pytest.raises(LostClaim):
+        await a.complete_turn(stalled, "late", {}, ["late"])
+    await b.complete_turn(taken, "r0", {}, ["r0"])
+    [second] = await b.claim_turns("wb", 10, lease=60)
+    assert second.entries[0].message.text == "m1"
+
+
+async def test_an_operator_message_pauses_and_echoes_are_ignored(store):
+    session, _ = await store.enqueue(message("5491100000010", "u-1"), debounce=0, max_wait=0)
+    [turn] = await store.claim_turns("w", 10, lease=60)
+    await store.complete_turn(turn, "our reply", {}, ["our reply"])
+    [entry] = await store.claim_outbox("w", 10, lease=60)
+    await store.outbox_sent(entry.id, "sent-1")
+    echo = IncomingMessage(
+        channel="whatsapp", address="5491100000010", text="our reply", message_id="sent-1"
+    )
+    assert await store.record_operator_message(echo, pause_for=timedelta(minutes=5)) is None
+    typed = IncomingMessage(
+        channel="whatsapp", address="5491100000010", text="soy Marta", message_id="op-1"
+    )
+    paused = await store.record_operator_message(typed, pause_for=timedelta(minutes=5))
+    assert paused is not None and paused.paused
+    await store.enqueue(message("5491100000010", "u-2"), debounce=0, max_wait=0)
+    assert await store.claim_turns("w", 10, lease=60) == []
+    assert await store.set_paused(session.id, None)
+    assert not await store.set_paused("no-such-session", None)
+
+
+async def test_the_text_only_reply_is_rationed(store):
+    session, _ = await store.get_or_create_session("whatsapp", "5491100000011")
+    assert await store.claim_non_text_reply(session.id, timedelta(hours=1))
+    assert not await store.claim_non_text_reply(session.id, timedelta(hours=1))
+    assert await store.claim_non_text_reply(session.id, timedelta(0))
+
+
+# SQLite alone
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(tmp_path / "data" / "nicobot.sqlite3")
+    await store.open()
+    yield store
+    await store.close()
+
+
+async def test_wal_mode_and_schema_version(sqlite_store):
+    connection = sqlite3.connect(sqlite_store.path)
+    assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert connection.execute("PRAGMA user_version").fetchone()[0] == SQLiteStore.schema_version
+    connection.close()
+
+
+async def test_a_newer_schema_is_refused(tmp_path):
+    path = tmp_path / "db.sqlite3"
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA user_version = 999")
+    connection.close()
+    store = SQLiteStore(path)
+    with pytest.raises(RuntimeError, match="newer than this nicobot"):
+        await store.open()
+    await store.close()
+
+
+async def test_a_cancelled_writer_leaves_the_connection_clean(sqlite_store):
+    store = sqlite_store
     session, _ = await store.get_or_create_session("simulator", "5550002")
     for delay in (0, 0, 0.0005, 0.001, 0.002):
         task = asyncio.create_task(store.add_message(session.id, Role.USER, "maybe"))
@@ -175,3 +381,136 @@ async def test_a_cancelled_writer_leaves_the_connection_clean(store):
     texts = [m.text for m in await store.list_messages(session.id)]
     assert texts[-1] == "after the cancellations"
     assert set(texts[:-1]) <= {"maybe"}
+
+
+def _message(message_id: str, address: str = "5491100000001", text: str = "hola"):
+    from nicobot.models import IncomingMessage
+
+    return IncomingMessage(channel="whatsapp", address=address, text=text, message_id=message_id)
+
+
+async def test_turn_attempts_backoff_and_parking(store):
+    import time
+
+    await store.enqueue(_message("t-1"), debounce=0, max_wait=0)
+    [turn] = await store.claim_turns("w1", 5, lease=60)
+    assert turn.attempts == 1
+    await store.retry_turn_later(turn, "RuntimeError: boom", time.time() + 3600)
+    assert await store.claim_turns("w1", 5, lease=60) == []  # waits for its retry time
+    assert await store.next_turn_at() > time.time() + 3000
+    await execute(store, "UPDATE inbox SET not_before = 0")  # the retry time has come
+    [again] = await store.claim_turns("w1", 5, lease=60)
+    assert again.attempts == 2
+    await store.release_turn(again)  # a shutdown gives the attempt back
+    [third] = await store.claim_turns("w2", 5, lease=60)
+    assert third.attempts == 2
+    await store.park_turn(third, "RuntimeError: boom", "Sorry.", {"mode": "failed"}, ["Sorry."])
+    assert await store.claim_turns("w1", 5, lease=60) == []
+    [failed] = await store.list_failed_turns()
+    assert (failed.text, failed.attempts, failed.last_error) == ("hola", 2, "RuntimeError: boom")
+    assert failed.failed_at is not None
+    counts = await store.pipeline_counts()
+    assert (counts["turns_failed"], counts["turns_pending"], counts["outbox_pending"]) == (1, 0, 1)
+    messages = await store.list_messages(third.session.id)
+    assert [(m.role, m.text) for m in messages] == [(Role.USER, "hola"), (Role.ASSISTANT, "Sorry.")]
+    assert await store.retry_turn(failed.id)
+    assert not await store.retry_turn(failed.id)
+    [retried] = await store.claim_turns("w1", 5, lease=60)
+    assert retried.attempts == 1
+    assert await store.list_failed_turns() == []
+
+
+async def test_a_turn_taken_over_is_not_parked_by_its_old_worker(store):
+    from nicobot.store.sqlite import LostClaim
+
+    await store.enqueue(_message("t-2"), debounce=0, max_wait=0)
+    [turn] = await store.claim_turns("old", 5, lease=60)
+    await store.release_worker("old")
+    [taken] = await store.claim_turns("new", 5, lease=60)
+    assert taken.attempts == 2  # the dead worker's attempt counts
+    with pytest.raises(LostClaim):
+        await store.park_turn(turn, "boom", None, {}, [])
+    await store.retry_turn_later(turn, "boom", 0)  # changes nothing: "new" holds it
+    assert await store.claim_turns("other", 5, lease=60) == []
+
+
+async def test_outbox_uncertain_first_attempt_and_due_now(store):
+    import time
+
+    await store.enqueue(_message("o-1"), debounce=0, max_wait=0)
+    [turn] = await store.claim_turns("w1", 5, lease=60)
+    await store.complete_turn(turn, "reply", {}, ["part 1"])
+    [entry] = await store.claim_outbox("w1", 5, lease=60)
+    assert not entry.uncertain and entry.first_attempt_at is not None
+    first = entry.first_attempt_at
+    await store.outbox_failed(entry.id, "timeout", time.time() + 3600, uncertain=True)
+    assert await store.claim_outbox("w1", 5, lease=60) == []
+    assert await store.outbox_due_now("telegram") == 0
+    assert await store.outbox_due_now("whatsapp") == 1
+    [again] = await store.claim_outbox("w1", 5, lease=60)
+    assert again.uncertain and not again.recovered and again.attempts == 2
+    assert again.first_attempt_at == first
+    await store.outbox_failed(again.id, "closed", time.time() - 1)  # a definite failure
+    [third] = await store.claim_outbox("w1", 5, lease=60)
+    assert not third.uncertain
+    await execute(store, "UPDATE outbox SET lease_until = 0")  # its worker died mid-send
+    [recovered] = await store.claim_outbox("w2", 5, lease=60)
+    assert recovered.recovered and recovered.uncertain
+    await store.outbox_failed(recovered.id, "gave up", None)
+    await execute(store, "UPDATE outbox SET first_attempt_at = 1")  # long ago
+    assert await store.retry_outbox(recovered.id)
+    [fresh] = await store.claim_outbox("w2", 5, lease=60)
+    assert fresh.attempts == 1 and fresh.first_attempt_at >= first  # a fresh maximum age
+
+
+async def test_opt_out_is_kept_across_a_reopen(store):
+    session, _ = await store.get_or_create_session("whatsapp", "5491100000099")
+    assert not session.opted_out
+    assert await store.set_opted_out(session.id, True)
+    assert not await store.set_opted_out("no-such-session", True)
+    await store.close()
+    await store.open()
+    again = await store.get_session(session.id)
+    assert again.opted_out and again.opted_out_at is not None
+    assert again.to_dict()["opted_out"] is True
+    [listed] = await store.list_sessions()
+    assert listed.opted_out
+    await store.put_session(again)  # a full write keeps it
+    assert (await store.get_session(session.id)).opted_out
+    assert await store.set_opted_out(session.id, False)
+    assert not (await store.get_session(session.id)).opted_out
+
+
+async def test_a_deferred_turn_waits_then_is_answered_with_the_rest(store):
+    import time
+
+    from nicobot.models import IncomingMessage
+
+    def message(n: int, address: str) -> IncomingMessage:
+        return IncomingMessage(
+            channel="fake", address=address, text=f"m{n}", message_id=f"{address}-{n}"
+        )
+
+    for n in range(3):
+        await store.enqueue(message(n, "111"), debounce=0, max_wait=0)
+    [turn] = await store.claim_turns("w1", 5, lease=60)
+    assert [e.message.text for e in turn.entries] == ["m0"]
+    later = time.time() + 3600
+    await store.defer_turn(turn, later, "too fast", {"mode": "rate_limited"}, ["too fast"])
+    assert await store.claim_turns("w1", 5, lease=60) == []
+    assert await store.next_turn_at() == pytest.approx(later)
+    [notice] = await store.list_outbox()
+    assert notice.text == "too fast" and notice.status == "pending"
+    replies = await store.recent_replies(turn.session.id, turn.session.created_at)
+    assert [mode for _at, mode in replies] == ["rate_limited"]
+
+    await store.enqueue(message(0, "222"), debounce=0, max_wait=0)
+    await store.enqueue(message(1, "222"), debounce=0, max_wait=0)
+    [other] = await store.claim_turns("w1", 5, lease=60)
+    await store.defer_turn(other, time.time() - 1, None, {}, [])
+    [together] = await store.claim_turns("w2", 5, lease=60)
+    assert [e.message.text for e in together.entries] == ["m0", "m1"]
+    from nicobot.store.sqlite import LostClaim
+
+    with pytest.raises(LostClaim):
+        await store.defer_turn(other, time.time(), None, {}, [])

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import i18n, offline_answer
 from .knowledge import KnowledgeBase, Snippet
-from .llm_process import InlineLLM, LLMProcess, LLMRunner
+from .llm_process import InlineLLM, LLMProcess, LLMRunner, client_for
 from .models import ChatSession, Message, Role
 
 if TYPE_CHECKING:
@@ -57,6 +57,25 @@ CANNED_DEFAULTS: dict[str, str] = {
         "A person from our team will get back to you soon."
     ),
     "handoff": _("Got it, I'll pass you on to a person from our team."),
+    "delayed": _("Sorry for the late reply."),
+    "opt_out": _(
+        "Done, we won't write to you again. If you want to talk to us later, write %(keyword)s."
+    ),
+    "opt_in": _("Welcome back! How can I help you?"),
+    "handoff_closed": _(
+        "Got it, I'll pass you on to a person from our team. We're closed now: "
+        "a person will write to you %(when)s."
+    ),
+    "offline_fallback_closed": _(
+        "Thanks for your message! I couldn't find that in our information. "
+        "We're closed now: a person from our team will write to you %(when)s."
+    ),
+    "out_of_office": _(
+        "Thanks for your message! We're closed now. We open %(when)s and we'll answer you then."
+    ),
+    "rate_limited": _(
+        "You're writing faster than I can answer. I'll reply to your latest messages in a moment."
+    ),
 }
 
 
@@ -76,7 +95,7 @@ class ReplyContext:
     text: str
     history: list[Message]
     snippets: list[Snippet]
-    llm_messages: list[dict[str, str]] = field(default_factory=list)
+    llm_messages: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -115,7 +134,10 @@ class Agent:
         self._offline_decided = False
         self._offline: str | None = None
         self._warm_up: asyncio.Future[str | None] | None = None
-        self.llm: LLMRunner = LLMProcess() if settings.llm.process == "separate" else InlineLLM()
+        client = client_for(settings.llm.model, settings.llm.api_base)
+        self.llm: LLMRunner = (
+            LLMProcess(client) if settings.llm.process == "separate" else InlineLLM(client)
+        )
 
     async def offline(self) -> str | None:
         """Why replies come from the knowledge base alone, or None when an LLM answers."""
@@ -208,7 +230,7 @@ class Agent:
         intro = canned_message(self.settings, "offline_intro")
         return AgentReply(f"{intro}\n\n{quoted}", used, "offline")
 
-    async def complete(self, llm_messages: list[dict[str, str]]) -> str:
+    async def complete(self, llm_messages: list[dict[str, Any]]) -> str:
         llm = self.settings.llm
         kwargs: dict[str, Any] = {
             "model": llm.model,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
+import contextlib
 import logging
 import secrets
 from pathlib import Path
@@ -11,32 +12,29 @@ from typing import Any
 import pluggy
 from jinja2 import ChoiceLoader, FileSystemLoader
 from quart import Quart, Response, g, jsonify, request, session
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
 from . import i18n
 from .bot import Bot
 from .config import Settings, load_settings
-from .plugins import make_plugin_manager
+from .plugins import call_registration, make_plugin_manager
 from .version import __version__
 from .web import api, pages, webhooks
-from .web.auth import csrf_token
+from .web.auth import CredentialThrottle, csrf_token
+from .web.limits import BodyRejected, check_json_body, path_value_ok
+from .web.security import add_security_headers, cookie_name, secret_key
 
 log = logging.getLogger("nicobot.app")
 
 PACKAGE_DIR = Path(__file__).parent
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+STOP_AFTER_FAILED_START = 10.0
 
 
 def templates_dir() -> Path:
     """The packaged pages: inside the wheel, or the checkout's top-level ``templates/``."""
     packaged = PACKAGE_DIR / "templates"
     return packaged if packaged.is_dir() else PACKAGE_DIR.parents[1] / "templates"
-
-
-def _secret_key(settings: Settings, password: str) -> str:
-    if settings.secret_key:
-        return settings.secret_key
-    return hashlib.sha256(b"nicobot-session:" + password.encode()).hexdigest()
 
 
 def create_app(
@@ -55,14 +53,16 @@ def create_app(
     app.config.update(
         NICOBOT_ADMIN_PASSWORD=password,
         NICOBOT_TEMPORARY_PASSWORD=settings.admin_password is None,
-        SECRET_KEY=_secret_key(settings, password),
+        SECRET_KEY=secret_key(settings),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_NAME="nicobot_session",
+        SESSION_COOKIE_NAME=cookie_name(settings),
+        SESSION_COOKIE_SECURE=settings.server.secure_cookies,
         MAX_CONTENT_LENGTH=MAX_REQUEST_BYTES,
         JSON_SORT_KEYS=False,
     )
     app.extensions["nicobot"] = bot
+    app.extensions["nicobot_throttle"] = CredentialThrottle(settings.server.max_auth_failures)
     app.jinja_loader = ChoiceLoader(
         [
             FileSystemLoader(str(settings.project_dir / "templates")),
@@ -73,12 +73,20 @@ def create_app(
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(webhooks.blueprint)
-    pm.hook.register_routes(app=app)
+    call_registration(pm, "register_routes", app=app)
     _setup_errors(app)
+    _setup_limits(app)
+    add_security_headers(app)
 
     @app.before_serving
     async def start_bot() -> None:
-        await bot.start()
+        try:
+            await bot.start()
+        except BaseException:
+            # close what did open (the store's thread would keep the process alive)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(bot.stop(grace_seconds=0), STOP_AFTER_FAILED_START)
+            raise
 
     @app.after_serving
     async def stop_bot() -> None:
@@ -117,6 +125,32 @@ def _setup_i18n(app: Quart, settings: Settings) -> None:
     async def choose_language() -> None:
         chosen = session.get("lang")
         g.lang = chosen if chosen in ("en", "es") else settings.bot.language
+
+
+FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _setup_limits(app: Quart) -> None:
+    @app.url_value_preprocessor
+    def bound_path_values(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        if values and not all(path_value_ok(value) for value in values.values()):
+            raise NotFound()
+
+    @app.before_request
+    async def bound_json_bodies() -> Any:
+        if request.method not in BODY_METHODS or request.mimetype in FORM_TYPES:
+            return None
+        try:
+            if (request.content_length or 0) > MAX_REQUEST_BYTES:
+                raise BodyRejected("request too large", 413)
+            body = await request.get_data(cache=True)
+            assert isinstance(body, bytes)
+            # webhooks judge their own bodies' encoding; the API's JSON must be UTF-8
+            check_json_body(body, require_utf8=not request.path.startswith("/api/webhooks/"))
+        except BodyRejected as exc:
+            return jsonify(error=str(exc)), exc.status
+        return None
 
 
 def _setup_errors(app: Quart) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Mapping
@@ -17,22 +18,25 @@ from pydantic import ValidationError
 from .agent import Agent, AgentReply, ReplyContext, canned_message
 from .channels import ChannelContext, ChannelManager, ChannelStatus
 from .config import ConfigError, Settings, format_validation_error, project_env
+from .errors import PluginError
+from .gate import Gate
 from .handoff import asks_for_a_person, handoff_keywords
+from .hookcalls import HookRunner, Notifications, ReplyParts
 from .knowledge import KnowledgeBase
+from .media import MediaReader, attach_images
 from .metrics import Metrics
 from .models import (
     ChatSession,
     ClaimedTurn,
     IncomingMessage,
-    MessageKind,
+    MediaFile,
     OutboxEntry,
     OutgoingMessage,
     utcnow,
 )
 from .pipeline import Pipeline
-from .plugins import call_hook, collect_components
-from .store import Store
-from .store.sqlite import LostClaim
+from .plugins import check_plugins, collect_components
+from .store import LostClaim, Store
 from .text import split_message
 
 log = logging.getLogger("nicobot.bot")
@@ -42,6 +46,9 @@ CLAIM_PURGE_INTERVAL = 300.0
 PAUSE_FOREVER = timedelta(days=36500)
 PROMPT_SETTING = "bot.prompt"
 PROMPT_KEYS = ("name", "persona", "business", "system_prompt")
+CHANNEL_STATE_PREFIX = "channel."
+#: How long stopping waits for queued notifications (reply_sent...) to reach plugins.
+NOTIFICATION_DRAIN_SECONDS = 5.0
 
 
 def make_store(pm: pluggy.PluginManager, settings: Settings) -> Store:
@@ -80,7 +87,11 @@ class Bot:
 
     def __init__(self, settings: Settings, pm: pluggy.PluginManager) -> None:
         self.settings = settings
+        check_plugins(pm)
         self.pm = pm
+        self.hooks = HookRunner(pm, settings.plugins.hook_timeout_seconds)
+        self.notifications = Notifications(self.hooks)
+        self._reply_parts = ReplyParts()
         self.env: Mapping[str, str] = settings.env or project_env(settings.project_dir)
         self.store = self._make_store()
         self.knowledge = self._make_knowledge()
@@ -90,6 +101,8 @@ class Bot:
         self.metrics = Metrics()
         self.pipeline = Pipeline(self)
         self.handoff_keywords = handoff_keywords(settings)
+        self.gate = Gate(settings, self.store)
+        self.media = MediaReader(self)
         self._waiters: dict[tuple[str, str], asyncio.Future[Turn]] = {}
         self._purger: asyncio.Task[None] | None = None
         self.prompt_overrides: dict[str, str] = {}
@@ -117,7 +130,17 @@ class Bot:
 
     def _make_channels(self) -> None:
         classes = collect_components(self.pm, "register_channels", "channel")
-        for name, (channel_cls, _plugin) in sorted(classes.items()):
+        self.installed_channels = frozenset(classes)
+        for name in sorted(set(self.settings.channels) - set(classes)):
+            log.warning(
+                "nicobot.toml: [channels.%s] is ignored: no installed plugin provides a "
+                "channel named %r (installed: %s)",
+                name,
+                name,
+                ", ".join(sorted(classes)),
+            )
+        slugs: dict[str, str] = {}
+        for name, (channel_cls, plugin) in sorted(classes.items()):
             table = self.settings.channels.get(name, {})
             try:
                 config = channel_cls.load_config(table, self.env)
@@ -127,22 +150,53 @@ class Bot:
                 ) from None
             if not config.enabled:
                 continue
+            slug = channel_cls.webhook_slug
+            if slug is not None and slug in slugs:
+                raise PluginError(
+                    f"webhook slug {slug!r} is claimed by both {slugs[slug]!r} and "
+                    f"{plugin!r} (channel {name!r})"
+                )
+            if slug is not None:
+                slugs[slug] = plugin
             context = ChannelContext(
                 settings=self.settings,
                 env=self.env,
                 report_status=self._status_reporter(name),
+                submit=self.submit,
+                load_state=functools.partial(self._load_channel_state, name),
+                save_state=functools.partial(self._save_channel_state, name),
             )
             self.channels.register(channel_cls(config, context))
 
     def _status_reporter(self, name: str) -> Any:
         async def report(status: ChannelStatus) -> None:
             channel = self.channels.get(name)
-            if channel is not None:
-                await call_hook(
-                    self.pm, "channel_status_changed", bot=self, channel=channel, status=status
-                )
+            if channel is None:
+                return
+            if status.connected:
+                await self._send_waiting_replies(name)
+            self.notifications.emit(
+                "channel_status_changed", bot=self, channel=channel, status=status
+            )
 
         return report
+
+    async def _send_waiting_replies(self, channel: str) -> None:
+        """A channel (re)connected: replies waiting for a retry go now."""
+        try:
+            due = await self.store.outbox_due_now(channel)
+        except Exception:
+            log.exception("could not reschedule the deliveries of %s", channel)
+            return
+        if due:
+            log.info("%s is connected: sending %d waiting replies now", channel, due)
+            self.pipeline.sends.wake()
+
+    async def _load_channel_state(self, channel: str, key: str) -> str | None:
+        return await self.store.get_setting(f"{CHANNEL_STATE_PREFIX}{channel}.{key}")
+
+    async def _save_channel_state(self, channel: str, key: str, value: str | None) -> None:
+        await self.store.set_setting(f"{CHANNEL_STATE_PREFIX}{channel}.{key}", value)
 
     # lifecycle
 
@@ -156,7 +210,7 @@ class Bot:
             if channel.configured:
                 await channel.start()
         self._purger = asyncio.create_task(self._purge_claims_forever())
-        await call_hook(self.pm, "startup", bot=self)
+        await self.hooks.run_each("startup", bot=self)
         self.agent.warm_up()
         await self.pipeline.start()
 
@@ -168,7 +222,9 @@ class Bot:
             self._purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._purger
-        await call_hook(self.pm, "shutdown", bot=self)
+        await self.notifications.drain(NOTIFICATION_DRAIN_SECONDS)
+        await self.hooks.run_each("shutdown", bot=self)
+        await self.notifications.close(NOTIFICATION_DRAIN_SECONDS)
         for channel in self.channels.all():
             if channel.configured:
                 await channel.stop()
@@ -228,6 +284,7 @@ class Bot:
         if queued is None:
             self.metrics.duplicates.labels(message.channel).inc()
             return False
+        self.notifications.emit("message_received", bot=self, session=queued[0], message=message)
         self.metrics.received.labels(message.channel).inc()
         self.pipeline.wake_turns()
         return True
@@ -282,18 +339,17 @@ class Bot:
 
     async def answer_turn(self, turn: ClaimedTurn) -> None:
         session = turn.session
-        for entry in turn.entries:
-            await call_hook(
-                self.pm, "message_received", bot=self, session=session, message=entry.message
-            )
-        texts = [
-            e.message.text.strip()
-            for e in turn.entries
-            if e.message.kind is MessageKind.TEXT and e.message.text.strip()
-        ]
         handoff = False
         reply: AgentReply | None
-        if not texts:
+        decision = await self.gate.check(turn)
+        texts = await self.media.texts(turn) if decision is None else []
+        images = await self.media.images(turn) if decision is None else []
+        if decision is not None and decision.defer_until is not None:
+            await self._defer_turn(turn, decision.defer_until, decision.reply)
+            return
+        if decision is not None:
+            reply = decision.reply
+        elif not texts and not images:
             interval = timedelta(minutes=self.settings.pipeline.non_text_reply_minutes)
             reply = None
             if await self.store.claim_non_text_reply(session.id, interval):
@@ -302,11 +358,12 @@ class Bot:
             reply = AgentReply(canned_message(self.settings, "handoff"), [], "handoff")
             handoff = True
         else:
-            reply = await self._agent_reply(turn, "\n".join(texts))
+            reply = await self._agent_reply(turn, "\n".join(texts), images)
+        reply = self.gate.outside_hours(reply)
         channel = self.channels.get(session.channel)
-        parts: list[str] = []
         if reply is not None and channel is not None and not channel.is_local:
-            parts = split_message(reply.text, channel.max_message_length)
+            reply.text = self._with_delay_apology(turn, reply.text)
+        parts = self._outbox_parts(session.channel, reply.text if reply else None)
         try:
             await self.store.complete_turn(
                 turn, reply.text if reply else None, reply.meta() if reply else {}, parts
@@ -325,21 +382,75 @@ class Bot:
             self.metrics.answered.labels(session.channel, reply.mode).inc()
             if reply.llm_seconds is not None:
                 self.metrics.llm_seconds.observe(reply.llm_seconds)
-            if channel is not None and channel.is_local:
-                await call_hook(
-                    self.pm,
-                    "reply_sent",
-                    bot=self,
-                    session=session,
-                    message=OutgoingMessage(session.channel, session.address, reply.text),
-                )
+            self._reply_stored(
+                session, reply.text, parts, local=channel is not None and channel.is_local
+            )
         result = Turn(session, reply.text if reply else None, reply.mode if reply else "none")
+        self._resolve_waiters(turn, result)
+
+    def _outbox_parts(self, channel_name: str, text: str | None) -> list[str]:
+        """What the outbox sends for a reply: nothing for a local channel (its pages
+        show the transcript), else the reply split to the platform's length."""
+        channel = self.channels.get(channel_name)
+        if text is None or channel is None or not channel.delivers_replies:
+            return []
+        return split_message(text, channel.max_message_length)
+
+    def _with_delay_apology(self, turn: ClaimedTurn, text: str) -> str:
+        """A reply to a message written long ago (downtime, an outage) starts with a
+        short apology for the delay."""
+        oldest = min(entry.message.timestamp for entry in turn.entries)
+        late = (utcnow() - oldest).total_seconds()
+        if late < self.settings.pipeline.delayed_reply_seconds:
+            return text
+        return f"{canned_message(self.settings, 'delayed')}\n\n{text}"
+
+    async def park_turn(self, turn: ClaimedTurn, error: str) -> None:
+        """Every attempt at ``turn`` failed: keep it as failed (the admin page lists it,
+        with Retry) and send the customer the apology, once."""
+        session = turn.session
+        text = canned_message(self.settings, "apology")
+        reply = AgentReply(text, [], "failed", error=error)
+        parts = self._outbox_parts(session.channel, text)
+        try:
+            await self.store.park_turn(turn, error, text, reply.meta(), parts)
+        except LostClaim:
+            log.warning("turn %s was taken over by another worker", turn.entry_ids)
+            return
+        self.metrics.turns_parked.labels(session.channel).inc()
+        channel = self.channels.get(session.channel)
+        self._reply_stored(session, text, parts, local=channel is not None and channel.is_local)
+        self._resolve_waiters(turn, Turn(session, text, "failed"))
+
+    def _resolve_waiters(self, turn: ClaimedTurn, result: Turn) -> None:
         for entry in turn.entries:
             waiter = self._waiters.get((entry.message.channel, entry.message.message_id))
             if waiter is not None and not waiter.done():
                 waiter.set_result(result)
 
-    async def _agent_reply(self, turn: ClaimedTurn, text: str) -> AgentReply:
+    async def _defer_turn(self, turn: ClaimedTurn, until: float, notice: AgentReply | None) -> None:
+        channel = self.channels.get(turn.session.channel)
+        parts = self._outbox_parts(turn.session.channel, notice.text if notice else None)
+        try:
+            await self.store.defer_turn(
+                turn, until, notice.text if notice else None, notice.meta() if notice else {}, parts
+            )
+        except LostClaim:
+            log.warning("turn %s was taken over by another worker", turn.entry_ids)
+            return
+        self.pipeline.wake_turns()  # the loop learns the new ready time
+        if notice is not None:
+            self._reply_stored(
+                turn.session, notice.text, parts, local=channel is not None and channel.is_local
+            )
+            for entry in turn.entries:
+                waiter = self._waiters.get((entry.message.channel, entry.message.message_id))
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(Turn(turn.session, notice.text, notice.mode))
+
+    async def _agent_reply(
+        self, turn: ClaimedTurn, text: str, images: list[MediaFile] | None = None
+    ) -> AgentReply:
         session = turn.session
         own_rows = {e.message_row_id for e in turn.entries}
         window = self.settings.llm.history_messages
@@ -352,22 +463,40 @@ class Bot:
             session=session, text=text, history=history, snippets=await self.agent.retrieve(text)
         )
         context.llm_messages = self.agent.build_messages(context, self.prompt_settings())
-        await call_hook(self.pm, "before_reply", bot=self, context=context)
+        attach_images(context.llm_messages, images or [])
+        await self.hooks.run_each("before_reply", bot=self, context=context)
         reply = await self.agent.reply(context)
-        for replacement in await call_hook(
-            self.pm, "after_reply", bot=self, context=context, reply=reply.text
-        ):
-            if isinstance(replacement, str) and replacement.strip():
-                reply.text = replacement
+        reply.text = await self.hooks.chain(
+            "after_reply", "reply", bot=self, context=context, reply=reply.text
+        )
         return reply
 
+    # reply_sent: once per reply, when its last part reached the channel
+
+    def _reply_stored(
+        self, session: ChatSession, text: str, parts: list[str], *, local: bool
+    ) -> None:
+        if parts:
+            self._reply_parts.expect(session.id, text, parts)
+        elif local:  # the page shows the reply as soon as it is stored
+            self._emit_reply_sent(session, session.channel, session.address, text, [text])
+
     async def after_delivery(self, entry: OutboxEntry) -> None:
+        completed = self._reply_parts.delivered(entry.session_id, entry.text)
+        if completed is None:
+            return
         session = await self.store.get_session(entry.session_id)
         if session is not None:
-            await call_hook(
-                self.pm,
-                "reply_sent",
-                bot=self,
-                session=session,
-                message=OutgoingMessage(entry.channel, entry.address, entry.text),
-            )
+            text, parts = completed
+            self._emit_reply_sent(session, entry.channel, entry.address, text, parts)
+
+    def _emit_reply_sent(
+        self, session: ChatSession, channel: str, address: str, text: str, parts: list[str]
+    ) -> None:
+        self.notifications.emit(
+            "reply_sent",
+            bot=self,
+            session=session,
+            message=OutgoingMessage(channel, address, text),
+            parts=parts,
+        )

@@ -7,6 +7,7 @@ convenience (``NICOBOT_MODEL``, ``NICOBOT_PORT``, ...; see ``SHORT_ENV_NAMES``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -94,10 +95,45 @@ class ServerSettings(_Section):
     public_url: str | None = Field(
         None, description="Base URL at which gateways reach this server (for webhooks)."
     )
+    workers: int = Field(
+        1, ge=1, le=64, description="Server processes on one port, sharing the store."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For is "
+        "believed; from anyone else it is ignored.",
+    )
+    secure_cookies: bool = Field(
+        False, description="Send the session cookie over HTTPS only (behind a TLS proxy)."
+    )
+    max_auth_failures: int = Field(
+        10, ge=1, le=1_000_000, description="Wrong credentials per client in 5 min before 429."
+    )
+    min_free_disk_mb: int = Field(
+        100, ge=0, le=10_000_000, description="Below this free space in data_dir, not ready."
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for entry in value if isinstance(value, list) else []:
+            try:
+                ipaddress.ip_network(str(entry), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an address or CIDR range") from None
+        return value
 
 
 class StoreSettings(_Section):
     backend: str = Field("sqlite", description="Name of the store plugin.")
+    url: str | None = Field(
+        None,
+        description="Where a server store lives, such as postgresql://user@host/db "
+        "(the sqlite store keeps its file in the data folder and ignores it).",
+        repr=False,
+    )
 
 
 class KnowledgeSettings(_Section):
@@ -111,9 +147,19 @@ class KnowledgeSettings(_Section):
 class PipelineSettings(_Section):
     concurrency: int = Field(8, ge=1, le=1000, description="Conversations answered at once.")
     send_concurrency: int = Field(16, ge=1, le=1000, description="Deliveries in flight at once.")
-    send_attempts: int = Field(8, ge=1, le=100, description="Delivery attempts before failing.")
+    send_attempts: int = Field(
+        0, ge=0, le=10000, description="Delivery attempts before failing; 0: no limit."
+    )
     send_backoff_seconds: float = Field(2.0, gt=0, le=600, description="First retry delay.")
-    send_backoff_max_seconds: float = Field(120.0, gt=0, le=3600, description="Longest delay.")
+    send_backoff_max_seconds: float = Field(60.0, gt=0, le=3600, description="Longest delay.")
+    send_max_age_seconds: float = Field(
+        86400.0, gt=0, le=30 * 86400, description="Undelivered replies older than this fail."
+    )
+    turn_attempts: int = Field(3, ge=1, le=100, description="Attempts to answer a message.")
+    turn_backoff_seconds: float = Field(5.0, gt=0, le=600, description="First turn retry delay.")
+    delayed_reply_seconds: float = Field(
+        120.0, gt=0, description="Replies to older messages start with the delay apology."
+    )
     debounce_max_wait_seconds: float = Field(
         15.0, ge=0, le=600, description="Longest wait for a burst of messages to end."
     )
@@ -128,6 +174,12 @@ class PipelineSettings(_Section):
     )
 
 
+class PluginsSettings(_Section):
+    hook_timeout_seconds: float = Field(
+        10.0, gt=0, le=600, description="Longest one plugin's hook implementation may take."
+    )
+
+
 class MessagesSettings(_Section):
     """The bot's own words to customers; unset ones come from the language defaults."""
 
@@ -136,6 +188,106 @@ class MessagesSettings(_Section):
     offline_intro: str | None = None
     offline_fallback: str | None = None
     handoff: str | None = None
+    delayed: str | None = None
+    opt_out: str | None = None
+    opt_in: str | None = None
+    rate_limited: str | None = None
+    handoff_closed: str | None = None
+    offline_fallback_closed: str | None = None
+    out_of_office: str | None = None
+
+
+class OptOutSettings(_Section):
+    """Customers who ask the bot to stop writing (``[optout]``)."""
+
+    enabled: bool = Field(True, description="Recognise opt-out and opt-in messages.")
+    opt_out_keywords: list[str] | None = Field(
+        None, description="Whole messages that stop the bot in a conversation."
+    )
+    opt_in_keywords: list[str] | None = Field(
+        None, description="Whole messages that let the bot write again."
+    )
+
+
+class ContactsSettings(_Section):
+    """Whom the bot answers (``[contacts]``)."""
+
+    allow: list[str] = Field(
+        default_factory=list, description="Only these numbers are answered (empty: everyone)."
+    )
+    deny: list[str] = Field(default_factory=list, description="These numbers are never answered.")
+    rate_limit_per_minute: int = Field(
+        0, ge=0, le=1000, description="Replies per sender in a minute; 0 for no limit."
+    )
+    rate_window_seconds: float = Field(
+        60.0, gt=0, le=3600, description="The window the rate limit counts replies in."
+    )
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _numbers(cls, values: list[str]) -> list[str]:
+        for value in values:
+            text = value.strip()
+            if "@" not in text and not any(c.isdigit() for c in text):
+                raise ValueError(f"{value!r} is not a phone number (digits, optionally a final *)")
+        return values
+
+
+class HoursSettings(_Section):
+    """Business hours (``[hours]``) in ``[bot] timezone``; no weekday set: always open."""
+
+    monday: list[str] | None = Field(None, description='Open ranges, e.g. ["09:00-18:00"].')
+    tuesday: list[str] | None = None
+    wednesday: list[str] | None = None
+    thursday: list[str] | None = None
+    friday: list[str] | None = None
+    saturday: list[str] | None = None
+    sunday: list[str] | None = None
+    holidays: list[str] = Field(default_factory=list, description="Closed dates, YYYY-MM-DD.")
+    out_of_office: bool = Field(
+        False, description="Outside the hours, one out-of-office reply instead of the bot."
+    )
+
+    @field_validator("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    @classmethod
+    def _ranges(cls, values: list[str] | None) -> list[str] | None:
+        from .hours import parse_range
+
+        for value in values or ():
+            parse_range(value)
+        return values
+
+    @field_validator("holidays")
+    @classmethod
+    def _dates(cls, values: list[str]) -> list[str]:
+        from datetime import date
+
+        for value in values:
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"{value!r} is not a date such as 2026-12-25") from None
+        return values
+
+
+class MediaSettings(_Section):
+    """Voice notes and images (``[media]``)."""
+
+    transcription_model: str = Field(
+        "", description="A litellm transcription model (openai/whisper-1); empty: none."
+    )
+    transcription_api_base: str | None = Field(None, description="Its OpenAI-compatible server.")
+    transcription_api_key: str | None = Field(None, description="Its API key.")
+    vision: Literal["auto", "on", "off"] = Field(
+        "auto", description="Send images to [llm] model: auto asks litellm whether it can."
+    )
+    max_file_mb: float = Field(
+        10.0, gt=0, le=25, description="Largest file fetched from a channel, in megabytes."
+    )
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_file_mb * 1_000_000)
 
 
 class Settings(_Section):
@@ -146,6 +298,11 @@ class Settings(_Section):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)  # type: ignore[arg-type]
     messages: MessagesSettings = Field(default_factory=MessagesSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)  # type: ignore[arg-type]
+    optout: OptOutSettings = Field(default_factory=OptOutSettings)  # type: ignore[arg-type]
+    contacts: ContactsSettings = Field(default_factory=ContactsSettings)  # type: ignore[arg-type]
+    hours: HoursSettings = Field(default_factory=HoursSettings)  # type: ignore[arg-type]
+    media: MediaSettings = Field(default_factory=MediaSettings)  # type: ignore[arg-type]
+    plugins: PluginsSettings = Field(default_factory=PluginsSettings)  # type: ignore[arg-type]
     channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
     project_dir: Path = Field(default=Path("."), exclude=True)

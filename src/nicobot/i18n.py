@@ -39,8 +39,11 @@ def _translations(language: str, extra: tuple[tuple[Path, str], ...]) -> NullTra
     from babel.support import NullTranslations, Translations
 
     result: NullTranslations = NullTranslations()
-    for directory, domain in ((LOCALE_DIR, DEFAULT_DOMAIN), *extra):
-        po_path = directory / language / "LC_MESSAGES" / f"{domain}.po"
+    core = sorted((LOCALE_DIR / language / "LC_MESSAGES").glob("*.po"))  # messages.po and more
+    extra_paths = [
+        directory / language / "LC_MESSAGES" / f"{domain}.po" for directory, domain in extra
+    ]
+    for po_path in (*core, *extra_paths):
         if not po_path.is_file():
             continue
         compiled = _compile(po_path)

@@ -37,7 +37,27 @@ class Metrics:
         )
         self.resends = Counter(
             "nicobot_resends_after_crash",
-            "Deliveries retried after a crash while sending (the platform may have them twice)",
+            "Deliveries of unknown outcome sent again although the channel could not tell "
+            "whether the first attempt went out (the customer may have them twice)",
+            ["channel"],
+            registry=r,
+        )
+        self.reconciled = Counter(
+            "nicobot_sends_reconciled",
+            "Deliveries of unknown outcome checked with the channel before resending, by "
+            "what it found (sent: not sent again)",
+            ["channel", "found"],
+            registry=r,
+        )
+        self.turn_failures = Counter(
+            "nicobot_turn_failures",
+            "Failed attempts at answering a turn (an exception in a hook or the bot)",
+            ["channel"],
+            registry=r,
+        )
+        self.turns_parked = Counter(
+            "nicobot_turns_failed",
+            "Turns kept as failed after every attempt (the customer got the apology)",
             ["channel"],
             registry=r,
         )

@@ -49,7 +49,28 @@ class IncomingMessage:
     kind: MessageKind = MessageKind.TEXT
     timestamp: datetime = field(default_factory=utcnow)
     from_business: bool = False
-    raw: Any = None
+    raw: Any = field(default=None, repr=False)
+    #: What the channel needs to fetch an attached file later (a voice note, an image):
+    #: JSON-safe, kept with the message in the inbox; None for plain text.
+    media: dict[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MediaFile:
+    """A file a customer sent, fetched by its channel. Its bytes are never logged."""
+
+    data: bytes = field(repr=False)
+    mimetype: str
+    filename: str
+
+    def __repr__(self) -> str:
+        return f"MediaFile({self.filename!r}, {self.mimetype!r}, {len(self.data)} bytes)"
+
+    def data_uri(self) -> str:
+        import base64
+
+        mimetype = self.mimetype.split(";", 1)[0].strip() or "application/octet-stream"
+        return f"data:{mimetype};base64,{base64.b64encode(self.data).decode('ascii')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +97,16 @@ class ChatSession:
     last_message: str | None = None
     last_message_at: datetime | None = None
     paused_until: datetime | None = None
+    opted_out_at: datetime | None = None
 
     @property
     def paused(self) -> bool:
         return self.paused_until is not None and self.paused_until > utcnow()
+
+    @property
+    def opted_out(self) -> bool:
+        """The customer asked the bot to stop writing (until they opt in again)."""
+        return self.opted_out_at is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +124,8 @@ class ChatSession:
             "paused_until": self.paused_until.isoformat()
             if self.paused_until and self.paused
             else None,
+            "opted_out": self.opted_out,
+            "opted_out_at": self.opted_out_at.isoformat() if self.opted_out_at else None,
         }
 
 
@@ -139,6 +168,8 @@ class ClaimedTurn:
     session: ChatSession
     entries: list[InboxEntry]
     worker: str = ""
+    #: Attempts so far at answering it, this one included.
+    attempts: int = 1
 
     @property
     def entry_ids(self) -> list[int]:
@@ -160,7 +191,12 @@ class OutboxEntry:
     last_error: str | None = None
     platform_id: str | None = None
     sent_at: datetime | None = None
+    #: The lease of an earlier attempt expired while sending (a crash).
     recovered: bool = False
+    #: An earlier attempt may have reached the platform: reconcile before sending again.
+    uncertain: bool = False
+    #: Unix time of the first attempt (None before it).
+    first_attempt_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -175,4 +211,32 @@ class OutboxEntry:
             "last_error": self.last_error,
             "platform_id": self.platform_id,
             "sent_at": self.sent_at.isoformat() if self.sent_at else None,
+        }
+
+
+@dataclass(slots=True)
+class FailedTurn:
+    """A customer message that could not be answered after every attempt (parked)."""
+
+    id: int
+    session_id: str
+    channel: str
+    address: str
+    text: str
+    attempts: int
+    last_error: str | None
+    received_at: datetime
+    failed_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "session_id": self.session_id,
+            "channel": self.channel,
+            "address": self.address,
+            "text": self.text,
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+            "received_at": self.received_at.isoformat(),
+            "failed_at": self.failed_at.isoformat() if self.failed_at else None,
         }

@@ -134,6 +134,20 @@ SCHEMAS: dict[str, Any] = {
             "last_error": {"type": "string", "nullable": True},
         },
     },
+    "FailedTurn": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "session_id": {"type": "string"},
+            "channel": {"type": "string"},
+            "address": {"type": "string"},
+            "text": {"type": "string"},
+            "attempts": {"type": "integer"},
+            "last_error": {"type": "string", "nullable": True},
+            "received_at": {"type": "string", "format": "date-time"},
+            "failed_at": {"type": "string", "format": "date-time", "nullable": True},
+        },
+    },
     "Prompt": {
         "type": "object",
         "properties": {
@@ -219,7 +233,14 @@ PATHS: dict[str, Any] = {
             _json(_ref("Session")),
             body={
                 "type": "object",
-                "properties": {"minutes": {"type": "number", "exclusiveMinimum": 0}},
+                "properties": {
+                    "minutes": {
+                        "type": "number",
+                        "minimum": 0,
+                        "exclusiveMinimum": True,
+                        "maximum": 527040,
+                    }
+                },
             },
             params=[SESSION_ID],
             errors=(400, 401, 404),
@@ -259,6 +280,27 @@ PATHS: dict[str, Any] = {
     "/api/outbox/{entry_id}/retry": {
         "post": _op(
             "Queue a failed delivery again",
+            params=[
+                {"name": "entry_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+            ],
+            errors=(401, 404),
+        )
+    },
+    "/api/turns/failed": {
+        "get": _op(
+            "Customer messages that could not be answered after every attempt",
+            _json(
+                {
+                    "type": "object",
+                    "properties": {"turns": {"type": "array", "items": _ref("FailedTurn")}},
+                }
+            ),
+            params=[_query("limit", "At most this many.", "integer")],
+        )
+    },
+    "/api/turns/{entry_id}/retry": {
+        "post": _op(
+            "Answer a failed customer message again",
             params=[
                 {"name": "entry_id", "in": "path", "required": True, "schema": {"type": "integer"}}
             ],

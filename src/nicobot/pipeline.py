@@ -10,28 +10,42 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .channels import PermanentSendError, RetryLater, SendOutcomeUnknown, SentState
 from .logs import conversation
 from .models import ClaimedTurn, OutboxEntry, OutgoingMessage
 
 if TYPE_CHECKING:
-    from .bot import Bot
+    from .channels import Channel
+    from .context import PipelineHost
 
 log = logging.getLogger("nicobot.pipeline")
 
 IDLE_POLL_SECONDS = 1.0
 CLAIM_RETRY_SECONDS = 1.0
 SEND_LEASE_SECONDS = 90.0
+#: How often a worker looks for dead workers of this host that still hold work.
+REAP_EVERY_SECONDS = 3.0
 LAG_PROBE_SECONDS = 0.01
 #: Above this event-loop lag turns in flight shrink; below LAG_LOW they grow back.
 LAG_HIGH_SECONDS = 0.015
 LAG_LOW_SECONDS = 0.005
 SHRINK_EVERY_SECONDS = 0.1
+#: Longest wait between attempts at answering a turn.
+BACKOFF_MAX_SECONDS = 300.0
+JITTER = 0.2
+#: Platform timestamps have whole seconds, and clocks differ a little.
+RECONCILE_SLACK_SECONDS = 5.0
+#: A delivery failing for hours logs its first attempts, then every LOUD_EVERY-th.
+LOUD_ATTEMPTS = 3
+LOUD_EVERY = 20
 
 
 def new_worker_id() -> str:
@@ -192,7 +206,7 @@ class Loop:
 class Pipeline:
     """Runs turns and deliveries for one bot."""
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: PipelineHost) -> None:
         self.bot = bot
         self.worker = new_worker_id()
         settings = bot.settings.pipeline
@@ -201,8 +215,19 @@ class Pipeline:
         self.sends = Loop("sends", settings.send_concurrency)
         self.turn_lease = bot.settings.llm.timeout_seconds + 60.0
         self._in_flight: dict[asyncio.Task[Any], ClaimedTurn] = {}
+        self._reaper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        store = self.bot.store
+        await self._release_dead_workers()
+        self.lag.start()
+        self.turns.start(self._claim_turns, self._run_turn, store.next_turn_at)
+        self.sends.start(self._claim_sends, self._run_send)
+        self._reaper = asyncio.create_task(self._reap(), name="reap-dead-workers")
+
+    async def _release_dead_workers(self) -> None:
+        """Give back the work of this host's workers whose process is gone (another
+        worker of a `--workers N` server, or a second `nicobot serve`, killed)."""
         store = self.bot.store
         for worker in await store.workers_holding_work():
             if worker_is_dead(worker, self.worker):
@@ -213,11 +238,24 @@ class Pipeline:
                     turns,
                     sends,
                 )
-        self.lag.start()
-        self.turns.start(self._claim_turns, self._run_turn, store.next_turn_at)
-        self.sends.start(self._claim_sends, self._run_send)
+                if turns:
+                    self.turns.wake()
+                if sends:
+                    self.sends.wake()
+
+    async def _reap(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_EVERY_SECONDS)
+            try:
+                await self._release_dead_workers()
+            except Exception:
+                log.exception("could not look for the work of stopped processes")
 
     async def stop(self, grace: float) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reaper
         unfinished = await self.turns.stop(grace)
         for task in unfinished:
             turn = self._in_flight.get(task)
@@ -236,7 +274,7 @@ class Pipeline:
         deadline = time.monotonic() + within
         while True:
             counts = await self.bot.store.pipeline_counts()
-            busy = {k: v for k, v in counts.items() if v and k != "outbox_failed"}
+            busy = {k: v for k, v in counts.items() if v and not k.endswith("_failed")}
             if not busy and not self.turns.active and not self.sends.active:
                 return
             if time.monotonic() > deadline:
@@ -252,14 +290,45 @@ class Pipeline:
         self._in_flight[task] = turn
         token = conversation.set(turn.session.id)
         try:
-            await self.bot.answer_turn(turn)
+            try:
+                await self.bot.answer_turn(turn)
+            except Exception as exc:
+                await self._turn_failed(turn, exc)
             self.sends.wake()
         except Exception:
-            log.exception("could not answer turn %s; it will be retried", turn.entry_ids)
-            await self.bot.store.release_turn(turn)
+            log.exception("could not record the outcome of turn %s", turn.entry_ids)
         finally:
             conversation.reset(token)
             self._in_flight.pop(task, None)
+
+    async def _turn_failed(self, turn: ClaimedTurn, exc: Exception) -> None:
+        """Retry later with backoff, or park the turn (and apologise once) after the
+        last attempt. The traceback is logged at the first attempt only."""
+        settings = self.bot.settings.pipeline
+        error = describe(exc)
+        self.bot.metrics.turn_failures.labels(turn.session.channel).inc()
+        if turn.attempts >= settings.turn_attempts:
+            log.error(
+                "could not answer turn %s after %d attempts; it is kept as failed: %s",
+                turn.entry_ids,
+                turn.attempts,
+                error,
+                exc_info=turn.attempts == 1,
+            )
+            await self.bot.park_turn(turn, error)
+            return
+        delay = backoff(settings.turn_backoff_seconds, BACKOFF_MAX_SECONDS, turn.attempts)
+        log.warning(
+            "could not answer turn %s (attempt %d of %d), retrying in %.0f s: %s",
+            turn.entry_ids,
+            turn.attempts,
+            settings.turn_attempts,
+            delay,
+            error,
+            exc_info=turn.attempts == 1,
+        )
+        await self.bot.store.retry_turn_later(turn, error, time.time() + delay)
+        self.turns.wake()
 
     async def _claim_sends(self, limit: int) -> list[OutboxEntry]:
         return await self.bot.store.claim_outbox(self.worker, limit, SEND_LEASE_SECONDS)
@@ -272,56 +341,145 @@ class Pipeline:
             conversation.reset(token)
 
     async def _deliver(self, entry: OutboxEntry) -> None:
-        bot, store, settings = self.bot, self.bot.store, self.bot.settings.pipeline
-        metrics = bot.metrics
+        bot, store = self.bot, self.bot.store
         channel = bot.channels.get(entry.channel)
-        if entry.recovered:
-            metrics.resends.labels(entry.channel).inc()
-            log.warning("delivery %d was interrupted while sending; sending it again", entry.id)
         if channel is None or not channel.configured:
-            await store.outbox_failed(entry.id, f"channel {entry.channel!r} is not available", None)
-            metrics.sends_given_up.labels(entry.channel).inc()
-            log.error("delivery %d failed: no channel %r", entry.id, entry.channel)
+            await self._give_up(entry, f"channel {entry.channel!r} is not available")
+            return
+        message = OutgoingMessage(entry.channel, entry.address, entry.text)
+        if entry.uncertain and not await self._reconcile(channel, entry, message):
             return
         try:
-            if channel.supports_typing and channel.config.typing_max_seconds > 0:
-                seconds = min(
-                    channel.config.typing_max_seconds,
-                    len(entry.text) / channel.config.typing_chars_per_second,
-                )
-                try:
-                    await channel.send_typing(entry.address, seconds)
-                except Exception as exc:  # typing is a courtesy; the message still goes
-                    log.info("typing indicator failed: %s", exc)
-            platform_id = await channel.send_message(
-                OutgoingMessage(entry.channel, entry.address, entry.text)
-            )
+            await self._typing(channel, entry)
+            platform_id = await channel.send_message(message)
         except Exception as exc:
-            metrics.send_failures.labels(entry.channel).inc()
-            error = f"{type(exc).__name__}: {exc}"[:500]
-            if entry.attempts >= settings.send_attempts:
-                await store.outbox_failed(entry.id, error, None)
-                metrics.sends_given_up.labels(entry.channel).inc()
-                log.error(
-                    "delivery %d failed after %d attempts, kept as failed: %s",
-                    entry.id,
-                    entry.attempts,
-                    error,
-                )
-                return
-            delay = min(
-                settings.send_backoff_seconds * 2 ** (entry.attempts - 1),
-                settings.send_backoff_max_seconds,
-            )
-            await store.outbox_failed(entry.id, error, time.time() + delay)
-            log.warning(
-                "delivery %d failed (attempt %d), retrying in %.0f s: %s",
-                entry.id,
-                entry.attempts,
-                delay,
-                error,
-            )
+            await self._send_failed(channel, entry, exc)
             return
         await store.outbox_sent(entry.id, platform_id)
-        metrics.sends.labels(entry.channel).inc()
+        bot.metrics.sends.labels(entry.channel).inc()
+        if entry.attempts > 1:
+            await self._channel_works_again(entry.channel)
         await bot.after_delivery(entry)
+
+    async def _channel_works_again(self, channel: str) -> None:
+        """A retried delivery went through: the other replies waiting for that channel
+        need not wait out their backoff."""
+        if await self.bot.store.outbox_due_now(channel):
+            self.sends.wake()
+
+    async def _typing(self, channel: Channel, entry: OutboxEntry) -> None:
+        if not channel.supports_typing or channel.config.typing_max_seconds <= 0:
+            return
+        seconds = min(
+            channel.config.typing_max_seconds,
+            len(entry.text) / channel.config.typing_chars_per_second,
+        )
+        try:
+            await channel.send_typing(entry.address, seconds)
+        except Exception as exc:  # typing is a courtesy; the message still goes
+            log.info("typing indicator failed: %s", exc)
+
+    async def _reconcile(
+        self, channel: Channel, entry: OutboxEntry, message: OutgoingMessage
+    ) -> bool:
+        """An earlier attempt may have reached the platform: ask the channel. True when
+        the message should be sent (again); False when that is settled otherwise."""
+        bot, metrics = self.bot, self.bot.metrics
+        since = datetime.fromtimestamp(
+            (entry.first_attempt_at or entry.created_at.timestamp()) - RECONCILE_SLACK_SECONDS,
+            UTC,
+        )
+        try:
+            check = await channel.find_sent(message, since)
+        except Exception as exc:
+            error = f"could not check whether it went out: {describe(exc)}"
+            log.warning("delivery %d: %s; asking again later", entry.id, error)
+            await self._retry_later(entry, error, self._retry_delay(entry), uncertain=True)
+            return False
+        if check.state is SentState.SENT:
+            log.info(
+                "delivery %d had reached %s already; not sending it again", entry.id, channel.name
+            )
+            metrics.reconciled.labels(entry.channel, "sent").inc()
+            await bot.store.outbox_sent(entry.id, check.platform_id)
+            metrics.sends.labels(entry.channel).inc()
+            await bot.after_delivery(entry)
+            return False
+        if check.state is SentState.NOT_SENT:
+            metrics.reconciled.labels(entry.channel, "not_sent").inc()
+            log.info("delivery %d had not reached %s; sending it", entry.id, channel.name)
+        else:
+            metrics.resends.labels(entry.channel).inc()
+            log.warning(
+                "delivery %d may have reached %s already and the channel cannot tell; "
+                "sending it again",
+                entry.id,
+                channel.name,
+            )
+        return True
+
+    async def _send_failed(self, channel: Channel, entry: OutboxEntry, exc: Exception) -> None:
+        settings, metrics = self.bot.settings.pipeline, self.bot.metrics
+        metrics.send_failures.labels(entry.channel).inc()
+        error = describe(exc)
+        if isinstance(exc, PermanentSendError):
+            await self._give_up(entry, error)
+            return
+        started = entry.first_attempt_at or entry.created_at.timestamp()
+        too_old = time.time() - started >= settings.send_max_age_seconds
+        too_many = 0 < settings.send_attempts <= entry.attempts
+        if too_old or too_many:
+            limit = (
+                f"not delivered within {settings.send_max_age_seconds:g} s"
+                if too_old
+                else f"{entry.attempts} attempts"
+            )
+            await self._give_up(entry, f"gave up ({limit}): {error}")
+            return
+        uncertain = isinstance(exc, SendOutcomeUnknown)
+        delay = self._retry_delay(entry)
+        if isinstance(exc, RetryLater):
+            delay = exc.seconds
+        if uncertain:
+            delay = max(delay, channel.reconcile_after_seconds)
+        await self._retry_later(entry, error, delay, uncertain=uncertain)
+        quiet = entry.attempts > LOUD_ATTEMPTS and entry.attempts % LOUD_EVERY != 0
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "delivery %d failed (attempt %d)%s, retrying in %.0f s: %s",
+            entry.id,
+            entry.attempts,
+            "; it may have gone out, which is checked first" if uncertain else "",
+            delay,
+            error,
+        )
+
+    def _retry_delay(self, entry: OutboxEntry) -> float:
+        settings = self.bot.settings.pipeline
+        return backoff(
+            settings.send_backoff_seconds, settings.send_backoff_max_seconds, entry.attempts
+        )
+
+    async def _retry_later(
+        self, entry: OutboxEntry, error: str, delay: float, *, uncertain: bool
+    ) -> None:
+        await self.bot.store.outbox_failed(
+            entry.id, error, time.time() + delay, uncertain=uncertain
+        )
+
+    async def _give_up(self, entry: OutboxEntry, error: str) -> None:
+        await self.bot.store.outbox_failed(entry.id, error, None)
+        self.bot.metrics.sends_given_up.labels(entry.channel).inc()
+        log.error("delivery %d failed, kept as failed: %s", entry.id, error)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for logs and the admin page: the exception's type and message."""
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def backoff(base: float, limit: float, attempt: int) -> float:
+    """``base`` doubled per attempt up to ``limit``, with ±20 % jitter so that retries
+    of many deliveries (or workers) spread out."""
+    delay = min(base * 2.0 ** max(0, min(attempt - 1, 30)), limit)
+    return delay * random.uniform(1 - JITTER, 1 + JITTER)

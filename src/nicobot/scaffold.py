@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from .fileperms import create_private_file
+
 CONFIG_TEMPLATE = '''# nicobot project settings. Every key is optional; see docs/configuration.md.
 # Secrets (API keys, the admin password) belong in .env, not here.
 
@@ -111,9 +113,7 @@ def write_project(
     (target / "nicobot.toml").write_text(config, encoding="utf-8")
     written.append(target / "nicobot.toml")
     env_path = target / ".env"
-    if not env_path.exists():
-        env_path.write_text(env_file(admin_password), encoding="utf-8")
-        env_path.chmod(0o600)
+    if create_private_file(env_path, env_file(admin_password)):  # 0600 from its first byte
         written.append(env_path)
     knowledge = target / "knowledge"
     knowledge.mkdir(exist_ok=True)

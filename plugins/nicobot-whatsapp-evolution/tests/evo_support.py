@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,8 +15,10 @@ from nicobot import ChannelStatus, WebhookRequest
 
 from nicobot_whatsapp_evolution import WhatsAppChannel
 
-# ../shared beside the checkout (the repository root is parents[3])
-SHARED = (Path(__file__).resolve().parents[3] / ".." / "shared").resolve()
+# ../shared beside the checkout (the repository root is parents[3]), or NICOBOT_SHARED
+SHARED = Path(
+    os.environ.get("NICOBOT_SHARED") or Path(__file__).resolve().parents[3] / ".." / "shared"
+).resolve()
 FIXTURES = SHARED / "fixtures" / "evolution"
 SCHEMAS = FIXTURES / "schemas"
 if not FIXTURES.is_dir() or not SCHEMAS.is_dir():

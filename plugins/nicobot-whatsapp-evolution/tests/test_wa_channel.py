@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,9 @@ from nicobot import (
     ChannelContext,
     MessageKind,
     OutgoingMessage,
+    PermanentSendError,
+    SendOutcomeUnknown,
+    SentCheck,
     Settings,
     WebhookRejected,
     WebhookRequest,
@@ -322,6 +326,66 @@ async def test_send_failure_raises_and_reconnects(
     assert await h.channel.send_message(out)
 
 
+@pytest.mark.parametrize("fault", ["slow", "reset"])
+async def test_a_send_whose_answer_is_lost_is_of_unknown_outcome_and_is_found(
+    make_channel: MakeChannel, fake: FakeGateway, fault: str
+) -> None:
+    fake.add_instance(INSTANCE, state="open")
+    h = make_channel(table={"timeout_seconds": 0.5})
+    assert h.channel.reconcile_after_seconds == 0.5
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    out = OutgoingMessage("whatsapp", "5491100000001", "¿Algo más?")
+    fake.send_fault = {"mode": fault, "seconds": 1.5, "count": 1}
+    with pytest.raises(SendOutcomeUnknown):
+        await h.channel.send_message(out)
+    (sent,) = fake.sent  # it went out
+    found = await h.channel.find_sent(out, before)
+    assert found == SentCheck.sent(sent.id)
+    other = OutgoingMessage("whatsapp", "5491100000001", "another text")
+    assert await h.channel.find_sent(other, before) == SentCheck.not_sent()
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert await h.channel.find_sent(out, later) == SentCheck.not_sent()
+
+
+async def test_find_sent_skips_ids_already_delivered_and_tries_the_argentine_jid(
+    make_channel: MakeChannel, fake: FakeGateway
+) -> None:
+    instance = fake.add_instance(INSTANCE, state="open")
+    h = make_channel()
+    since = datetime.now(UTC) - timedelta(seconds=5)
+    out = OutgoingMessage("whatsapp", "5491100000001", "Gracias")
+    first = await h.channel.send_message(out)  # delivered, its id known
+    assert await h.channel.find_sent(out, since) == SentCheck.not_sent()
+    # WhatsApp's JID for an Argentine mobile has no 9 after 54
+    record = {
+        "key": {"remoteJid": "541100000001@s.whatsapp.net", "fromMe": True, "id": "BAE5OTHER"},
+        "message": {"conversation": "Gracias"},
+        "messageType": "conversation",
+        "messageTimestamp": int(time.time()),
+        "instanceId": instance.instance_id,
+    }
+    fake.store_message(record)
+    assert await h.channel.find_sent(out, since) == SentCheck.sent("BAE5OTHER")
+    assert first != "BAE5OTHER"
+    fake.down = "drop"
+    with pytest.raises(EvolutionError):
+        await h.channel.find_sent(out, since)
+
+
+async def test_send_refusals_are_permanent_or_retried(
+    make_channel: MakeChannel, fake: FakeGateway, closed_port: int
+) -> None:
+    fake.add_instance(INSTANCE, state="open")
+    h = make_channel()
+    fake.not_on_whatsapp.add("5491100000009")
+    with pytest.raises(PermanentSendError, match="not on WhatsApp"):
+        await h.channel.send_message(OutgoingMessage("whatsapp", "5491100000009", "hola"))
+    unreachable = make_channel(env={"EVOLUTION_API_URL": f"http://127.0.0.1:{closed_port}"})
+    with pytest.raises(EvolutionError) as refused:  # never reached the gateway: plain retry
+        await unreachable.channel.send_message(OutgoingMessage("whatsapp", "5491100000001", "x"))
+    assert refused.value.unreachable and not refused.value.ambiguous
+
+
 async def test_send_typing(make_channel: MakeChannel, fake: FakeGateway) -> None:
     fake.add_instance(INSTANCE, state="open")
     h = make_channel(table={"typing_max_seconds": 2})
@@ -406,7 +470,8 @@ def jwt(secret: str, payload: dict[str, Any], alg: str = "HS256") -> str:
         ({}, f"/{SECRET}/"),
         ({"apikey": SECRET}, ""),
         ({"authorization": f"Bearer {jwt(SECRET, {'exp': time.time() + 600})}"}, ""),
-        ({"authorization": f"Bearer {jwt(SECRET, {'app': 'evolution'})}"}, ""),
+        # a retry of an event whose token expired minutes ago
+        ({"authorization": f"Bearer {jwt(SECRET, {'exp': time.time() - 600})}"}, ""),
     ],
 )
 async def test_webhook_accepted(
@@ -438,7 +503,10 @@ async def test_webhook_accepted(
         ({}, f"messages-upsert/{SECRET}"),
         ({"apikey": "00000000-INSTANCE-TOKEN-0001"}, ""),  # the instance token, not our secret
         ({"authorization": f"Bearer {jwt('other', {})}"}, ""),
-        ({"authorization": f"Bearer {jwt(SECRET, {'exp': time.time() - 5})}"}, ""),
+        ({"authorization": f"Bearer {jwt(SECRET, {'exp': time.time() - 3600})}"}, ""),
+        ({"authorization": f"Bearer {jwt(SECRET, {'app': 'evolution'})}"}, ""),  # no exp
+        ({"authorization": f"Bearer {jwt(SECRET, {'exp': time.time() + 10**8})}"}, ""),
+        ({"authorization": f"Bearer {jwt(SECRET, {'exp': True})}"}, ""),
         ({"authorization": f"Bearer {jwt(SECRET, {}, alg='none')}"}, ""),
         ({"authorization": f"Bearer {SECRET}"}, ""),
         ({"x-nicobot-secret": "ñ"}, ""),

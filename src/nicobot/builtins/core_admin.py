@@ -18,6 +18,9 @@ def register_admin_tabs() -> list[AdminTab]:
         AdminTab(name="prompt", label=_("Prompt"), template="admin/prompt.html", order=10),
         AdminTab(name="channels", label=_("Channels"), template="admin/channels.html", order=30),
         AdminTab(
+            name="business", label=_("Hours and contacts"), template="admin/business.html", order=35
+        ),
+        AdminTab(
             name="deliveries", label=_("Failed sends"), template="admin/deliveries.html", order=40
         ),
     ]

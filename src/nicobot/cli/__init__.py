@@ -28,24 +28,21 @@ class NicobotGroup(click.Group):
 
     def plugin_commands(self) -> dict[str, click.Command]:
         if self._plugin_commands is None:
-            from ..plugins import make_plugin_manager
+            from ..plugins import plugin_commands
 
-            holder = click.Group()
-            make_plugin_manager().hook.register_commands(cli=holder)
-            self._plugin_commands = {
-                name: cmd for name, cmd in holder.commands.items() if name not in BUILTIN_COMMANDS
-            }
+            self._plugin_commands = plugin_commands(set(BUILTIN_COMMANDS))
         return self._plugin_commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*BUILTIN_COMMANDS, *self.plugin_commands()})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        plugin_commands = self.plugin_commands()  # conflicts stop every command, at once
         if cmd_name in BUILTIN_COMMANDS:
             module_name, attr = BUILTIN_COMMANDS[cmd_name]
             command: click.Command = getattr(importlib.import_module(module_name), attr)
             return command
-        return self.plugin_commands().get(cmd_name)
+        return plugin_commands.get(cmd_name)
 
 
 @click.group(cls=NicobotGroup, context_settings={"help_option_names": ["-h", "--help"]})

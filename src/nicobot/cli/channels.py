@@ -96,8 +96,20 @@ def channel_status(project: Path, name: str) -> None:
     "--timeout", type=float, default=300, show_default=True, help="Give up after this many seconds."
 )
 def connect(project: Path, name: str, timeout: float) -> None:
-    """Connect NAME; for WhatsApp, show the QR code here and wait until it is scanned."""
+    """Connect NAME; for a channel that pairs by QR code (WhatsApp), show the code here
+    and wait until it is scanned."""
     channel = _channel(_bot(project), name)
+    if not channel.capabilities()["connect"]:
+        raise click.ClickException(
+            f"{channel.label} has nothing to connect: it works from its settings alone "
+            f"(see `nicobot channels status {channel.name}`)"
+        )
+    if not channel.supports_qr:
+        status = run(_with_channel(channel, channel.connect))
+        _print_status(channel, status)
+        if not status.connected:
+            raise click.ClickException(f"{channel.label} did not connect")
+        return
 
     import asyncio
 
@@ -135,6 +147,11 @@ def connect(project: Path, name: str, timeout: float) -> None:
 def disconnect(project: Path, name: str) -> None:
     """Disconnect NAME (for WhatsApp: log the linked device out)."""
     channel = _channel(_bot(project), name)
+    if not channel.supports_disconnect:
+        raise click.ClickException(
+            f"{channel.label} cannot be disconnected; to turn it off, set "
+            f"enabled = false in [channels.{channel.name}]"
+        )
     status = run(_with_channel(channel, channel.disconnect))
     _print_status(channel, status)
 

@@ -130,6 +130,7 @@ def _csv(data: list[dict[str, Any]]) -> str:
             "role",
             "created_at",
             "text",
+            "opted_out",
         ]
     )
     for session in data:
@@ -145,6 +146,7 @@ def _csv(data: list[dict[str, Any]]) -> str:
                     message["role"],
                     message["created_at"],
                     message["text"],
+                    session["opted_out"],
                 ]
             )
     return buffer.getvalue()

@@ -1,4 +1,5 @@
-"""The Chroma knowledge base: a persistent collection per bot under ``data/chroma``.
+"""The Chroma knowledge base: a persistent collection per bot under ``data/chroma``, or on
+a Chroma server (``[knowledge] chroma_url``) that several workers share.
 
 Every Chroma call blocks, so each runs in a worker thread (one at a time per knowledge
 base); chromadb itself is imported on first use, never at module import.
@@ -9,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 from ..knowledge import DocumentInfo, KnowledgeBase, Snippet
 from . import hashing
-from .lock import ProcessLock
+from .lock import ProcessLock, StoreBusy
 from .manifest import Entry, Manifest, file_hash, now
 from .options import KnowledgeOptions, read_options
 from .readers import UnreadableDocument, read_chunks
@@ -39,6 +42,7 @@ FILES_PER_WRITE = 32
 BATCH_SIZE = 1000  # chunks per Chroma write (its limit is about 5000)
 #: Dense candidates re-ranked with their lexical score by a hybrid embedder.
 HYBRID_CANDIDATES = 12
+WRITES_LOCK_FILE = "writes.lock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,9 @@ class ChromaKnowledgeBase(KnowledgeBase):
         self._collection: Any = None
         self._embedder: AnyEmbedder | None = None
         self._process_lock = ProcessLock(options.chroma_path)
+        # on a shared Chroma server, the workers of this host write one at a time
+        self._writes_lock = ProcessLock(options.chroma_path, WRITES_LOCK_FILE)
+        self._writes_depth = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -125,17 +132,52 @@ class ChromaKnowledgeBase(KnowledgeBase):
 
     # lifecycle
 
+    @property
+    def shared(self) -> bool:
+        """True on a Chroma server that other workers use too."""
+        return self.options.chroma_url is not None
+
     async def open(self) -> None:
-        """Connect, and sync the project's knowledge folder unless ``auto_ingest = false``."""
+        """Connect, and sync the project's knowledge folder unless ``auto_ingest = false``
+        (on a shared server, unless another worker is syncing it right now)."""
         await self.connect()
         if self.options.auto_ingest and self.knowledge_dir.is_dir():
-            from .ingest import ingest_paths
+            async with self._shared_writes(wait=False) as writing:
+                if writing:
+                    await self._sync_folder()
+                else:
+                    log.info("knowledge: another worker is syncing the folder")
 
-            self.synced = await ingest_paths(self, [self.knowledge_dir])
-            if self.synced.changed or self.synced.failed:
-                log.info("knowledge folder synced: %s", self.synced.summary())
-            for source, problem in self.synced.failed:
-                log.warning("could not ingest %s: %s", source, problem)
+    @asynccontextmanager
+    async def _shared_writes(self, wait: bool = True) -> AsyncIterator[bool]:
+        """On a shared server, hold this host's writes lock (and read the manifest the
+        other workers wrote); yields False when ``wait`` is off and another holds it."""
+        if not self.shared:
+            yield True
+            return
+        if self._writes_depth == 0:
+            try:
+                await asyncio.to_thread(self._writes_lock.acquire, wait)
+            except StoreBusy:
+                yield False
+                return
+            await self._call(self.manifest.load)
+        self._writes_depth += 1
+        try:
+            yield True
+        finally:
+            self._writes_depth -= 1
+            if self._writes_depth == 0:
+                self._writes_lock.release()
+
+    async def _sync_folder(self) -> None:
+        from .ingest import ingest_paths
+
+        self.synced = await ingest_paths(self, [self.knowledge_dir])
+        if self.synced.changed or self.synced.failed:
+            log.info("knowledge folder synced: %s", self.synced.summary())
+        for source, problem in self.synced.failed:
+            log.warning("could not ingest %s: %s", source, problem)
 
     async def connect(self) -> None:
         """Open the store; rebuild the collection if the embedder changed."""
@@ -174,7 +216,8 @@ class ChromaKnowledgeBase(KnowledgeBase):
             self.options.embedder_api_key,
             self.options.embedder_threads,
         )
-        self._process_lock.acquire()
+        if not self.shared:
+            self._process_lock.acquire()
         try:
             if isinstance(embedder, E5EmbeddingFunction):
                 embedder.model()  # load it now, not on a customer's first question
@@ -189,10 +232,19 @@ class ChromaKnowledgeBase(KnowledgeBase):
         from chromadb.config import Settings as ChromaSettings
 
         self.options.chroma_path.mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(
-            path=str(self.options.chroma_path),
-            settings=ChromaSettings(anonymized_telemetry=False),
-        )
+        settings = ChromaSettings(anonymized_telemetry=False)
+        if self.options.chroma_url:
+            url = urlsplit(self.options.chroma_url)
+            client = chromadb.HttpClient(
+                host=url.hostname or "127.0.0.1",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=settings,
+            )
+        else:
+            client = chromadb.PersistentClient(
+                path=str(self.options.chroma_path), settings=settings
+            )
         self.manifest.load()
         name = self.options.collection
         identity = embedder.identity()
@@ -275,7 +327,8 @@ class ChromaKnowledgeBase(KnowledgeBase):
             self.reindexed = self._rebuild(previous)
             return self.reindexed
 
-        return await self._call(work)
+        async with self._shared_writes():
+            return await self._call(work)
 
     # documents
 
@@ -300,13 +353,15 @@ class ChromaKnowledgeBase(KnowledgeBase):
 
         Raises :class:`UnreadableDocument` for a file that cannot be read.
         """
-        return await self._call(self._ingest, path, source or self.source_for(path), force)
+        async with self._shared_writes():
+            return await self._call(self._ingest, path, source or self.source_for(path), force)
 
     async def ingest_files(
         self, items: list[tuple[Path, str]], force: bool = False
     ) -> list[FileResult | UnreadableDocument]:
         """Ingest several files in one go (fewer, larger writes); one result per item."""
-        return await self._call(self._ingest_many, items, force)
+        async with self._shared_writes():
+            return await self._call(self._ingest_many, items, force)
 
     def _ingest(self, path: Path, source: str, force: bool) -> FileResult:
         [result] = self._ingest_many([(path, source)], force)
@@ -403,13 +458,16 @@ class ChromaKnowledgeBase(KnowledgeBase):
                 self.manifest.save()
             return known or bool(found["ids"])
 
-        return await self._call(work)
+        async with self._shared_writes():
+            return await self._call(work)
 
     async def count(self) -> int:
         return int(await self._call(lambda: self._collection.count()))
 
     async def documents(self) -> list[DocumentInfo]:
         def work() -> list[DocumentInfo]:
+            if self.shared and self._writes_depth == 0:
+                self.manifest.load()  # another worker may have changed it
             return [
                 DocumentInfo(source, entry.chunks, entry.updated_at)
                 for source, entry in sorted(self.manifest.entries.items())

@@ -14,6 +14,8 @@
     collection = ""             # Chroma collection name; derived from [bot] name if empty
     embedder_api_base = ""      # for litellm embedders; the key comes from the
                                 # provider's variable or NICOBOT_KNOWLEDGE__EMBEDDER_API_KEY
+    chroma_url = ""             # a Chroma server (`chroma run`) shared by several workers;
+                                # empty keeps the store in data/chroma, for one process
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class KnowledgeOptions:
     embedder_api_base: str | None = None
     embedder_api_key: str | None = None
     embedder_threads: int = 1
+    chroma_url: str | None = None
 
 
 def collection_name(bot_name: str) -> str:
@@ -139,6 +142,12 @@ def read_options(settings: Settings) -> KnowledgeOptions:
     threads = _option(extra, "embedder_threads", int, 1)
     if not 1 <= threads <= 64:
         raise ConfigError("nicobot.toml: knowledge.embedder_threads: must be between 1 and 64")
+    chroma_url = _option(extra, "chroma_url", str, None)
+    if chroma_url is not None and not re.fullmatch(r"https?://[^/\s]+/?", chroma_url):
+        raise ConfigError(
+            "nicobot.toml: knowledge.chroma_url: use the Chroma server's base URL, "
+            "such as http://127.0.0.1:8000"
+        )
     folder = Path(_option(extra, "dir", str, "knowledge"))
     return KnowledgeOptions(
         chroma_path=settings.data_path / CHROMA_DIR,
@@ -153,4 +162,5 @@ def read_options(settings: Settings) -> KnowledgeOptions:
         embedder_api_base=_option(extra, "embedder_api_base", str, None),
         embedder_api_key=_option(extra, "embedder_api_key", str, None),
         embedder_threads=threads,
+        chroma_url=chroma_url,
     )

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .chroma_store import ChromaKnowledgeBase
 
 MAX_QUERY_CHARS = 2000
+MAX_NAME_CHARS = 150  # file systems allow 255 bytes; the upload's temporary name adds more
 
 
 class ApiError(Exception):
@@ -60,7 +61,9 @@ def safe_name(filename: str | None) -> str:
     if not name or not Path(name).stem:
         raise ApiError("the file needs a name")
     if suffix not in SUPPORTED_SUFFIXES:
-        raise ApiError(f"{name}: unsupported file type (use .md, .txt, .html or .pdf)")
+        raise ApiError(f"{name[:60]}: unsupported file type (use .md, .txt, .html or .pdf)")
+    if len(name.encode()) > MAX_NAME_CHARS:
+        raise ApiError(f"{name[:60]}...: the file name is longer than {MAX_NAME_CHARS} characters")
     return Path(name).stem + suffix
 
 

@@ -11,10 +11,12 @@
     let scanning = false;
     let timer = null;
 
+    const pairsByQR = card.dataset.qr === "true";
+
     function viewState() {
       if (status.connected) return "connected";
       if (status.state === "not_configured") return "not-configured";
-      if (scanning || status.qr || status.state === "scanning") return "scanning";
+      if (pairsByQR && (scanning || status.qr || status.state === "scanning")) return "scanning";
       return "disconnected";
     }
 
@@ -65,6 +67,7 @@
 
     const connect = card.querySelector("button.connect");
     if (connect) connect.addEventListener("click", async () => {
+      if (!pairsByQR) { await act("connect"); return; }
       scanning = true;
       render();
       await act("connect");
@@ -82,5 +85,5 @@
     render();
   }
 
-  document.querySelectorAll(".channel-card:not(.coming-soon)").forEach(setup);
+  document.querySelectorAll(".channel-card:not(.available)").forEach(setup);
 })();

@@ -54,6 +54,7 @@
       top.appendChild(el("span", "session-name", displayName(s)));
       top.appendChild(badge(s));
       if (s.paused) top.appendChild(el("span", "badge badge-paused", S.paused));
+      if (s.opted_out) top.appendChild(el("span", "badge badge-opted-out", S.opted_out));
       body.appendChild(top);
       const bottom = el("div", "session-bottom");
       bottom.appendChild(el("span", "session-last", s.last_message || ""));
@@ -80,8 +81,8 @@
     document.getElementById("pause-session").hidden = current.paused;
     document.getElementById("resume-session").hidden = !current.paused;
     const note = document.getElementById("paused-note");
-    note.hidden = !current.paused;
-    note.textContent = S.paused_note;
+    note.hidden = !current.paused && !current.opted_out;
+    note.textContent = current.opted_out ? S.opted_out_note : S.paused_note;
   }
 
   function messageNode(m) {
@@ -95,6 +96,7 @@
     if (mode === "apology") meta.appendChild(el("span", "msg-mode warn", S.apology_mode));
     if (mode === "handoff") meta.appendChild(el("span", "msg-mode", S.handoff_mode));
     if (mode === "non_text") meta.appendChild(el("span", "msg-mode", S.non_text_mode));
+    if (m.meta && m.meta.transcribed) meta.appendChild(el("span", "msg-mode", S.transcribed));
     meta.appendChild(el("time", null, formatTime(m.created_at, data.lang, data.timezone)));
     bubble.appendChild(meta);
     const sources = m.meta && m.meta.sources;

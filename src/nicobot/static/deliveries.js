@@ -3,15 +3,24 @@
   const { request, el, formatTime, readJSON } = window.nicobot;
   const S = readJSON("outbox-strings");
 
-  async function load() {
-    const errorBox = document.getElementById("outbox-error");
+  // Failed sends (outbox) and failed customer messages (turns): one table each.
+  const LISTS = [
+    { prefix: "outbox", url: "/api/outbox?status=failed", key: "outbox", when: "created_at",
+      retry: (id) => "/api/outbox/" + id + "/retry" },
+    { prefix: "turns", url: "/api/turns/failed", key: "turns", when: "failed_at",
+      retry: (id) => "/api/turns/" + id + "/retry" },
+  ];
+
+  async function load(list) {
+    const errorBox = document.getElementById(list.prefix + "-error");
     try {
-      const data = await request("GET", "/api/outbox?status=failed");
-      const rows = document.getElementById("outbox-rows");
+      const data = await request("GET", list.url);
+      const entries = data[list.key];
+      const rows = document.getElementById(list.prefix + "-rows");
       rows.replaceChildren();
-      for (const entry of data.outbox) {
+      for (const entry of entries) {
         const row = el("tr");
-        row.appendChild(el("td", null, formatTime(entry.created_at, S.lang, S.timezone)));
+        row.appendChild(el("td", null, formatTime(entry[list.when] || entry.received_at, S.lang, S.timezone)));
         const link = el("a", null, entry.channel + " · " + entry.address);
         link.href = "/?session=" + encodeURIComponent(entry.session_id);
         const where = el("td");
@@ -25,19 +34,19 @@
         button.type = "button";
         button.addEventListener("click", async () => {
           button.disabled = true;
-          try { await request("POST", "/api/outbox/" + entry.id + "/retry"); await load(); }
+          try { await request("POST", list.retry(entry.id)); await load(list); }
           catch (error) { errorBox.textContent = error.message; errorBox.hidden = false; button.disabled = false; }
         });
         action.appendChild(button);
         row.appendChild(action);
         rows.appendChild(row);
       }
-      document.getElementById("outbox-table").hidden = data.outbox.length === 0;
-      document.getElementById("outbox-empty").hidden = data.outbox.length > 0;
+      document.getElementById(list.prefix + "-table").hidden = entries.length === 0;
+      document.getElementById(list.prefix + "-empty").hidden = entries.length > 0;
     } catch (error) {
       errorBox.textContent = error.message;
       errorBox.hidden = false;
     }
   }
-  load();
+  LISTS.forEach(load);
 })();

@@ -44,3 +44,9 @@ window.nicobot = (function () {
 
   return { request, el, formatTime, readJSON };
 })();
+
+/* The language menu switches at once (no inline handlers: the pages' CSP forbids them). */
+document.addEventListener("DOMContentLoaded", function () {
+  const select = document.getElementById("lang-select");
+  if (select) select.addEventListener("change", function () { select.form.submit(); });
+});

@@ -1,5 +1,5 @@
 """Stores keep conversations, transcripts and webhook dedup records."""
 
-from .base import Store
+from .base import LostClaim, Store
 
-__all__ = ["Store"]
+__all__ = ["LostClaim", "Store"]

@@ -10,12 +10,24 @@ import abc
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..models import ChatSession, ClaimedTurn, IncomingMessage, Message, OutboxEntry, Role
+from ..models import (
+    ChatSession,
+    ClaimedTurn,
+    FailedTurn,
+    IncomingMessage,
+    Message,
+    OutboxEntry,
+    Role,
+)
 
 if TYPE_CHECKING:
     from typing import Self
 
     from ..config import Settings
+
+
+class LostClaim(Exception):
+    """A turn's claim expired and another worker took it; its result is dropped."""
 
 
 class Store(abc.ABC):
@@ -115,11 +127,18 @@ class Store(abc.ABC):
         """Claim up to ``limit`` ready turns, at most one per session, for ``lease``
         seconds. A session with a claimed turn is skipped until it completes. Turns come
         oldest first across sessions; entries by platform timestamp, then arrival.
-        Entries without debounce are claimed one at a time."""
+        Entries without debounce are claimed one at a time.
+
+        A session's pending entries are ready once their debounce has passed and none
+        waits for a later retry (:meth:`retry_turn_later`). Claiming counts an attempt
+        on each entry; ``ClaimedTurn.attempts`` is the highest count among them, so a
+        turn whose worker died mid-way (its lease given back by :meth:`release_worker`)
+        has that attempt counted too."""
 
     @abc.abstractmethod
     async def next_turn_at(self) -> float | None:
-        """Unix time at which the next pending turn becomes ready, or None."""
+        """Unix time at which the next pending turn becomes ready (debounce and retry
+        time both passed), or None."""
 
     @abc.abstractmethod
     async def complete_turn(
@@ -130,28 +149,72 @@ class Store(abc.ABC):
         outbox_parts: list[str],
     ) -> Message | None:
         """In one transaction: store the reply (if any), queue ``outbox_parts`` for the
-        channel, and mark the turn's entries done."""
+        channel, and mark the turn's entries done. Raise :class:`LostClaim` (and change
+        nothing) when the turn is no longer claimed by ``turn.worker``."""
 
     @abc.abstractmethod
     async def release_turn(self, turn: ClaimedTurn) -> None:
-        """Give a claimed turn back (on shutdown) so it is claimed again at once."""
+        """Give a claimed turn back (on shutdown) so it is claimed again at once; the
+        attempt it counted is given back too. Only entries still claimed by
+        ``turn.worker`` change."""
+
+    @abc.abstractmethod
+    async def retry_turn_later(self, turn: ClaimedTurn, error: str, retry_at: float) -> None:
+        """An attempt at answering ``turn`` failed with ``error``: make its entries
+        pending again, not claimable before ``retry_at`` (unix time). The attempt stays
+        counted. Only entries still claimed by ``turn.worker`` change."""
+
+    @abc.abstractmethod
+    async def park_turn(
+        self,
+        turn: ClaimedTurn,
+        error: str,
+        reply: str | None,
+        meta: dict[str, Any],
+        outbox_parts: list[str],
+    ) -> Message | None:
+        """The last attempt at ``turn`` failed: in one transaction mark its entries
+        ``failed`` (with ``error`` and the time), and store ``reply`` (the apology, if
+        any) with its ``outbox_parts`` as :meth:`complete_turn` does. Raises
+        ``LostClaim`` (as :meth:`complete_turn`) when another worker holds the turn."""
+
+    @abc.abstractmethod
+    async def list_failed_turns(self, limit: int = 100) -> list[FailedTurn]:
+        """Parked (failed) inbox entries, the newest first."""
+
+    @abc.abstractmethod
+    async def retry_turn(self, entry_id: int) -> bool:
+        """Queue a parked entry again with its attempts reset; False if it is not failed."""
 
     @abc.abstractmethod
     async def claim_outbox(self, worker: str, limit: int, lease: float) -> list[OutboxEntry]:
         """Claim due outbox entries, only the oldest unsent of each session, for ``lease``
-        seconds. An entry whose lease expired while sending is claimed again with
-        ``recovered`` set: it may have reached the platform already."""
+        seconds, counting an attempt and stamping ``first_attempt_at`` on the first.
+        An entry whose lease expired while sending is claimed again with ``recovered``
+        and ``uncertain`` set: it may have reached the platform already. ``uncertain``
+        also stays set from an attempt recorded with ``outbox_failed(...,
+        uncertain=True)``."""
 
     @abc.abstractmethod
     async def outbox_sent(self, entry_id: int, platform_id: str | None) -> None: ...
 
     @abc.abstractmethod
-    async def outbox_failed(self, entry_id: int, error: str, retry_at: float | None) -> None:
-        """Record a failed attempt; retry at ``retry_at`` (unix time), or give up if None."""
+    async def outbox_failed(
+        self, entry_id: int, error: str, retry_at: float | None, *, uncertain: bool = False
+    ) -> None:
+        """Record a failed attempt; retry at ``retry_at`` (unix time), or give up if None.
+        ``uncertain`` records that the platform may have the message anyway (the next
+        claim has ``uncertain`` set); False clears it."""
 
     @abc.abstractmethod
     async def retry_outbox(self, entry_id: int) -> bool:
-        """Queue a failed entry again; False if it is not failed."""
+        """Queue a failed entry again, with its attempts and ``first_attempt_at``
+        reset (a fresh maximum age); False if it is not failed."""
+
+    @abc.abstractmethod
+    async def outbox_due_now(self, channel: str) -> int:
+        """Make every pending entry of ``channel`` that waits for a later retry due now
+        (the channel reconnected); returns how many."""
 
     @abc.abstractmethod
     async def list_outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxEntry]:
@@ -171,12 +234,44 @@ class Store(abc.ABC):
         dropped from the queue while paused. False if the session does not exist."""
 
     @abc.abstractmethod
+    async def set_opted_out(self, session_id: str, opted_out: bool) -> bool:
+        """Record that the customer opted out (``opted_out_at`` becomes now) or back in
+        (it becomes None); the bot stays silent in an opted-out session. The session's
+        messages are kept either way. False if the session does not exist."""
+
+    @abc.abstractmethod
+    async def set_transcript(self, message_id: int, transcript: str) -> None:
+        """Store the transcript of a voice note as the text of its transcript line
+        (``messages.id``), with ``meta["transcribed"] = True``."""
+
+    @abc.abstractmethod
+    async def recent_replies(self, session_id: str, since: datetime) -> list[tuple[datetime, str]]:
+        """The bot's replies in a session since ``since``: their time and ``meta["mode"]``
+        (``""`` when unset), oldest first. The per-sender rate limit counts them."""
+
+    @abc.abstractmethod
+    async def defer_turn(
+        self,
+        turn: ClaimedTurn,
+        until: float,
+        notice: str | None,
+        meta: dict[str, Any],
+        outbox_parts: list[str],
+    ) -> None:
+        """In one transaction: give a claimed turn back as pending, with every pending
+        entry of its session not ready before ``until`` (unix time; the pending entries of
+        a session that were deferred are then claimed together, as one turn); and store
+        ``notice`` (if any) as a reply queued as ``outbox_parts``. Raises
+        ``nicobot.store.sqlite.LostClaim`` like :meth:`complete_turn` when the claim was lost."""
+
+    @abc.abstractmethod
     async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:
         """True (once per ``interval``) when the "text only" reply may be sent again."""
 
     @abc.abstractmethod
     async def pipeline_counts(self) -> dict[str, int]:
-        """Queue sizes: pending and claimed turns, pending, sending and failed sends."""
+        """Queue sizes: ``turns_pending``, ``turns_claimed``, ``turns_failed``,
+        ``outbox_pending``, ``outbox_sending`` and ``outbox_failed``."""
 
     # settings edited from the admin page
     @abc.abstractmethod

@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 import aiosqlite
 
+from ..fileperms import private_database
 from ..models import (
     ChatSession,
     ClaimedTurn,
+    FailedTurn,
     InboxEntry,
     IncomingMessage,
     Message,
@@ -32,12 +34,14 @@ from ..models import (
     Role,
     utcnow,
 )
-from .base import Store
+from .base import LostClaim, Store
 
 if TYPE_CHECKING:
     from typing import Self
 
     from ..config import Settings
+
+__all__ = ["DB_FILE", "LostClaim", "SQLiteStore"]
 
 DB_FILE = "nicobot.sqlite3"
 
@@ -120,15 +124,32 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_by_status ON outbox (status, id);
     CREATE INDEX outbox_by_platform_id ON outbox (platform_id);
     """,
+    """
+    ALTER TABLE sessions ADD COLUMN opted_out_at TEXT;
+    ALTER TABLE inbox ADD COLUMN not_before REAL NOT NULL DEFAULT 0;
+    """,
+    """
+    ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE inbox ADD COLUMN last_error TEXT;
+    ALTER TABLE inbox ADD COLUMN failed_at REAL;
+    CREATE INDEX inbox_failed ON inbox (id) WHERE status = 'failed';
+    ALTER TABLE outbox ADD COLUMN first_attempt_at REAL;
+    ALTER TABLE outbox ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX outbox_pending_by_channel ON outbox (channel) WHERE status = 'pending';
+    """,
 )
 
 SESSION_COLUMNS = (
     "id, channel, address, phone_number, sender_name, prompt_context, "
-    "created_at, updated_at, last_message, last_message_at, paused_until"
+    "created_at, updated_at, last_message, last_message_at, paused_until, opted_out_at"
 )
 OUTBOX_COLUMNS = (
     "id, session_id, channel, address, text, status, attempts, created_at, last_error, "
-    "platform_id, sent_at, recovered"
+    "platform_id, sent_at, recovered, uncertain, first_attempt_at"
+)
+FAILED_TURN_COLUMNS = (
+    "i.id, i.session_id, i.channel, s.address, i.payload, i.attempts, i.last_error, "
+    "i.received_at, i.failed_at"
 )
 ECHO_WINDOW = timedelta(minutes=10)
 
@@ -154,6 +175,7 @@ def _session(row: sqlite3.Row | tuple[Any, ...]) -> ChatSession:
         last_message=row[8],
         last_message_at=_dt(row[9]),
         paused_until=_dt(row[10]),
+        opted_out_at=_dt(row[11]),
     )
 
 
@@ -171,6 +193,23 @@ def _outbox(row: sqlite3.Row | tuple[Any, ...]) -> OutboxEntry:
         platform_id=row[9],
         sent_at=_dt(row[10]),
         recovered=bool(row[11]),
+        uncertain=bool(row[12]),
+        first_attempt_at=row[13],
+    )
+
+
+def _failed_turn(row: sqlite3.Row | tuple[Any, ...]) -> FailedTurn:
+    message = _message_from_payload(row[4])
+    return FailedTurn(
+        id=row[0],
+        session_id=row[1],
+        channel=row[2],
+        address=row[3],
+        text=message.text,
+        attempts=row[5],
+        last_error=row[6],
+        received_at=datetime.fromtimestamp(row[7], UTC),
+        failed_at=datetime.fromtimestamp(row[8], UTC) if row[8] is not None else None,
     )
 
 
@@ -185,6 +224,7 @@ def _message_payload(message: IncomingMessage) -> str:
             "sender_name": message.sender_name,
             "kind": message.kind.value,
             "timestamp": message.timestamp.isoformat(),
+            "media": message.media,
         }
     )
 
@@ -221,7 +261,7 @@ class SQLiteStore(Store):
         return self._db
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(self.path)  # conversations: 0600 (SQLite gives its WAL the same)
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         await self._run(_configure)
         await self._run(_migrate, self.path, self.schema_version)
@@ -350,8 +390,8 @@ class SQLiteStore(Store):
     async def next_turn_at(self) -> float | None:
         rows = await self._run(
             _fetchall,
-            "SELECT MIN(ready) FROM (SELECT MIN(MAX(received_at) + MAX(debounce), "
-            "MIN(received_at) + MAX(max_wait)) AS ready FROM inbox "
+            "SELECT MIN(ready) FROM (SELECT MAX(MIN(MAX(received_at) + MAX(debounce), "
+            "MIN(received_at) + MAX(max_wait)), MAX(not_before)) AS ready FROM inbox "
             "WHERE status IN ('pending', 'claimed') AND status = 'pending' GROUP BY session_id)",
         )
         return float(rows[0][0]) if rows and rows[0][0] is not None else None
@@ -369,10 +409,49 @@ class SQLiteStore(Store):
         ids = turn.entry_ids
         await self._run(
             _rowcount,
-            f"UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+            f"UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL, "
+            f"attempts = MAX(attempts - 1, 0) "
             f"WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
             (*ids, turn.worker),
         )
+
+    async def retry_turn_later(self, turn: ClaimedTurn, error: str, retry_at: float) -> None:
+        ids = turn.entry_ids
+        await self._run(
+            _rowcount,
+            f"UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL, "
+            f"not_before = MAX(not_before, ?), last_error = ? "
+            f"WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
+            (retry_at, error, *ids, turn.worker),
+        )
+
+    async def park_turn(
+        self,
+        turn: ClaimedTurn,
+        error: str,
+        reply: str | None,
+        meta: dict[str, Any],
+        outbox_parts: list[str],
+    ) -> Message | None:
+        return await self._run(_in_transaction(_park_turn), turn, error, reply, meta, outbox_parts)
+
+    async def list_failed_turns(self, limit: int = 100) -> list[FailedTurn]:
+        rows = await self._run(
+            _fetchall,
+            f"SELECT {FAILED_TURN_COLUMNS} FROM inbox i JOIN sessions s ON s.id = i.session_id "
+            "WHERE i.status = 'failed' ORDER BY i.id DESC LIMIT ?",
+            (limit,),
+        )
+        return [_failed_turn(row) for row in rows]
+
+    async def retry_turn(self, entry_id: int) -> bool:
+        retried = await self._run(
+            _rowcount,
+            "UPDATE inbox SET status = 'pending', attempts = 0, not_before = 0, "
+            "failed_at = NULL WHERE id = ? AND status = 'failed'",
+            (entry_id,),
+        )
+        return retried > 0
 
     async def claim_outbox(self, worker: str, limit: int, lease: float) -> list[OutboxEntry]:
         if limit <= 0:
@@ -387,22 +466,38 @@ class SQLiteStore(Store):
             (platform_id, _ts(utcnow()), entry_id),
         )
 
-    async def outbox_failed(self, entry_id: int, error: str, retry_at: float | None) -> None:
+    async def outbox_failed(
+        self, entry_id: int, error: str, retry_at: float | None, *, uncertain: bool = False
+    ) -> None:
         await self._run(
             _rowcount,
             "UPDATE outbox SET status = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
-            "last_error = ?, lease_until = NULL WHERE id = ?",
-            ("pending" if retry_at is not None else "failed", retry_at, error, entry_id),
+            "last_error = ?, lease_until = NULL, uncertain = ? WHERE id = ?",
+            (
+                "pending" if retry_at is not None else "failed",
+                retry_at,
+                error,
+                int(uncertain),
+                entry_id,
+            ),
         )
 
     async def retry_outbox(self, entry_id: int) -> bool:
         retried = await self._run(
             _rowcount,
-            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ? "
-            "WHERE id = ? AND status = 'failed'",
+            "UPDATE outbox SET status = 'pending', attempts = 0, next_attempt_at = ?, "
+            "first_attempt_at = NULL WHERE id = ? AND status = 'failed'",
             (time.time(), entry_id),
         )
         return retried > 0
+
+    async def outbox_due_now(self, channel: str) -> int:
+        return await self._run(
+            _rowcount,
+            "UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending' AND channel = ? "
+            "AND next_attempt_at > ?",
+            (time.time(), channel, time.time()),
+        )
 
     async def list_outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxEntry]:
         where, params = ("WHERE status = ?", [status]) if status else ("", [])
@@ -427,6 +522,41 @@ class SQLiteStore(Store):
     async def set_paused(self, session_id: str, until: datetime | None) -> bool:
         return await self._run(_in_transaction(_pause), session_id, until)
 
+    async def set_opted_out(self, session_id: str, opted_out: bool) -> bool:
+        changed = await self._run(
+            _rowcount,
+            "UPDATE sessions SET opted_out_at = ? WHERE id = ?",
+            (_ts(utcnow()) if opted_out else None, session_id),
+        )
+        return changed > 0
+
+    async def set_transcript(self, message_id: int, transcript: str) -> None:
+        await self._run(
+            _rowcount,
+            "UPDATE messages SET text = ?, meta = json_set(meta, '$.transcribed', json('true')) "
+            "WHERE id = ?",
+            (transcript, message_id),
+        )
+
+    async def recent_replies(self, session_id: str, since: datetime) -> list[tuple[datetime, str]]:
+        rows = await self._run(
+            _fetchall,
+            "SELECT created_at, COALESCE(json_extract(meta, '$.mode'), '') FROM messages "
+            "WHERE session_id = ? AND role = 'assistant' AND created_at >= ? ORDER BY id",
+            (session_id, _ts(since)),
+        )
+        return [(datetime.fromisoformat(at), str(mode)) for at, mode in rows]
+
+    async def defer_turn(
+        self,
+        turn: ClaimedTurn,
+        until: float,
+        notice: str | None,
+        meta: dict[str, Any],
+        outbox_parts: list[str],
+    ) -> None:
+        await self._run(_in_transaction(_defer_turn), turn, until, notice, meta, outbox_parts)
+
     async def claim_non_text_reply(self, session_id: str, interval: timedelta) -> bool:
         now = time.time()
         claimed = await self._run(
@@ -438,12 +568,13 @@ class SQLiteStore(Store):
         return claimed > 0
 
     async def pipeline_counts(self) -> dict[str, int]:
-        counts = {"turns_pending": 0, "turns_claimed": 0}
+        counts = {"turns_pending": 0, "turns_claimed": 0, "turns_failed": 0}
         counts.update({f"outbox_{s}": 0 for s in ("pending", "sending", "failed")})
         rows = await self._run(
             _fetchall,
             "SELECT 'turns_' || status, COUNT(*) FROM inbox "
             "WHERE status IN ('pending', 'claimed') GROUP BY status "
+            "UNION ALL SELECT 'turns_failed', COUNT(*) FROM inbox WHERE status = 'failed' "
             "UNION ALL SELECT 'outbox_' || status, COUNT(*) FROM outbox "
             "WHERE status IN ('pending', 'sending', 'failed') GROUP BY status",
         )
@@ -466,10 +597,6 @@ class SQLiteStore(Store):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, value),
             )
-
-
-class LostClaim(Exception):
-    """A turn's claim expired and another worker took it; its result is dropped."""
 
 
 # The operations below run on the connection's thread (see SQLiteStore._run).
@@ -541,12 +668,13 @@ def _get_session(db: Connection, session_id: str) -> ChatSession | None:
 
 def _put_session(db: Connection, session: ChatSession) -> None:
     db.execute(
-        f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (id) DO UPDATE SET channel = excluded.channel, "
         "address = excluded.address, phone_number = excluded.phone_number, "
         "sender_name = excluded.sender_name, prompt_context = excluded.prompt_context, "
         "updated_at = excluded.updated_at, last_message = excluded.last_message, "
-        "last_message_at = excluded.last_message_at, paused_until = excluded.paused_until",
+        "last_message_at = excluded.last_message_at, paused_until = excluded.paused_until, "
+        "opted_out_at = excluded.opted_out_at",
         (
             session.id,
             session.channel,
@@ -559,6 +687,7 @@ def _put_session(db: Connection, session: ChatSession) -> None:
             session.last_message,
             _ts(session.last_message_at) if session.last_message_at else None,
             _ts(session.paused_until) if session.paused_until else None,
+            _ts(session.opted_out_at) if session.opted_out_at else None,
         ),
     )
 
@@ -574,7 +703,7 @@ def _upsert_session(
     now = _ts(utcnow())
     cursor = db.execute(
         f"INSERT INTO sessions ({SESSION_COLUMNS}) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL) "
         "ON CONFLICT (channel, address) DO NOTHING",
         (uuid.uuid4().hex, channel, address, phone_number, sender_name, prompt_context, now, now),
     )
@@ -703,14 +832,20 @@ def _record_operator_message(
 
 def _claim_turns(db: Connection, worker: str, limit: int, lease: float) -> list[ClaimedTurn]:
     now = time.time()
+    # a claim whose lease ran out (its worker stalled or died) is claimable again
+    db.execute(
+        "UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
+        "WHERE status IN ('pending', 'claimed') AND status = 'claimed' AND lease_until < ?",
+        (now,),
+    )
     session_ids = [
         row[0]
         for row in db.execute(
             # the redundant "status IN (...)" lets both scans use the partial index
             "SELECT i.session_id FROM inbox i WHERE i.status IN ('pending', 'claimed') "
             "AND i.status = 'pending' GROUP BY i.session_id "
-            "HAVING MIN(MAX(i.received_at) + MAX(i.debounce), "
-            "MIN(i.received_at) + MAX(i.max_wait)) <= ? "
+            "HAVING MAX(MIN(MAX(i.received_at) + MAX(i.debounce), "
+            "MIN(i.received_at) + MAX(i.max_wait)), MAX(i.not_before)) <= ? "
             "AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = i.session_id "
             "AND j.status IN ('pending', 'claimed') "
             "AND j.status = 'claimed' AND j.lease_until >= ?) "
@@ -721,19 +856,22 @@ def _claim_turns(db: Connection, worker: str, limit: int, lease: float) -> list[
     turns: list[ClaimedTurn] = []
     for session_id in session_ids:
         rows = db.execute(
-            "SELECT id, payload, message_row_id, debounce FROM inbox "
+            "SELECT id, payload, message_row_id, debounce, not_before FROM inbox "
             "WHERE session_id = ? AND status IN ('pending', 'claimed') "
             "AND status = 'pending' ORDER BY platform_ts, id",
             (session_id,),
         ).fetchall()
-        if rows[0][3] == 0:
+        if rows[0][3] == 0 and rows[0][4] == 0:  # deferred entries are answered together
             rows = rows[:1]
         ids = [row[0] for row in rows]
         db.execute(
-            f"UPDATE inbox SET status = 'claimed', worker = ?, lease_until = ? "
-            f"WHERE id IN ({_placeholders(ids)})",
+            f"UPDATE inbox SET status = 'claimed', worker = ?, lease_until = ?, "
+            f"attempts = attempts + 1 WHERE id IN ({_placeholders(ids)})",
             (worker, now + lease, *ids),
         )
+        attempts = db.execute(
+            f"SELECT MAX(attempts) FROM inbox WHERE id IN ({_placeholders(ids)})", ids
+        ).fetchone()[0]
         session_row = db.execute(
             f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
         ).fetchone()
@@ -741,7 +879,7 @@ def _claim_turns(db: Connection, worker: str, limit: int, lease: float) -> list[
         entries = [
             InboxEntry(row[0], session_id, _message_from_payload(row[1]), row[2]) for row in rows
         ]
-        turns.append(ClaimedTurn(_session(session_row), entries, worker))
+        turns.append(ClaimedTurn(_session(session_row), entries, worker, int(attempts)))
     return turns
 
 
@@ -762,21 +900,67 @@ def _complete_turn(
         raise LostClaim(f"turn {ids} was claimed by another worker")
     if reply is None:
         return None
-    stored = _insert_message(db, turn.session.id, Role.ASSISTANT, reply, meta)
+    return _queue_reply(db, turn.session, reply, meta, outbox_parts)
+
+
+def _park_turn(
+    db: Connection,
+    turn: ClaimedTurn,
+    error: str,
+    reply: str | None,
+    meta: dict[str, Any],
+    outbox_parts: list[str],
+) -> Message | None:
+    ids = turn.entry_ids
+    cursor = db.execute(
+        f"UPDATE inbox SET status = 'failed', lease_until = NULL, last_error = ?, "
+        f"failed_at = ? WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
+        (error, time.time(), *ids, turn.worker),
+    )
+    if cursor.rowcount != len(ids):
+        raise LostClaim(f"turn {ids} was claimed by another worker")
+    if reply is None:
+        return None
+    return _queue_reply(db, turn.session, reply, meta, outbox_parts)
+
+
+def _defer_turn(
+    db: Connection,
+    turn: ClaimedTurn,
+    until: float,
+    notice: str | None,
+    meta: dict[str, Any],
+    outbox_parts: list[str],
+) -> None:
+    ids = turn.entry_ids
+    cursor = db.execute(
+        f"UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL, "
+        f"attempts = MAX(attempts - 1, 0) "  # waiting is no failed attempt
+        f"WHERE id IN ({_placeholders(ids)}) AND status = 'claimed' AND worker = ?",
+        (*ids, turn.worker),
+    )
+    if cursor.rowcount != len(ids):
+        raise LostClaim(f"turn {ids} was claimed by another worker")
+    db.execute(
+        "UPDATE inbox SET not_before = MAX(not_before, ?) "
+        "WHERE session_id = ? AND status IN ('pending', 'claimed') AND status = 'pending'",
+        (until, turn.session.id),
+    )
+    if notice is not None:
+        _queue_reply(db, turn.session, notice, meta, outbox_parts)
+
+
+def _queue_reply(
+    db: Connection, session: ChatSession, reply: str, meta: dict[str, Any], parts: list[str]
+) -> Message:
+    stored = _insert_message(db, session.id, Role.ASSISTANT, reply, meta)
     now = utcnow()
     db.executemany(
         "INSERT INTO outbox (session_id, channel, address, text, status, "
         "next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
         [
-            (
-                turn.session.id,
-                turn.session.channel,
-                turn.session.address,
-                part,
-                now.timestamp(),
-                _ts(now),
-            )
-            for part in outbox_parts
+            (session.id, session.channel, session.address, part, now.timestamp(), _ts(now))
+            for part in parts
         ],
     )
     return stored
@@ -797,8 +981,12 @@ def _claim_outbox(db: Connection, worker: str, limit: int, lease: float) -> list
         return []
     db.executemany(
         "UPDATE outbox SET status = 'sending', worker = ?, lease_until = ?, "
-        "attempts = attempts + 1, recovered = ? WHERE id = ?",
-        [(worker, now + lease, int(status == "sending"), entry_id) for entry_id, status in rows],
+        "attempts = attempts + 1, recovered = ?, uncertain = MAX(uncertain, ?), "
+        "first_attempt_at = COALESCE(first_attempt_at, ?) WHERE id = ?",
+        [
+            (worker, now + lease, int(status == "sending"), int(status == "sending"), now, entry_id)
+            for entry_id, status in rows
+        ],
     )
     ids = [row[0] for row in rows]
     return [

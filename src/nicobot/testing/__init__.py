@@ -6,16 +6,18 @@ Fixtures:
 - ``nicobot_env``: extra environment for the project's settings (a dict to fill).
 - ``fake_llm``: a fake OpenAI-compatible server; ``nicobot_env.update(fake_llm.env)``
   makes the bot use it through litellm's real code path.
-- ``nicobot_app``: the started Quart app for the project, with the fake channel added.
+- ``nicobot_plugins``: the plugin objects registered on top of the installed ones (by
+  default the fake channel's); override it to add your own fakes or test plugins.
+- ``nicobot_app``: the started Quart app for the project, with ``nicobot_plugins`` added.
 - ``nicobot_client``: a test client sending the admin's bearer token.
 - ``nicobot_bot``: the app's :class:`nicobot.Bot`.
 - ``fake_channel``: the bot's :class:`FakeChannel` (records ``sent`` replies).
 - ``nicobot_server``: a factory for real ``nicobot serve`` processes.
 
-Helpers: ``make_project``, ``ServerProcess``, ``free_port`` and ``wait_until`` (poll a
-condition with a deadline, for end-to-end tests).
+Helpers: ``make_project``, ``ServerProcess``, ``free_port``, ``wait_until`` (poll a
+condition with a deadline, in sync tests) and ``until`` (its async twin).
 
-They need pytest-asyncio (``pip install 'nicobot[test]'``).
+They need pytest-asyncio: install the ``test`` extra of ``nicobot-framework``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import pytest
 
 from .fake_channel import FAKE_SECRET, FakeChannel, FakeChannelPlugin
 from .fake_llm import FakeLLM, FakeLLMServer, echo_reply
-from .server import ServerProcess, free_port, wait_until
+from .server import ServerProcess, free_port, until, wait_until
 
 if TYPE_CHECKING:
     from quart import Quart
@@ -47,6 +49,7 @@ __all__ = [
     "echo_reply",
     "free_port",
     "make_project",
+    "until",
     "wait_until",
 ]
 
@@ -95,17 +98,30 @@ def fake_llm(_fake_llm_server: FakeLLMServer) -> Iterator[FakeLLM]:
 
 
 @pytest.fixture
-async def nicobot_app(nicobot_project: Path, nicobot_env: dict[str, str]) -> AsyncIterator[Quart]:
+def nicobot_plugins() -> list[object]:
+    """Plugins to register for ``nicobot_app``, as ``[object, ...]`` or ``[(object, name)]``.
+
+    Override it to add fakes: ``return [FakeChannelPlugin(), (MyFakePlugin(), "my-fake")]``.
+    """
+    return [(FakeChannelPlugin(), "nicobot-fake-channel")]
+
+
+@pytest.fixture
+async def nicobot_app(
+    nicobot_project: Path, nicobot_env: dict[str, str], nicobot_plugins: list[object]
+) -> AsyncIterator[Quart]:
     from ..app import create_app
     from ..config import load_settings
-    from ..plugins import make_plugin_manager
+    from ..plugins import make_plugin_manager, register_plugin
 
     # litellm in the test's own process, imported once per session (a project's tests may
     # still choose NICOBOT_LLM__PROCESS=separate)
     environ = {"NICOBOT_LLM__PROCESS": "inline", **os.environ, **nicobot_env}
     settings = load_settings(nicobot_project, environ=environ)
     pm = make_plugin_manager()
-    pm.register(FakeChannelPlugin(), name="nicobot-fake-channel")
+    for entry in nicobot_plugins:
+        plugin, name = entry if isinstance(entry, tuple) else (entry, None)
+        register_plugin(pm, plugin, name or type(plugin).__name__)
     app = create_app(settings, pm=pm)
     async with app.test_app():
         yield app

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from datetime import datetime
 from typing import Any
 
-from ..channels import Channel, ChannelStatus, WebhookRejected, WebhookRequest, WebhookResult
+from ..channels import (
+    Channel,
+    ChannelStatus,
+    SentCheck,
+    WebhookRejected,
+    WebhookRequest,
+    WebhookResult,
+)
 from ..hookspecs import hookimpl
 from ..models import IncomingMessage, OutgoingMessage
 
@@ -20,6 +28,8 @@ class FakeChannel(Channel):
     name = "fake"
     label = "Fake"
     webhook_slug = "fake"
+    supports_connect = True
+    supports_disconnect = True
 
     sent: list[OutgoingMessage]
     fail_sends: int
@@ -28,6 +38,11 @@ class FakeChannel(Channel):
         super().__init__(*args, **kwargs)
         self.sent = []
         self.fail_sends = 0
+        #: Raised by the next sends, one each, before ``fail_sends`` counts.
+        self.failures: list[Exception] = []
+        #: What :meth:`find_sent` answers (an exception is raised); None: the default.
+        self.sent_check: SentCheck | Exception | None = None
+        self.checks: list[tuple[OutgoingMessage, datetime]] = []
         self.connected = False
         self._sent_changed = asyncio.Condition()
 
@@ -46,6 +61,8 @@ class FakeChannel(Channel):
         return await self.get_status()
 
     async def send_message(self, message: OutgoingMessage) -> str | None:
+        if self.failures:
+            raise self.failures.pop(0)
         if self.fail_sends > 0:
             self.fail_sends -= 1
             raise ConnectionError("fake channel is down")
@@ -53,6 +70,14 @@ class FakeChannel(Channel):
         async with self._sent_changed:
             self._sent_changed.notify_all()
         return f"sent-{len(self.sent)}"
+
+    async def find_sent(self, message: OutgoingMessage, since: datetime) -> SentCheck:
+        self.checks.append((message, since))
+        if isinstance(self.sent_check, Exception):
+            raise self.sent_check
+        if self.sent_check is None:
+            return await super().find_sent(message, since)
+        return self.sent_check
 
     async def wait_for_sent(self, count: int) -> list[OutgoingMessage]:
         """Wait until at least ``count`` messages were sent (bound it with asyncio.timeout)."""
@@ -74,6 +99,7 @@ class FakeChannel(Channel):
             message_id=str(body.get("id", "")),
             sender_name=body.get("name"),
             from_business=bool(body.get("from_business")),
+            raw=body,
         )
         return WebhookResult(messages=[message])
 

@@ -32,6 +32,10 @@ class FakeLLM:
     fail_status: int | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
+    #: What ``POST /v1/audio/transcriptions`` answers, and the uploads it got
+    #: (``model``, ``language``, ``filename``, ``content_type``, ``data``).
+    transcript: str = "Hola, ¿a qué hora abren mañana?"
+    transcriptions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def api_base(self) -> str:
@@ -51,6 +55,8 @@ class FakeLLM:
         self.latency = 0.0
         self.fail_status = None
         self.requests.clear()
+        self.transcript = "Hola, ¿a qué hora abren mañana?"
+        self.transcriptions.clear()
 
     def last_messages(self) -> list[dict[str, Any]]:
         return list(self.requests[-1]["messages"]) if self.requests else []
@@ -71,6 +77,15 @@ class FakeLLM:
             body += event.get("body", b"")
             if not event.get("more_body"):
                 break
+        if scope["path"].rstrip("/") == "/v1/audio/transcriptions":
+            headers = dict(scope.get("headers") or [])
+            upload = _multipart(headers.get(b"content-type", b"").decode("latin-1"), body)
+            self.transcriptions.append(upload)
+            if self.fail_status:
+                await _respond(send, self.fail_status, {"error": {"message": "fake failure"}})
+                return
+            await _respond(send, 200, {"text": self.transcript})
+            return
         if scope["path"].rstrip("/") != "/v1/chat/completions":
             await _respond(send, 404, {"error": {"message": "not found"}})
             return
@@ -104,6 +119,28 @@ class FakeLLM:
                 "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
             },
         )
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
+    """The fields of a ``multipart/form-data`` body: text fields as strings, the file's
+    name, type and bytes as ``filename``, ``content_type`` and ``data``."""
+    from email import policy
+    from email.parser import BytesParser
+
+    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
+    parsed = BytesParser(policy=policy.HTTP).parsebytes(head + body)
+    fields: dict[str, Any] = {}
+    for part in parsed.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        decoded = part.get_payload(decode=True)
+        payload = decoded if isinstance(decoded, bytes) else b""
+        if part.get_filename():
+            fields.update(
+                filename=part.get_filename(), content_type=part.get_content_type(), data=payload
+            )
+        elif isinstance(name, str):
+            fields[name] = payload.decode("utf-8", "replace")
+    return fields
 
 
 async def _respond(send: Any, status: int, payload: dict[str, Any]) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,7 +23,14 @@ T = TypeVar("T")
 
 def wait_until(what: str, check: Callable[[], T | None], timeout: float = 60.0) -> T:
     """Poll ``check`` every 50 ms until it returns something truthy; fail after ``timeout``
-    seconds, saying ``what`` was awaited."""
+    seconds, saying ``what`` was awaited. For plain (sync) tests: it sleeps, so inside a
+    running event loop it refuses; ``await until(...)`` is its async twin."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise RuntimeError("wait_until would block the event loop: use `await until(...)`")
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -30,6 +39,23 @@ def wait_until(what: str, check: Callable[[], T | None], timeout: float = 60.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(0.05)
+
+
+async def until(
+    what: str, check: Callable[[], T | Awaitable[T | None] | None], seconds: float = 10.0
+) -> T:
+    """In an async test: await ``check`` (sync or async) every 20 ms until it returns
+    something truthy, letting the bot run meanwhile; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+        await asyncio.sleep(0.02)
 
 
 def free_port() -> int:

@@ -13,12 +13,14 @@ from ..channels import Channel
 from ..models import IncomingMessage
 from .auth import admin_required
 from .common import BadRequest, current_bot, error, json_body, text_field
+from .health import low_disk
 
 log = logging.getLogger("nicobot.api")
 blueprint = Blueprint("api", __name__)
 
 SIMULATOR = "simulator"
 PHONE_RE = re.compile(r"^\+?\d{6,15}$")
+MAX_PAUSE_MINUTES = 366 * 24 * 60
 
 
 @blueprint.errorhandler(BadRequest)
@@ -65,6 +67,9 @@ async def readyz() -> Any:
         await bot.store.get_setting("readyz")
     except Exception as exc:
         return jsonify(status="not ready", error=str(exc)), 503
+    disk_problem = low_disk(bot.settings.data_path, bot.settings.server.min_free_disk_mb)
+    if disk_problem:
+        return jsonify(status="not ready", error=disk_problem), 503
     return jsonify(
         status="ready", channels=[c.name for c in bot.channels.all()], llm=bot.agent.llm_state
     )
@@ -109,9 +114,11 @@ async def pause_session(session_id: str) -> Any:
     data = await request.get_json(force=True, silent=True) or {}
     minutes = data.get("minutes") if isinstance(data, dict) else None
     if minutes is not None and (
-        isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes <= 0
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int | float)
+        or not 0 < minutes <= MAX_PAUSE_MINUTES
     ):
-        raise BadRequest("'minutes' must be a positive number")
+        raise BadRequest(f"'minutes' must be a positive number up to {MAX_PAUSE_MINUTES}")
     bot = current_bot()
     if not await bot.pause(session_id, minutes):
         return error("no such session", 404)
@@ -148,6 +155,23 @@ async def retry_outbox(entry_id: int) -> Any:
     if not await bot.store.retry_outbox(entry_id):
         return error("no failed delivery with that id", 404)
     bot.pipeline.sends.wake()
+    return jsonify(retried=entry_id)
+
+
+@blueprint.get("/api/turns/failed")
+@admin_required
+async def list_failed_turns() -> Any:
+    turns = await current_bot().store.list_failed_turns(limit=_int_arg("limit", 100, 1000))
+    return jsonify(turns=[t.to_dict() for t in turns])
+
+
+@blueprint.post("/api/turns/<int:entry_id>/retry")
+@admin_required
+async def retry_turn(entry_id: int) -> Any:
+    bot = current_bot()
+    if not await bot.store.retry_turn(entry_id):
+        return error("no failed message with that id", 404)
+    bot.pipeline.wake_turns()
     return jsonify(retried=entry_id)
 
 
@@ -229,6 +253,7 @@ async def list_channels() -> Any:
                 "name": c.name,
                 "label": c.label,
                 "supports_qr": c.supports_qr,
+                "capabilities": c.capabilities(),
                 "status": statuses[c.name].to_dict(),
             }
             for c in bot.channels.all()
@@ -255,6 +280,8 @@ async def unknown_channel(exc: UnknownChannel) -> Any:
 async def _channel_call(channel: Channel, action: str) -> Any:
     if not channel.configured:
         return error(f"{channel.label} is not configured; see the docs for its settings", 409)
+    if not channel.capabilities()[action]:
+        return error(f"{channel.label} cannot {action}: it works from its settings alone", 409)
     try:
         status = await (channel.connect() if action == "connect" else channel.disconnect())
     except Exception as exc:

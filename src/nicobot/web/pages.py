@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlparse
 
 from quart import (
     Blueprint,
@@ -16,24 +15,28 @@ from quart import (
 )
 
 from ..admin import AdminTab
+from ..catalogue import available_channel_plugins
 from ..plugins import collect_components
-from .auth import LoginThrottle, admin_required, csrf_ok, csrf_token, password_matches
+from .auth import (
+    ADMIN,
+    admin_required,
+    client_address,
+    csrf_ok,
+    end_admin_sessions,
+    is_local_path,
+    password_matches,
+    start_admin_session,
+    throttle,
+)
 from .common import current_bot
 
 blueprint = Blueprint("pages", __name__)
-throttle = LoginThrottle()
-
-#: Channels shown greyed out on the Channels tab until a plugin provides them.
-COMING_SOON = (("telegram", "Telegram"), ("instagram", "Instagram"))
 
 
 def _safe_next(target: str | None) -> str:
     if not target:
         return url_for("pages.chat")
-    parsed = urlparse(target)
-    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
-        return url_for("pages.chat")
-    return target
+    return target if is_local_path(target) else url_for("pages.chat")
 
 
 @blueprint.route("/login", methods=["GET", "POST"])
@@ -42,23 +45,18 @@ async def login() -> Any:
     blocked = False
     next_url = _safe_next(request.args.get("next"))
     if request.method == "POST":
-        client = request.remote_addr or "?"
+        client = (ADMIN, client_address())
         form = await request.form
-        if throttle.blocked(client):
+        if throttle().blocked(client):
             blocked = True
         elif not await csrf_ok():
             failed = True
         elif password_matches(form.get("password", "")):
-            throttle.succeeded(client)
-            lang = session.get("lang")
-            session.clear()
-            session["admin"] = True
-            if lang:
-                session["lang"] = lang
-            csrf_token()
+            throttle().succeeded(client)
+            await start_admin_session()
             return redirect(next_url)
         else:
-            throttle.failed(client)
+            throttle().failed(client)
             failed = True
     status = 429 if blocked else 401 if failed else 200
     return (
@@ -76,7 +74,7 @@ async def login() -> Any:
 @blueprint.post("/logout")
 @admin_required
 async def logout() -> Any:
-    session.clear()
+    await end_admin_sessions()
     return redirect(url_for("pages.login"))
 
 
@@ -133,16 +131,13 @@ async def admin() -> Any:
             "name": c.name,
             "label": c.label,
             "supports_qr": c.supports_qr,
+            "capabilities": c.capabilities(),
             "local": c.is_local,
             "status": statuses[c.name].to_dict(),
         }
         for c in bot.channels.all()
     ]
-    cards += [
-        {"name": name, "label": label, "coming_soon": True}
-        for name, label in COMING_SOON
-        if name not in bot.channels
-    ]
+    available = available_channel_plugins(bot.installed_channels)
     return await render_template(
         "admin.html",
         bot=bot,
@@ -150,6 +145,7 @@ async def admin() -> Any:
         active=active,
         prompt=bot.prompt_settings(),
         channel_cards=cards,
+        available_plugins=available,
         saved=request.args.get("saved") == "1",
     )
 

@@ -13,6 +13,7 @@ from typing import Any
 from quart import Blueprint, jsonify, request
 
 from ..channels import WebhookRejected, WebhookRequest
+from .auth import client_address, throttle, too_many_failures
 from .common import current_bot, error
 
 log = logging.getLogger("nicobot.webhooks")
@@ -26,6 +27,10 @@ async def receive_webhook(slug: str, subpath: str = "") -> Any:
     channel = bot.channels.by_webhook_slug(slug)
     if channel is None or not channel.configured:
         return error(f"no channel takes webhooks at {slug!r}", 404)
+    credential = f"webhook:{slug}"
+    refused = too_many_failures(credential)
+    if refused is not None:
+        return refused
     body = await request.get_data(cache=False)
     assert isinstance(body, bytes)
     webhook = WebhookRequest(
@@ -39,7 +44,9 @@ async def receive_webhook(slug: str, subpath: str = "") -> Any:
     try:
         result = await channel.handle_webhook(webhook)
     except WebhookRejected as exc:
-        log.warning("rejected a %s webhook from %s: %s", slug, request.remote_addr, exc)
+        if exc.status in (401, 403):
+            throttle().failed((credential, client_address()))
+        log.warning("rejected a %s webhook from %s: %s", slug, client_address(), exc)
         return error(str(exc), exc.status)
     except Exception:
         log.exception("the %s channel failed on a webhook; answered 200 and dropped it", slug)

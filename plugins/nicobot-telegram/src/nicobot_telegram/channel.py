@@ -51,6 +51,8 @@ class TelegramChannel(Channel):
     label = "Telegram"
     webhook_slug = "telegram"
     config_model: ClassVar[type[ChannelConfig]] = TelegramConfig
+    supports_connect = True
+    supports_disconnect = True
     supports_typing = True
     max_message_length = MAX_MESSAGE_LENGTH
 

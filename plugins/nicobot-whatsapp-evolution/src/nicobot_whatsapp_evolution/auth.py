@@ -38,8 +38,16 @@ def _b64decode(part: str) -> bytes:
     return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
 
 
+#: The gateway signs a token valid for 10 minutes per event and retries that event with
+#: the same token for about 20 minutes: a token is accepted this long after ``exp``.
+JWT_RETRY_LEEWAY_SECONDS = 30 * 60
+#: A token meant to last longer than this is refused (the gateway's last 10 minutes).
+JWT_MAX_LIFETIME_SECONDS = 24 * 3600
+
+
 def verify_jwt(token: str, secret: str, *, now: float | None = None) -> bool:
-    """True for an HS256 JWT signed with ``secret`` that has not expired."""
+    """True for an HS256 JWT signed with ``secret`` that has an ``exp`` claim and has not
+    expired (allowing for the gateway's retries); a token without ``exp`` never is."""
     try:
         header_b64, payload_b64, signature_b64 = token.split(".")
         header = json.loads(_b64decode(header_b64))
@@ -54,8 +62,10 @@ def verify_jwt(token: str, secret: str, *, now: float | None = None) -> bool:
     if not hmac.compare_digest(signature, expected):
         return False
     exp = payload.get("exp") if isinstance(payload, dict) else None
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        return False
     current = time.time() if now is None else now
-    return not (isinstance(exp, int | float) and not isinstance(exp, bool) and exp < current)
+    return current - JWT_RETRY_LEEWAY_SECONDS <= exp <= current + JWT_MAX_LIFETIME_SECONDS
 
 
 def authenticate(

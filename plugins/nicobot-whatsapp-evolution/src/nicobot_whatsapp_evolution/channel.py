@@ -10,7 +10,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from nicobot import (
@@ -19,16 +19,30 @@ from nicobot import (
     ChannelContext,
     ChannelStatus,
     IncomingMessage,
+    MediaFile,
     OutgoingMessage,
+    PermanentSendError,
+    RetryLater,
+    SendOutcomeUnknown,
+    SentCheck,
     WebhookRejected,
     WebhookRequest,
     WebhookResult,
 )
 
 from .auth import authenticate
-from .client import WEBHOOK_EVENTS, EvolutionClient, EvolutionError, QRCode
+from .client import WEBHOOK_EVENTS, EvolutionClient, EvolutionError, QRCode, jid_of
 from .config import WhatsAppConfig, merge_config
-from .parsing import ConnectionUpdate, Ignored, MessageEvent, QRUpdate, parse_webhook, split_jid
+from .media import decode_media
+from .parsing import (
+    ConnectionUpdate,
+    Ignored,
+    MessageEvent,
+    QRUpdate,
+    message_text,
+    parse_webhook,
+    split_jid,
+)
 
 log = logging.getLogger("nicobot.whatsapp")
 
@@ -36,6 +50,10 @@ WEBHOOK_PATH = "/api/webhooks/evolution"
 SENT_IDS_KEPT = 5000
 TYPING_HARD_CAP_SECONDS = 20.0
 RECONNECT_EVERY_SECONDS = 30.0
+#: Reconciling a send: how far past now to look (clocks differ), and at most how many
+#: pages of 50 of the chat's sent messages to read.
+FIND_SENT_AHEAD = timedelta(minutes=5)
+FIND_SENT_PAGES = 4
 
 DETAILS = {
     "connected": "Connected to WhatsApp.",
@@ -54,6 +72,31 @@ DETAILS = {
 }
 
 
+def candidate_jids(address: str) -> list[str]:
+    """JIDs under which the gateway may have stored a message sent to ``address``.
+
+    WhatsApp's own JID for an Argentine mobile drops the 9 after the country code
+    (``549...`` becomes ``54...``): both are tried."""
+    jid = jid_of(address)
+    user, _, domain = jid.partition("@")
+    jids = [jid]
+    if domain == "s.whatsapp.net" and user.startswith("549") and len(user) == 13:
+        jids.append(f"54{user[3:]}@{domain}")
+    return jids
+
+
+def sent_record_id(record: Mapping[str, Any], text: str) -> str | None:
+    """The id of a ``findMessages`` record that is a message we sent with ``text``."""
+    key = record.get("key")
+    if not isinstance(key, dict) or key.get("fromMe") is not True:
+        return None
+    content = record.get("message")
+    if not isinstance(content, dict) or message_text(content) != text:
+        return None
+    record_id = key.get("id")
+    return record_id if isinstance(record_id, str) and record_id else None
+
+
 class WhatsAppChannel(Channel):
     """WhatsApp through a self-hosted Evolution API (v2) gateway."""
 
@@ -62,12 +105,15 @@ class WhatsAppChannel(Channel):
     webhook_slug = "evolution"
     config_model: ClassVar[type[ChannelConfig]] = WhatsAppConfig
     supports_qr = True
+    supports_disconnect = True
     supports_typing = True
 
     config: WhatsAppConfig
 
     def __init__(self, config: ChannelConfig, context: ChannelContext) -> None:
         super().__init__(config, context)
+        # a call that timed out may still complete on the gateway: wait that long first
+        self.reconcile_after_seconds = self.config.timeout_seconds
         self._client: EvolutionClient | None = None
         self._qr: QRCode | None = None
         self._reason: str | None = None  # "logged_out" / "qr_limit", from webhooks
@@ -317,8 +363,12 @@ class WhatsAppChannel(Channel):
         self._sent_set.add(message_id)
 
     async def send_message(self, message: OutgoingMessage) -> str | None:
-        """Send a reply; raise :class:`EvolutionError` (the core retries). The typing
-        pause before it is :meth:`send_typing`'s, called by the core."""
+        """Send a reply. The core retries what this raises: :class:`EvolutionError` for
+        a failure (a closed connection asks the gateway to reconnect), and
+        ``SendOutcomeUnknown`` when the gateway may have sent it (no answer in time, the
+        connection broke after the request); a number not on WhatsApp or a body the
+        gateway rejects raise ``PermanentSendError``. The typing pause before it is
+        :meth:`send_typing`'s, called by the core."""
         if not message.text.strip():
             log.warning("not sending an empty WhatsApp message to %s", message.address)
             return None
@@ -329,10 +379,59 @@ class WhatsAppChannel(Channel):
         except EvolutionError as exc:
             if exc.is_connection_closed:
                 await self._reconnect()
+            if exc.ambiguous:
+                raise SendOutcomeUnknown(str(exc)) from exc
+            if exc.is_not_on_whatsapp or exc.is_invalid_request:
+                raise PermanentSendError(str(exc)) from exc
+            if exc.retry_after is not None:
+                raise RetryLater(str(exc), exc.retry_after) from exc
             raise
         if message_id:
             self._remember_sent(message_id)
         return message_id
+
+    async def find_sent(self, message: OutgoingMessage, since: datetime) -> SentCheck:
+        """Look for ``message`` among what the gateway stored as sent to that chat since
+        ``since`` (same text; ids this process knows it sent for other replies are
+        skipped). Needs ``DATABASE_SAVE_DATA_NEW_MESSAGE=true`` on the gateway; raises
+        :class:`EvolutionError` when the gateway cannot be asked."""
+        until = datetime.now(UTC) + FIND_SENT_AHEAD
+        for jid in candidate_jids(message.address):
+            for page in range(1, FIND_SENT_PAGES + 1):
+                found = await self.client.find_messages(
+                    self.config.instance,
+                    since=since,
+                    until=until,
+                    remote_jid=jid,
+                    from_me=True,
+                    page=page,
+                )
+                for record in found.records:
+                    record_id = sent_record_id(record, message.text)
+                    if record_id is not None and record_id not in self._sent_set:
+                        self._remember_sent(record_id)
+                        return SentCheck.sent(record_id)
+                if page >= found.pages:
+                    break
+        return SentCheck.not_sent()
+
+    async def fetch_media(self, message: IncomingMessage, max_bytes: int) -> MediaFile | None:
+        """The webhook's own copy of the file, else ``getBase64FromMediaMessage``."""
+        reference = message.media or {}
+        if not reference.get("type"):
+            return None
+        length = reference.get("file_length")
+        if isinstance(length, int) and length > max_bytes:
+            log.info("not fetching a %d-byte file (over [media] max_bytes)", length)
+            return None
+        fetched: dict[str, Any] | None = None
+        if not reference.get("base64"):
+            fetched = await self.client.media_base64(
+                self.config.instance, reference.get("key") or {}, reference.get("message") or {}
+            )
+            if fetched is None:
+                return None
+        return decode_media(message.message_id, reference, fetched, max_bytes)
 
     async def _reconnect(self) -> None:
         """The socket died while the state may still say open: ask for a reconnect."""
@@ -382,6 +481,7 @@ class WhatsAppChannel(Channel):
                 now=now,
                 max_age_seconds=self.config.max_message_age_seconds,
                 own_instance=self.config.instance,
+                max_media_bytes=self.context.settings.media.max_bytes,
             )
         except Exception:  # parse_webhook does not raise; a bug must still not cost a 5xx
             log.exception("could not parse a WhatsApp webhook")

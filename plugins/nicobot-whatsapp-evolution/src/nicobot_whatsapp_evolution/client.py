@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -21,9 +22,21 @@ class EvolutionError(Exception):
     """A failed gateway call. ``status`` is the HTTP status, 0 when the gateway was not
     reached; ``messages`` the gateway's reasons, always as plain strings."""
 
-    def __init__(self, status: int, messages: Sequence[str]) -> None:
+    def __init__(
+        self,
+        status: int,
+        messages: Sequence[str],
+        *,
+        ambiguous: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
         self.status = status
         self.messages = [m for m in messages if m] or [f"HTTP {status}"]
+        #: The request may have reached the gateway (no answer in time, the connection
+        #: broke after it was sent): a send may have gone out.
+        self.ambiguous = ambiguous
+        #: Seconds the gateway asked to wait (a ``Retry-After`` header), if any.
+        self.retry_after = retry_after
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -40,6 +53,17 @@ class EvolutionError(Exception):
     def is_connection_closed(self) -> bool:
         """The gateway's WhatsApp socket died: reconnect the instance, then retry."""
         return any("connection closed" in m.lower() for m in self.messages)
+
+    @property
+    def is_not_on_whatsapp(self) -> bool:
+        return any(m.endswith(" is not on WhatsApp") for m in self.messages)
+
+    @property
+    def is_invalid_request(self) -> bool:
+        """The gateway's schema validation refused the body: resending cannot help."""
+        return self.status == 400 and any(
+            m.startswith("instance") and " requires property " in m for m in self.messages
+        )
 
     @property
     def is_name_taken(self) -> bool:
@@ -144,6 +168,10 @@ class ConnectAnswer:
     qr: QRCode | None
 
 
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _state_of(body: Any) -> str | None:
     if isinstance(body, dict):
         instance = body.get("instance")
@@ -152,6 +180,39 @@ def _state_of(body: Any) -> str | None:
         if isinstance(body.get("state"), str):
             return str(body["state"])
     return None
+
+
+def _never_sent(cause: BaseException) -> bool:
+    """True when the request cannot have reached the gateway (no connection was made)."""
+    return isinstance(
+        cause,
+        aiohttp.ClientConnectorError
+        | aiohttp.ConnectionTimeoutError
+        | httpx.ConnectError
+        | httpx.ConnectTimeout
+        | httpx.PoolTimeout,
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(min(int(value.strip()), 86400))
+
+
+def jid_of(address: str) -> str:
+    """The JID the gateway stores for an address: a full JID as is, else the number's."""
+    if "@" in address:
+        return address
+    return f"{''.join(c for c in address if c.isdigit())}@s.whatsapp.net"
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """One page of ``/chat/findMessages``, newest first."""
+
+    records: list[dict[str, Any]]
+    pages: int
 
 
 def _session() -> aiohttp.ClientSession:
@@ -202,13 +263,21 @@ class EvolutionClient:
                 reason = f"no answer within {timeout:g} s"
             else:
                 reason = str(cause) or type(cause).__name__
-            raise EvolutionError(0, [f"gateway unreachable: {reason} ({self.base_url})"]) from None
+            raise EvolutionError(
+                0,
+                [f"gateway unreachable: {reason} ({self.base_url})"],
+                ambiguous=not _never_sent(cause),
+            ) from None
         try:
             data: Any = response.json()
         except ValueError:
             data = response.text
         if response.status_code >= 400:
-            raise EvolutionError(response.status_code, error_messages(data))
+            raise EvolutionError(
+                response.status_code,
+                error_messages(data),
+                retry_after=_retry_after(response.headers.get("retry-after")),
+            )
         if isinstance(data, dict) and data.get("error") is True:
             raise EvolutionError(response.status_code, error_messages(data) or ["gateway error"])
         return data
@@ -287,6 +356,40 @@ class EvolutionClient:
                 return str(key["id"])
         return None
 
+    async def find_messages(
+        self,
+        instance: str,
+        *,
+        since: datetime,
+        until: datetime,
+        remote_jid: str | None = None,
+        from_me: bool | None = None,
+        page: int = 1,
+        page_size: int = 50,
+    ) -> MessagePage:
+        """Stored messages between ``since`` and ``until`` (the gateway keeps them with
+        ``DATABASE_SAVE_DATA_NEW_MESSAGE=true``), newest first. ``from_me=False`` is
+        ignored by the gateway: filter in code."""
+        key: dict[str, Any] = {}
+        if remote_jid:
+            key["remoteJid"] = remote_jid
+        if from_me is not None:
+            key["fromMe"] = from_me
+        where: dict[str, Any] = {
+            # ISO strings: the gateway reads numbers as milliseconds
+            "messageTimestamp": {"gte": _iso(since), "lte": _iso(until)},
+        }
+        if key:
+            where["key"] = key
+        body = {"where": where, "page": page, "offset": page_size}
+        data = await self._request("POST", self._path("/chat/findMessages", instance), body)
+        found = data.get("messages") if isinstance(data, dict) else None
+        if not isinstance(found, dict):
+            raise EvolutionError(200, ["unexpected findMessages answer"])
+        records = [r for r in found.get("records") or [] if isinstance(r, dict)]
+        pages = found.get("pages")
+        return MessagePage(records, pages if isinstance(pages, int) else 1)
+
     async def send_presence(
         self, instance: str, number: str, *, delay_ms: int, presence: str = "composing"
     ) -> None:
@@ -298,6 +401,18 @@ class EvolutionClient:
             body,
             extra_seconds=delay_ms / 1000,
         )
+
+    async def media_base64(
+        self, instance: str, key: Mapping[str, Any], message: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """A received file, decrypted by the gateway: ``{"mimetype", "fileName",
+        "base64", ...}``, or None when the message holds none. Given the message's key
+        and content, the gateway needs no database to find it."""
+        body = {"message": {"key": dict(key), "message": dict(message)}, "convertToMp4": False}
+        data = await self._request(
+            "POST", self._path("/chat/getBase64FromMediaMessage", instance), body
+        )
+        return data if isinstance(data, dict) and isinstance(data.get("base64"), str) else None
 
     async def set_webhook(
         self,

@@ -17,18 +17,26 @@ In-process::
     python -m nicobot_whatsapp_evolution.fake_gateway --port 8081 --api-key k --schemas DIR
 
 Control endpoints (no key needed): ``GET /_fake/state``, ``GET /_fake/sent``, and
-``POST /_fake/{scan,rotate-qr,refuse,phone-logout,down,fail-connect,deliver,reset}``
-with a JSON body (``{"instance": ..., ...}``, see :meth:`FakeGateway.control`).
+``POST /_fake/{scan,rotate-qr,refuse,phone-logout,down,fail-connect,deliver,reset,
+send-fault,store-message}`` with a JSON body (``{"instance": ..., ...}``, see
+:meth:`FakeGateway.control`). ``send-fault`` (``{"mode": "slow"|"reset", "seconds",
+"count"}``) makes the next sendText calls go out and then answer after the client's
+timeout or reset the connection; ``store-message`` stores a customer message without
+calling the webhook (the receiver was down through every retry); ``/chat/findMessages``
+returns what was stored.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import re
 import secrets
 import signal
+import socket
+import struct
 import sys
 import threading
 import time
@@ -55,11 +63,13 @@ SCHEMA_FILES = {
     "sendText": "message-sendText.schema.json",
     "sendPresence": "chat-sendPresence.schema.json",
     "webhookSet": "webhook-set.schema.json",
+    "findMessages": "chat-findMessages.schema.json",
 }
 OWNER_NUMBER = "5491100000099"
 INSTANCE_ROUTE = re.compile(
     r"^/(instance/connect|instance/connectionState|instance/logout|message/sendText|"
-    r"chat/sendPresence|webhook/set|webhook/find)/([^/]+)$"
+    r"chat/sendPresence|chat/findMessages|webhook/set|webhook/find|"
+    r"chat/getBase64FromMediaMessage)/([^/]+)$"
 )
 
 
@@ -71,6 +81,19 @@ def qr_png(code: str) -> str:
         return PNG_1X1
     uri: str = segno.make(code, error="l").png_data_uri(scale=4, border=2)
     return uri
+
+
+class SendFault(Exception):
+    """Raised after a sendText was accepted (and recorded as sent) to answer it badly:
+    ``"slow"`` answers only after ``seconds`` (past the client's timeout), ``"reset"``
+    resets the connection without an answer."""
+
+    def __init__(self, mode: str, seconds: float, status: int, body: Any) -> None:
+        super().__init__(mode)
+        self.mode = mode
+        self.seconds = seconds
+        self.status = status
+        self.body = body
 
 
 class HTTPAnswer(Exception):
@@ -192,6 +215,15 @@ class FakeGateway:
         self.deliveries: list[Delivery] = []
         self.requests: list[tuple[str, str]] = []
         self.not_on_whatsapp: set[str] = set()
+        #: What the gateway's database holds (sent and received), as findMessages
+        #: records, in the order they were stored.
+        self.stored: list[dict[str, Any]] = []
+        #: Faults for the next sendText calls: ``{"mode", "seconds", "count"}``.
+        self.send_fault: dict[str, Any] | None = None
+        #: Files of received messages, by message id: (bytes, mimetype), for
+        #: ``getBase64FromMediaMessage``; ``media_requests`` counts its calls.
+        self.media: dict[str, tuple[bytes, str]] = {}
+        self.media_requests: list[str] = []
         self.down: str | None = None  # None, "closed" (sends fail) or "drop" (no answer)
         self.fail_connect: str | None = None
         self._connects_left: dict[str, int] = {}
@@ -292,6 +324,10 @@ class FakeGateway:
             self.deliveries.clear()
             self.requests.clear()
             self.not_on_whatsapp.clear()
+            self.stored.clear()
+            self.send_fault = None
+            self.media.clear()
+            self.media_requests.clear()
             self.down = None
             self.fail_connect = None
 
@@ -412,7 +448,35 @@ class FakeGateway:
         """A customer wrote: ``messages.upsert`` to the webhook(s), ``copies`` times at once."""
         instance = self._instance(name)
         data = self.message_data(instance, text=text, **options)
+        self.store_message(data)
         return self.deliver(instance.name, "messages.upsert", data, copies=copies)
+
+    def store_message(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Keep a message as the gateway's database would (findMessages returns it):
+        a ``@lid`` chat is stored under its ``@lid`` JID, whatever the webhook showed."""
+        record: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "key": dict(data["key"]),
+            "pushName": data.get("pushName"),
+            "messageType": data.get("messageType"),
+            "message": data.get("message"),
+            "messageTimestamp": data.get("messageTimestamp"),
+            "instanceId": data.get("instanceId"),
+            "source": data.get("source"),
+            "contextInfo": None,
+            "MessageUpdate": [],
+        }
+        with self._lock:
+            self.stored.append(record)
+        return record
+
+    def customer_wrote_while_receiver_down(
+        self, name: str | None = None, text: str | None = "Hola", **options: Any
+    ) -> dict[str, Any]:
+        """A customer wrote while nicobot could not take webhooks and every retry of
+        the webhook failed: the gateway stored the message and delivered nothing."""
+        instance = self._instance(name)
+        return self.store_message(self.message_data(instance, text=text, **options))
 
     def deliver(self, name: str, event: str, data: Any, *, copies: int = 1) -> list[Delivery]:
         """POST one event to the instance webhook (with its headers) and the global one
@@ -520,8 +584,10 @@ class FakeGateway:
             ("DELETE", "instance/logout"): self._logout,
             ("POST", "message/sendText"): self._send_text,
             ("POST", "chat/sendPresence"): self._send_presence,
+            ("POST", "chat/findMessages"): self._find_messages,
             ("POST", "webhook/set"): self._set_webhook,
             ("GET", "webhook/find"): lambda i, _b: (200, i.webhook or None),
+            ("POST", "chat/getBase64FromMediaMessage"): self._media_base64,
         }
         handler = handlers.get((method, route))
         if handler is None:
@@ -585,6 +651,36 @@ class FakeGateway:
                 "count": instance.qr_count,
             }
 
+    def add_media(self, message_id: str, data: bytes, mimetype: str) -> None:
+        """The file of a received message, as the gateway would decrypt it."""
+        with self._lock:
+            self.media[message_id] = (data, mimetype)
+
+    def _media_base64(self, _instance: Instance, body: Any) -> tuple[int, Any]:
+        import base64
+
+        message = body.get("message") if isinstance(body, dict) else None
+        key = message.get("key") if isinstance(message, dict) else None
+        message_id = key.get("id") if isinstance(key, dict) else None
+        if not isinstance(message_id, str):
+            raise envelope(400, ["Message not found"])
+        with self._lock:
+            self.media_requests.append(message_id)
+            found = self.media.get(message_id)
+        if found is None:
+            raise envelope(400, ["Message not found"])
+        data, mimetype = found
+        media_type = "audioMessage" if mimetype.startswith("audio/") else "imageMessage"
+        extension = "oga" if mimetype.startswith("audio/ogg") else mimetype.split("/")[-1]
+        return 201, {
+            "mediaType": media_type,
+            "fileName": f"{message_id}.{extension}",
+            "size": {"fileLength": str(len(data))},
+            "mimetype": mimetype,
+            "base64": base64.b64encode(data).decode("ascii"),
+            "buffer": None,
+        }
+
     def _state(self, instance: Instance, _body: Any) -> tuple[int, Any]:
         return 200, {"instance": {"instanceName": instance.name, "state": instance.state}}
 
@@ -633,6 +729,8 @@ class FakeGateway:
             "instanceId": instance.instance_id,
             "source": "unknown",
         }
+        self.store_message(answer)
+        fault = self._take_send_fault()
         if self.echo_sent:
             data = self.message_data(
                 instance,
@@ -645,7 +743,65 @@ class FakeGateway:
             threading.Thread(
                 target=self.deliver, args=(instance.name, "messages.upsert", data), daemon=True
             ).start()
+        if fault is not None:
+            raise SendFault(str(fault["mode"]), float(fault.get("seconds") or 0), 201, answer)
         return 201, answer
+
+    def _take_send_fault(self) -> dict[str, Any] | None:
+        with self._lock:
+            fault = self.send_fault
+            if fault is None:
+                return None
+            fault["count"] = int(fault.get("count", 1)) - 1
+            if fault["count"] <= 0:
+                self.send_fault = None
+            return dict(fault)
+
+    def _find_messages(self, instance: Instance, body: Any) -> tuple[int, Any]:
+        """``/chat/findMessages`` as 2.3.7 answers it: ``where.key`` ``remoteJid``, ``id``
+        and a true ``fromMe`` filter (false is ignored); ``messageTimestamp`` needs both
+        ``gte`` and ``lte`` (ISO strings or epoch milliseconds); newest first, ``offset``
+        per ``page``."""
+        self._validate("findMessages", body)
+        where: dict[str, Any] = body["where"] if isinstance(body.get("where"), dict) else {}
+        key: dict[str, Any] = where["key"] if isinstance(where.get("key"), dict) else {}
+        window = where.get("messageTimestamp")
+        low = high = None
+        if isinstance(window, dict) and "gte" in window and "lte" in window:
+            low, high = _epoch_seconds(window["gte"]), _epoch_seconds(window["lte"])
+        with self._lock:
+            records = [r for r in self.stored if r.get("instanceId") == instance.instance_id]
+        matches = []
+        for record in records:
+            record_key = record["key"]
+            if key.get("remoteJid") and record_key.get("remoteJid") != key["remoteJid"]:
+                continue
+            if key.get("id") and record_key.get("id") != key["id"]:
+                continue
+            if key.get("fromMe") is True and record_key.get("fromMe") is not True:
+                continue
+            stamp = record.get("messageTimestamp")
+            if (
+                low is not None
+                and high is not None
+                and not (isinstance(stamp, int) and low <= stamp <= high)
+            ):
+                continue
+            matches.append(record)
+        matches.sort(key=lambda r: r.get("messageTimestamp") or 0, reverse=True)
+        size = body.get("offset") if isinstance(body.get("offset"), int) else 50
+        page = body.get("page") if isinstance(body.get("page"), int) else 1
+        size, page = max(1, size), max(1, page)
+        chunk = matches[(page - 1) * size : page * size]
+        pages = max(1, -(-len(matches) // size))
+        return 200, {
+            "messages": {
+                "total": len(matches),
+                "pages": pages,
+                "currentPage": page,
+                "records": chunk,
+            }
+        }
 
     def _send_presence(self, instance: Instance, body: Any) -> tuple[int, Any]:
         self._validate("sendPresence", body)
@@ -694,6 +850,30 @@ class FakeGateway:
             with self._lock:
                 self.fail_connect = str(body.get("message") or "Internal error")
             return {"ok": True}
+        if action == "send-fault":
+            mode = body.get("mode")
+            if mode not in (None, "slow", "reset"):
+                raise HTTPAnswer(400, {"error": "mode is slow, reset or null"})
+            with self._lock:
+                self.send_fault = (
+                    None
+                    if mode is None
+                    else {
+                        "mode": mode,
+                        "seconds": float(body.get("seconds") or 0),
+                        "count": int(body.get("count") or 1),
+                    }
+                )
+            return {"send_fault": self.send_fault}
+        if action == "store-message":
+            stored_options: dict[str, Any] = {
+                k: body[k]
+                for k in ("number", "push_name", "message_id", "lid", "timestamp")
+                if k in body
+            }
+            return self.customer_wrote_while_receiver_down(
+                name, body.get("text", "Hola"), **stored_options
+            )
         if action == "not-on-whatsapp":
             with self._lock:
                 self.not_on_whatsapp.add(str(body.get("number")))
@@ -722,6 +902,21 @@ class FakeGateway:
         raise HTTPAnswer(404, {"error": f"no control action {action!r}"})
 
 
+def _epoch_seconds(value: Any) -> int | None:
+    """A findMessages bound as the gateway reads it: an ISO string, or epoch
+    milliseconds (so unix seconds match nothing, as on the real gateway)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value // 1000)
+    if isinstance(value, str):
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            return None
+    return None
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # the stdlib default backlog (5) drops connections under a burst of concurrent calls
@@ -743,6 +938,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _reset(self) -> None:
+        """Close with a TCP reset (SO_LINGER 0), no answer: "connection reset by peer"."""
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
 
     def _dispatch(self, method: str) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -786,6 +987,14 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
             status, answer = gateway.handle(method, path, headers, body)
+        except SendFault as fault:
+            if fault.mode == "reset":
+                self._reset()
+                return
+            time.sleep(fault.seconds)
+            with contextlib.suppress(OSError):  # the client gave up meanwhile
+                self._answer(fault.status, fault.body)
+            return
         except Exception as exc:  # a bug in the fake: answer like the gateway would
             status, answer = (
                 500,

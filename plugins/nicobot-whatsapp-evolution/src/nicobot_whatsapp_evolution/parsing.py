@@ -42,6 +42,11 @@ NOT_MESSAGES = {
 SIDE_KEYS = frozenset({"messageContextInfo", "senderKeyDistributionMessage", "contextInfo"})
 MAX_UNWRAP = 6
 MAX_LIST = 500
+#: Message contents whose file nicobot may fetch, and what the core calls them.
+MEDIA_TYPES = {"audioMessage": "audio", "imageMessage": "image", "stickerMessage": "image"}
+#: The webhook's own copy of a file (``"base64": true`` on the instance's webhook) is
+#: kept only up to this size; larger files are fetched when needed, within the limit.
+DEFAULT_MAX_MEDIA_BYTES = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +96,7 @@ def parse_webhook(
     now: datetime,
     max_age_seconds: float,
     own_instance: str | None = None,
+    max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES,
 ) -> list[Event]:
     """Turn one webhook body into events (one per item of ``data`` when it is a list)."""
     if now.tzinfo is None:
@@ -106,7 +112,7 @@ def parse_webhook(
     data = payload.get("data")
     items = data[:MAX_LIST] if isinstance(data, list) else [data]
     if name == "messages.upsert":
-        return [_message(item, now, max_age_seconds) for item in items] or [
+        return [_message(item, now, max_age_seconds, max_media_bytes) for item in items] or [
             Ignored("malformed: empty data")
         ]
     if name == "connection.update":
@@ -205,6 +211,11 @@ def _unwrap(message: Mapping[str, Any]) -> Mapping[str, Any]:
     return message
 
 
+def message_text(message: Mapping[str, Any]) -> str | None:
+    """The text of a message's content (unwrapped), or None."""
+    return _text_of(_unwrap(message))
+
+
 def _text_of(message: Mapping[str, Any]) -> str | None:
     text = _str(message.get("conversation"))
     if text is not None:
@@ -227,7 +238,43 @@ def _kind_without_text(message: Mapping[str, Any]) -> MessageKind:
     return MessageKind.OTHER
 
 
-def _message(data: object, now: datetime, max_age_seconds: float) -> Event:
+def media_reference(
+    key: Mapping[str, Any], content: Mapping[str, Any], max_bytes: int
+) -> dict[str, Any] | None:
+    """What :meth:`WhatsAppChannel.fetch_media` needs later: the core's ``type`` and
+    ``mimetype``, the key and content for ``getBase64FromMediaMessage``, and the
+    webhook's own base64 copy when it came with one no larger than ``max_bytes``."""
+    for field_name, media_type in MEDIA_TYPES.items():
+        media = content.get(field_name)
+        if not isinstance(media, dict):
+            continue
+        reference: dict[str, Any] = {
+            "type": media_type,
+            "field": field_name,
+            "mimetype": _str(media.get("mimetype")) or "",
+            "key": {k: key[k] for k in ("remoteJid", "fromMe", "id") if k in key},
+            "message": {k: v for k, v in content.items() if k != "base64"},
+        }
+        length = _file_length(media.get("fileLength"))
+        if length is not None:
+            reference["file_length"] = length
+        if media_type == "audio":
+            reference["voice_note"] = media.get("ptt") is True
+        copy = content.get("base64")
+        if isinstance(copy, str) and copy and len(copy) <= (max_bytes * 4) // 3 + 4:
+            reference["base64"] = copy
+        return reference
+    return None
+
+
+def _file_length(value: object) -> int | None:
+    if isinstance(value, dict):  # a protobuf Long
+        low, high = _int(value.get("low")), _int(value.get("high"))
+        return None if low is None else (high or 0) * 2**32 + (low & 0xFFFFFFFF)
+    return _int(value)
+
+
+def _message(data: object, now: datetime, max_age_seconds: float, max_media_bytes: int) -> Event:
     if not isinstance(data, dict):
         return Ignored("malformed: message data is not an object")
     key = data.get("key")
@@ -284,5 +331,6 @@ def _message(data: object, now: datetime, max_age_seconds: float) -> Event:
         timestamp=timestamp or now,
         from_business=from_me,
         raw=data,
+        media=None if from_me else media_reference(key, content, max_media_bytes),
     )
     return MessageEvent(message=incoming, lid=lid)

@@ -1,0 +1,140 @@
+"""The schema, one migration per version, applied in order on start.
+
+Several workers may start at once: migrations run under a transaction-level advisory
+lock, so one migrates while the others wait and then find the schema current.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+
+#: pg_advisory_xact_lock's key for migrations (any constant of our own).
+MIGRATION_LOCK = 7_070_013
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        phone_number TEXT,
+        sender_name TEXT,
+        prompt_context TEXT,
+        created_at TIMESTAMPTZ NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL,
+        last_message TEXT,
+        last_message_at TIMESTAMPTZ,
+        paused_until TIMESTAMPTZ,
+        non_text_reply_at DOUBLE PRECISION,
+        UNIQUE (channel, address)
+    );
+    CREATE INDEX sessions_by_activity
+        ON sessions ((COALESCE(last_message_at, updated_at)) DESC, id);
+    CREATE TABLE messages (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        role TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL,
+        meta JSONB NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX messages_by_session ON messages (session_id, id);
+    CREATE TABLE webhook_claims (
+        channel TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        claimed_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (channel, message_id)
+    );
+    CREATE INDEX webhook_claims_by_age ON webhook_claims (claimed_at);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE inbox (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        channel TEXT NOT NULL,
+        platform_id TEXT NOT NULL,
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        message_row_id BIGINT,
+        payload JSONB NOT NULL,
+        platform_ts DOUBLE PRECISION NOT NULL,
+        received_at DOUBLE PRECISION NOT NULL,
+        debounce DOUBLE PRECISION NOT NULL DEFAULT 0,
+        max_wait DOUBLE PRECISION NOT NULL DEFAULT 0,
+        status TEXT NOT NULL,
+        worker TEXT,
+        lease_until DOUBLE PRECISION,
+        UNIQUE (channel, platform_id)
+    );
+    CREATE INDEX inbox_open ON inbox (session_id, platform_ts, id)
+        WHERE status IN ('pending', 'claimed');
+    CREATE INDEX inbox_pending_by_arrival ON inbox (received_at) WHERE status = 'pending';
+    CREATE TABLE outbox (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        channel TEXT NOT NULL,
+        address TEXT NOT NULL,
+        text TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at DOUBLE PRECISION NOT NULL,
+        worker TEXT,
+        lease_until DOUBLE PRECISION,
+        last_error TEXT,
+        platform_id TEXT,
+        created_at TIMESTAMPTZ NOT NULL,
+        sent_at TIMESTAMPTZ,
+        recovered BOOLEAN NOT NULL DEFAULT FALSE
+    );
+    CREATE INDEX outbox_open ON outbox (session_id, id) WHERE status IN ('pending', 'sending');
+    CREATE INDEX outbox_by_status ON outbox (status, id);
+    CREATE INDEX outbox_by_platform_id ON outbox (platform_id);
+    """,
+    """
+    ALTER TABLE sessions ADD COLUMN opted_out_at TIMESTAMPTZ;
+    """,
+    """
+    ALTER TABLE inbox ADD COLUMN not_before DOUBLE PRECISION NOT NULL DEFAULT 0;
+    """,
+    """
+    ALTER TABLE inbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE inbox ADD COLUMN last_error TEXT;
+    ALTER TABLE inbox ADD COLUMN failed_at DOUBLE PRECISION;
+    CREATE INDEX inbox_failed ON inbox (id) WHERE status = 'failed';
+    ALTER TABLE outbox ADD COLUMN first_attempt_at DOUBLE PRECISION;
+    ALTER TABLE outbox ADD COLUMN uncertain BOOLEAN NOT NULL DEFAULT FALSE;
+    CREATE INDEX outbox_pending_by_channel ON outbox (channel) WHERE status = 'pending';
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer nicobot-postgres."""
+
+
+async def migrate(conn: AsyncConnection[object]) -> int:
+    """Bring the schema to SCHEMA_VERSION; return the version found."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        await conn.execute("CREATE TABLE IF NOT EXISTS nicobot_schema (version INTEGER NOT NULL)")
+        cursor = await conn.execute("SELECT version FROM nicobot_schema")
+        row = await cursor.fetchone()
+        current = int(row[0]) if row else 0  # type: ignore[index]
+        if current > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"the database has schema version {current}, newer than this "
+                f"nicobot-postgres ({SCHEMA_VERSION}); upgrade nicobot-postgres"
+            )
+        for version in range(current, SCHEMA_VERSION):
+            for statement in (s.strip() for s in MIGRATIONS[version].split(";")):
+                if statement:
+                    await conn.execute(statement)
+        if row is None:
+            await conn.execute(
+                "INSERT INTO nicobot_schema (version) VALUES (%s)", (SCHEMA_VERSION,)
+            )
+        elif current != SCHEMA_VERSION:
+            await conn.execute("UPDATE nicobot_schema SET version = %s", (SCHEMA_VERSION,))
+        return current
