@@ -23,6 +23,9 @@
 
   function badge(session) {
     if (session.channel === "whatsapp") return el("span", "badge badge-wa", "WA");
+    if (session.channel.startsWith("whatsapp-")) {
+      return el("span", "badge badge-wa", "WA " + session.channel.slice("whatsapp-".length));
+    }
     if (session.channel === "simulator") return el("span", "badge badge-sim", S.simulator);
     const label = data.channel_labels[session.channel] || session.channel;
     return el("span", "badge", label);
@@ -31,7 +34,7 @@
   function avatar(session) {
     const node = el("div", "avatar avatar-" + session.channel);
     node.setAttribute("aria-hidden", "true");
-    if (session.channel === "whatsapp") {
+    if (session.channel === "whatsapp" || session.channel.startsWith("whatsapp-")) {
       node.textContent = "\u260E";
     } else {
       node.textContent = initials(session);
