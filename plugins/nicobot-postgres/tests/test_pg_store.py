@@ -127,6 +127,19 @@ def test_nicobot_commands_work_unchanged_on_postgres(tmp_path: Path, postgres_ur
     assert "¿abren el domingo?" in nicobot("sessions", "show", session_id)
 
 
+def test_a_change_id_still_in_flight_holds_the_later_ones_back():
+    from datetime import timedelta
+
+    from nicobot_postgres.store import _without_gaps, utcnow
+
+    now = utcnow()
+    fresh, old = now - timedelta(seconds=0.1), now - timedelta(seconds=30)
+    rows = [(5, "message", "s", 1, fresh), (7, "message", "s", 2, fresh)]
+    assert [c.id for c in _without_gaps(4, rows, now)] == [5]  # 6 may still commit
+    rows = [(5, "message", "s", 1, old), (7, "message", "s", 2, old)]
+    assert [c.id for c in _without_gaps(4, rows, now)] == [5, 7]  # 6 rolled back
+
+
 def test_store_migrate_copies_a_sqlite_project(tmp_path: Path, postgres_url: str):
     from nicobot.store.sqlite import SQLiteStore
 

@@ -365,40 +365,52 @@ class ChromaKnowledgeBase(KnowledgeBase):
 
         Raises :class:`UnreadableDocument` for a file that cannot be read.
         """
-        async with self._shared_writes():
-            return await self._call(self._ingest, path, source or self.source_for(path), force)
-
-    async def ingest_files(
-        self, items: list[tuple[Path, str]], force: bool = False
-    ) -> list[FileResult | UnreadableDocument]:
-        """Ingest several files in one go (fewer, larger writes); one result per item."""
-        async with self._shared_writes():
-            return await self._call(self._ingest_many, items, force)
-
-    def _ingest(self, path: Path, source: str, force: bool) -> FileResult:
-        [result] = self._ingest_many([(path, source)], force)
+        [result] = await self.ingest_files([(path, source or self.source_for(path))], force)
         if isinstance(result, UnreadableDocument):
             raise result
         return result
 
+    async def ingest_files(
+        self, items: list[tuple[Path, str]], force: bool = False
+    ) -> list[FileResult | UnreadableDocument]:
+        """Ingest several files in one go (fewer, larger writes); one result per item.
+
+        Reading and embedding run in a worker thread without the store's lock (reading
+        itself in the reader process), so searches for customers' questions go on
+        meanwhile; only the write takes the lock."""
+        async with self._shared_writes():
+            await self.connect()
+            prepared = await asyncio.to_thread(self._prepare_all, items, force)
+            return await self._call(self._write_prepared, prepared)
+
     def _ingest_many(
         self, items: list[tuple[Path, str]], force: bool
     ) -> list[FileResult | UnreadableDocument]:
-        results: list[FileResult | UnreadableDocument] = []
-        pending: list[_Prepared] = []
+        return self._write_prepared(self._prepare_all(items, force))
+
+    def _prepare_all(
+        self, items: list[tuple[Path, str]], force: bool
+    ) -> list[FileResult | UnreadableDocument | _Prepared]:
+        prepared: list[FileResult | UnreadableDocument | _Prepared] = []
         for path, source in items:
             try:
-                prepared = self._prepare(path, source, force)
+                prepared.append(self._prepare(path, source, force))
             except UnreadableDocument as exc:
-                results.append(exc)
-                continue
-            if isinstance(prepared, FileResult):
-                results.append(prepared)
-                continue
-            pending.append(prepared)
-            results.append(
-                FileResult(source, "added" if prepared.new else "updated", len(prepared.chunks))
-            )
+                prepared.append(exc)
+        return prepared
+
+    def _write_prepared(
+        self, prepared: list[FileResult | UnreadableDocument | _Prepared]
+    ) -> list[FileResult | UnreadableDocument]:
+        results: list[FileResult | UnreadableDocument] = []
+        pending: list[_Prepared] = []
+        for item in prepared:
+            if isinstance(item, _Prepared):
+                pending.append(item)
+                status = "added" if item.new else "updated"
+                results.append(FileResult(item.source, status, len(item.chunks)))
+            else:
+                results.append(item)
         if pending:
             self._write(pending)
         return results
