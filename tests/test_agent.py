@@ -164,3 +164,36 @@ async def test_stopping_while_the_llm_process_starts_leaves_no_process(nicobot_p
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)  # stopped and reaped, and no second one was started
     assert agent.llm_state == "loading"
+
+
+def test_the_code_chooses_the_client():
+    from nicobot.llm_process import client_for
+
+    assert client_for("openai/fake-model", "http://127.0.0.1:8000/v1") == "openai"
+    assert client_for("openai/gpt-4o-mini", None) == "litellm"  # the hosted API: litellm
+    assert client_for("anthropic/claude-3-5-haiku", "http://127.0.0.1:8000") == "litellm"
+    assert client_for("hosted_vllm/fake-model", "http://127.0.0.1:8000/v1") == "litellm"
+
+
+class TestThroughLitellm:
+    """A provider other than an OpenAI-compatible ``openai/`` server goes through litellm:
+    vLLM's own provider name, on the same fake server."""
+
+    @pytest.fixture(params=["inline", "separate"])
+    def nicobot_env(self, request, fake_llm: FakeLLM) -> dict[str, str]:
+        return {
+            **fake_llm.env,
+            "NICOBOT_MODEL": "hosted_vllm/fake-model",
+            "NICOBOT_LLM__TIMEOUT_SECONDS": "30",  # litellm's first call imports more
+            "NICOBOT_LLM__PROCESS": request.param,
+        }
+
+    async def test_replies_and_apologies(self, nicobot_client, nicobot_bot, fake_llm):
+        turn = await chat(nicobot_client, "hola")
+        assert (turn["mode"], turn["reply"]) == ("llm", "Echo: hola")
+        assert fake_llm.last_messages()[-1]["content"] == "hola"
+        fake_llm.fail_status = 500
+        failed = await chat(nicobot_client, "otra")
+        assert failed["mode"] == "apology"
+        [*_, reply] = await nicobot_bot.store.list_messages(failed["session_id"])
+        assert reply.meta["error"]

@@ -229,6 +229,46 @@ def test_replies_wait_out_a_long_outage_and_go_when_it_ends(start, gateway):
         assert api.get("/api/outbox", params={"status": "failed"}).json()["outbox"] == []
 
 
+def test_customers_who_wrote_while_nicobot_was_down_are_answered_once(start, gateway):
+    """nicobot stops; customers write meanwhile (the gateway stores their messages, its
+    webhook calls fail); on start nicobot fetches them with findMessages, and the
+    gateway's late retries of the same messages are duplicates. The limits are scaled
+    down: messages a few seconds old count as late (the old rule dropped them)."""
+    limits = {
+        "NICOBOT_CHANNELS__WHATSAPP__MAX_MESSAGE_AGE_SECONDS": "1",
+        "NICOBOT_PIPELINE__DELAYED_REPLY_SECONDS": "1",
+    }
+    server = start(**limits)
+    first = "5491100000901"
+    assert gateway.deliver("before", first)["answer"]["accepted"] == 1
+    wait_until("the first reply", lambda: gateway.texts_to(first))
+    server.stop()
+    numbers = [f"54911000009{n:02d}" for n in range(10, 14)]
+    for n, number in enumerate(numbers[:3]):
+        gateway.control("store-message", text=f"{number} missed", number=number, message_id=f"m{n}")
+    [refused] = gateway.control("deliver", text="retried", number=numbers[3], message_id="r1")
+    assert refused["status"] is None  # nicobot is down: the webhook call failed
+    restarted = start(**limits)
+    # the gateway's retries arrive after the restart, late
+    retried = gateway.deliver("retried", numbers[3], message_id="r1")
+    assert retried["status"] == 200
+    for n, number in enumerate(numbers[:3]):
+        gateway.deliver(f"{number} missed", number, message_id=f"m{n}")
+    expected = {
+        **{number: f"{number} missed" for number in numbers[:3]},
+        numbers[3]: "retried",
+    }
+    wait_until(
+        "every missed message answered",
+        lambda: all(gateway.texts_to(number) for number in numbers),
+        timeout=DEADLINE,
+    )
+    for number, text in expected.items():
+        assert gateway.texts_to(number) == [f"Sorry for the late reply.\n\nEcho: {text}"]
+    assert len(gateway.texts_to(first)) == 1
+    assert "queued 4 WhatsApp messages" in restarted.log_path.read_text()
+
+
 def test_sigkill_mid_burst_loses_nothing(start, gateway, fake_llm):
     fake_llm.latency = 0.2
     server = start(NICOBOT_PIPELINE__CONCURRENCY="2")

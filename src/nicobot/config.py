@@ -95,6 +95,9 @@ class ServerSettings(_Section):
     public_url: str | None = Field(
         None, description="Base URL at which gateways reach this server (for webhooks)."
     )
+    workers: int = Field(
+        1, ge=1, le=64, description="Server processes on one port, sharing the store."
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Reverse proxies (addresses or CIDR ranges) whose X-Forwarded-For is "

@@ -609,4 +609,106 @@ async def test_inbound_kinds_through_the_fake(
         fake.deliver_message, INSTANCE, "old", timestamp=int(time.time()) - 3600
     )
     results = await h.feed(sink.take())
-    assert [[m.kind for m in r.messages] for r in results] == [[MessageKind.AUDIO], [], []]
+    # an hour late, with no offline window known: delivered late, not a replay
+    kinds = [[m.kind for m in r.messages] for r in results]
+    assert kinds == [[MessageKind.AUDIO], [], [MessageKind.TEXT]]
+
+
+# late messages, history replays and catching up -----------------------------------------
+
+
+def state_context(fake: FakeGateway, state: dict[str, str], submitted: list[Any]) -> Any:
+    """A channel context whose channel state lives in ``state`` and whose submit
+    records messages (and drops repeated ids, as the core's inbox does)."""
+    seen: set[str] = set()
+
+    async def submit(message: Any) -> bool:
+        if message.message_id in seen:
+            return False
+        seen.add(message.message_id)
+        submitted.append(message)
+        return True
+
+    async def load(key: str) -> str | None:
+        return state.get(key)
+
+    async def save(key: str, value: str | None) -> None:
+        if value is None:
+            state.pop(key, None)
+        else:
+            state[key] = value
+
+    async def report(status: Any) -> None:
+        pass
+
+    environ = {"EVOLUTION_API_URL": fake.url, "EVOLUTION_API_KEY": fake.api_key}
+    return WhatsAppChannel.load_config({}, environ), ChannelContext(
+        settings=Settings(),
+        env=environ,
+        report_status=report,
+        submit=submit,
+        load_state=load,
+        save_state=save,
+    )
+
+
+def upsert_request(data: dict[str, Any]) -> WebhookRequest:
+    body = {"event": "messages.upsert", "instance": INSTANCE, "data": data}
+    return WebhookRequest("POST", {"x-nicobot-secret": SECRET}, "", {}, b"", body)
+
+
+async def test_late_live_messages_are_kept_and_offline_backlog_skipped(fake: FakeGateway) -> None:
+    instance = fake.add_instance(INSTANCE, state="open")
+    now = datetime.now(UTC)
+    state = {
+        "offline_from": (now - timedelta(hours=2)).isoformat(),
+        "offline_until": (now - timedelta(hours=1)).isoformat(),  # the last reconnect
+    }
+    config, context = state_context(fake, state, [])
+    config.webhook_secret = SECRET
+    config.catch_up = False
+    channel = WhatsAppChannel(config, context)
+    await channel.start()
+    try:
+
+        def at(minutes_ago: int) -> dict[str, Any]:
+            stamp = int((now - timedelta(minutes=minutes_ago)).timestamp())
+            return fake.message_data(instance, text=f"{minutes_ago} min ago", timestamp=stamp)
+
+        backlog = await channel.handle_webhook(upsert_request(at(90)))  # written offline
+        late = await channel.handle_webhook(upsert_request(at(30)))  # written online
+        too_old = await channel.handle_webhook(upsert_request(at(60 * 25)))
+        assert backlog.messages == [] and too_old.messages == []
+        assert [m.text for m in late.messages] == ["30 min ago"]
+        assert state["last_seen"] == late.messages[0].timestamp.isoformat()
+    finally:
+        await channel.stop()
+
+
+async def test_catching_up_queues_what_was_missed_once(fake: FakeGateway) -> None:
+    instance = fake.add_instance(INSTANCE, state="open")
+    now = datetime.now(UTC)
+    state = {"last_seen": (now - timedelta(minutes=10)).isoformat()}
+    submitted: list[Any] = []
+    config, context = state_context(fake, state, submitted)
+    config.catch_up = False  # not in the background on start: called below
+    channel = WhatsAppChannel(config, context)
+    await channel.start()
+    try:
+        for n, minutes_ago in enumerate((9, 5, 1)):
+            stamp = int((now - timedelta(minutes=minutes_ago)).timestamp())
+            fake.customer_wrote_while_receiver_down(
+                INSTANCE, f"missed {n}", number=f"549110000010{n}", timestamp=stamp
+            )
+        fake.customer_wrote_while_receiver_down(  # before the newest seen: handled already
+            INSTANCE, "seen", timestamp=int((now - timedelta(minutes=20)).timestamp())
+        )
+        own = fake.message_data(instance, text="our reply", from_me=True)
+        fake.store_message(own)
+        assert await channel.catch_up() == 3
+        assert sorted(m.text for m in submitted) == ["missed 0", "missed 1", "missed 2"]
+        assert {m.address for m in submitted} == {f"549110000010{n}" for n in range(3)}
+        assert await channel.catch_up() == 0  # the same messages are duplicates now
+        assert datetime.fromisoformat(state["last_seen"]) >= now - timedelta(minutes=2)
+    finally:
+        await channel.stop()

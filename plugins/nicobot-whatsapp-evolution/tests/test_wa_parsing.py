@@ -618,3 +618,23 @@ def test_fuzz_never_raises() -> None:
                 assert isinstance(event.message.address, str) and event.message.address
                 assert isinstance(event.message.message_id, str)
     assert kinds == {MessageEvent, ConnectionUpdate, QRUpdate, Ignored}
+
+
+def test_freshness_tells_late_messages_from_replays() -> None:
+    from nicobot_whatsapp_evolution.parsing import REPLAY, Freshness
+
+    now = datetime.fromtimestamp(TS, UTC)
+    hour = timedelta(hours=1)
+    window = (now - 3 * hour, now - 2 * hour)
+    rules = Freshness(300, 86400, window)
+    assert rules.skip_reason(now - timedelta(minutes=4), now) is None  # recent
+    assert rules.skip_reason(now - 2.5 * hour, now) == REPLAY  # written while offline
+    assert rules.skip_reason(now - hour, now) is None  # delivered late, written online
+    assert "too old" in (rules.skip_reason(now - 25 * hour, now) or "")
+    assert rules.skip_reason(now - 10 * hour, now) is None  # before the window: online then
+    since_ever = Freshness(300, 86400, (None, now - 2 * hour))
+    assert since_ever.skip_reason(now - 10 * hour, now) == REPLAY
+    assert Freshness(300, 86400).skip_reason(now - hour, now) is None  # no window known
+    assert Freshness(300).skip_reason(now - hour, now) == REPLAY  # the plain age rule
+    late = one(upsert(ts=TS - 3600), freshness=rules)
+    assert isinstance(late, MessageEvent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 POLL_SECONDS = 2.0
+#: States in which waiting longer cannot help.
+FAILED_STATES = frozenset({"error", "unreachable", "not_configured"})
 
 
 def _bot(project: Path) -> Bot:
@@ -37,12 +40,20 @@ def _channel(bot: Bot, name: str) -> Channel:
     return channel
 
 
-async def _with_channel(channel: Channel, work: Callable[[], Awaitable[T]]) -> T:
-    await channel.start()
+async def _with_channels(bot: Bot, started: list[Channel], work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` with the store open (channels keep their state there, and a channel
+    that connects has its waiting replies rescheduled) and ``started`` started."""
+    await bot.store.open()
     try:
-        return await work()
+        for channel in started:
+            await channel.start()
+        try:
+            return await work()
+        finally:
+            for channel in started:
+                await channel.stop()
     finally:
-        await channel.stop()
+        await bot.store.close()
 
 
 @click.group(context_settings=CONTEXT_SETTINGS)
@@ -55,19 +66,8 @@ def channels() -> None:
 def list_channels(project: Path) -> None:
     """Every channel and its status."""
     bot = _bot(project)
-
-    async def work() -> dict[str, ChannelStatus]:
-        for channel in bot.channels.all():
-            if channel.configured:
-                await channel.start()
-        try:
-            return await bot.channels.statuses()
-        finally:
-            for channel in bot.channels.all():
-                if channel.configured:
-                    await channel.stop()
-
-    statuses = run(work())
+    configured = [channel for channel in bot.channels.all() if channel.configured]
+    statuses = run(_with_channels(bot, configured, bot.channels.statuses))
     echo_table(
         [
             [c.name, c.label, statuses[c.name].state, statuses[c.name].details]
@@ -82,8 +82,9 @@ def list_channels(project: Path) -> None:
 @click.argument("name")
 def channel_status(project: Path, name: str) -> None:
     """One channel's connection status."""
-    channel = _channel(_bot(project), name)
-    status = run(_with_channel(channel, channel.get_status))
+    bot = _bot(project)
+    channel = _channel(bot, name)
+    status = run(_with_channels(bot, [channel], channel.get_status))
     _print_status(channel, status)
     if not status.connected:
         raise SystemExit(1)
@@ -97,48 +98,105 @@ def channel_status(project: Path, name: str) -> None:
 )
 def connect(project: Path, name: str, timeout: float) -> None:
     """Connect NAME; for a channel that pairs by QR code (WhatsApp), show the code here
-    and wait until it is scanned."""
-    channel = _channel(_bot(project), name)
+    and wait until it is scanned.
+
+    The code is redrawn each time the gateway rotates it; the command ends when the
+    phone is linked, on Ctrl-C, or when the gateway stops offering codes."""
+    bot = _bot(project)
+    channel = _channel(bot, name)
     if not channel.capabilities()["connect"]:
         raise click.ClickException(
             f"{channel.label} has nothing to connect: it works from its settings alone "
             f"(see `nicobot channels status {channel.name}`)"
         )
     if not channel.supports_qr:
-        status = run(_with_channel(channel, channel.connect))
+        status = run(_with_channels(bot, [channel], channel.connect))
         _print_status(channel, status)
         if not status.connected:
             raise click.ClickException(f"{channel.label} did not connect")
         return
-
-    import asyncio
-
-    async def work() -> ChannelStatus:
-        status = await channel.connect()
-        shown: str | None = None
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not status.connected:
-            if status.qr_code and status.qr_code != shown:
-                _draw_qr(status.qr_code, channel)
-                shown = status.qr_code
-            elif not status.qr_code and shown is None:
-                click.echo(f"Waiting for {channel.label}... ({status.details or status.state})")
-                shown = ""
-            if asyncio.get_running_loop().time() > deadline:
-                raise click.ClickException(f"not connected after {timeout:.0f} s; try again")
-            await asyncio.sleep(POLL_SECONDS)
-            status = await channel.get_status()
-            if not status.connected and not status.qr_code:
-                status = await channel.connect()
-        return status
-
     try:
-        status = run(_with_channel(channel, work))
+        status = run(_with_channels(bot, [channel], lambda: _pair(channel, wait_seconds=timeout)))
     except KeyboardInterrupt:
-        click.echo("\nStopped waiting; the channel is not connected yet.", err=True)
+        click.echo("Stopped waiting; the channel is not connected yet.", err=True)
         raise SystemExit(130) from None
     click.echo(click.style(f"{channel.label} connected.", fg="green", bold=True))
     _print_status(channel, status)
+
+
+async def _pair(channel: Channel, *, wait_seconds: float) -> ChannelStatus:
+    """Poll the channel until it is connected, redrawing the QR whenever it changes."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    screen = QRScreen(channel)
+    try:
+        return await _wait_for_scan(channel, screen, deadline)
+    finally:
+        screen.done()
+
+
+async def _wait_for_scan(channel: Channel, screen: QRScreen, deadline: float) -> ChannelStatus:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    status = await channel.connect()
+    next_poll = loop.time() + POLL_SECONDS
+    while not status.connected:
+        if status.state in FAILED_STATES:
+            raise click.ClickException(status.details or status.state)
+        if status.qr_code:
+            screen.show(status.qr_code, status.extra.get("qr_count"))
+        elif screen.shown:  # codes were offered and no longer are: the gateway gave up
+            raise click.ClickException(
+                f"the code was not scanned in time ({channel.label} stopped offering new "
+                "ones); run the command again for a new code"
+            )
+        elif not screen.waiting:
+            click.echo(f"Waiting for {channel.label}... ({status.details or status.state})")
+            screen.waiting = True
+        left = deadline - loop.time()
+        if left <= 0:
+            raise click.ClickException("not connected before --timeout ran out; try again")
+        screen.countdown(left)
+        await asyncio.sleep(min(1.0, left, max(0.0, next_poll - loop.time())) or 0.05)
+        if loop.time() >= next_poll:
+            next_poll = loop.time() + POLL_SECONDS
+            status = await channel.get_status()
+    return status
+
+
+class QRScreen:
+    """The terminal while pairing: the current QR, redrawn when it changes, and a
+    countdown line (rewritten in place on a terminal, left out in a pipe)."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.shown: str | None = None
+        self.redraws = 0
+        self.waiting = False
+        self.interactive = sys.stdout.isatty()
+
+    def show(self, code: str, count: object = None) -> None:
+        if code == self.shown:
+            return
+        self.shown = code
+        self.redraws += 1
+        _draw_qr(code, self.channel)
+        number = count if isinstance(count, int) else self.redraws
+        click.echo(f"Code {number}: a new one replaces it here when the gateway rotates it.")
+
+    def countdown(self, seconds_left: float) -> None:
+        if not self.interactive:
+            return
+        minutes, seconds = divmod(int(seconds_left), 60)
+        line = f"Waiting for the scan: {minutes}:{seconds:02d} left (Ctrl-C stops)"
+        click.echo(f"\r{line}\x1b[K", nl=False)
+
+    def done(self) -> None:
+        if self.interactive and (self.shown or self.waiting):
+            click.echo()
 
 
 @channels.command("disconnect")
@@ -146,13 +204,14 @@ def connect(project: Path, name: str, timeout: float) -> None:
 @click.argument("name")
 def disconnect(project: Path, name: str) -> None:
     """Disconnect NAME (for WhatsApp: log the linked device out)."""
-    channel = _channel(_bot(project), name)
+    bot = _bot(project)
+    channel = _channel(bot, name)
     if not channel.supports_disconnect:
         raise click.ClickException(
             f"{channel.label} cannot be disconnected; to turn it off, set "
             f"enabled = false in [channels.{channel.name}]"
         )
-    status = run(_with_channel(channel, channel.disconnect))
+    status = run(_with_channels(bot, [channel], channel.disconnect))
     _print_status(channel, status)
 
 
@@ -176,4 +235,3 @@ def _draw_qr(code: str, channel: Channel) -> None:
     click.clear()
     click.echo(f"Scan this code with the phone: {channel.label} > Linked devices > Link a device")
     segno.make(code, error="l").terminal(compact=True)
-    click.echo("The code changes every few seconds; it is redrawn here. Ctrl-C stops waiting.")

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -31,6 +32,11 @@ def is_loopback(host: str) -> bool:
 @click.option("--host", help="Address to listen on (default: [server] host, 127.0.0.1).")
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: [server] port, 7070).")
 @click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port and the store (default: [server] workers, 1).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -38,13 +44,17 @@ def is_loopback(host: str) -> bool:
     envvar="NICOBOT_LOG_LEVEL",
     help="debug also logs every request (secrets in webhook paths are hidden).",
 )
-def serve(project: Path, host: str | None, port: int | None, log_level: str) -> None:
+def serve(
+    project: Path, host: str | None, port: int | None, workers: int | None, log_level: str
+) -> None:
     """Serve the chat and admin pages, the API and the channels' webhooks."""
     settings = load_project(project)
     if host:
         settings.server.host = host
     if port:
         settings.server.port = port
+    if workers:
+        settings.server.workers = workers
     host, port = settings.server.host, settings.server.port
     if not settings.admin_password and not is_loopback(host):
         raise click.ClickException(
@@ -56,6 +66,22 @@ def serve(project: Path, host: str | None, port: int | None, log_level: str) -> 
 
     configure_logging(log_level)
     os.umask(PRIVATE_UMASK)
+    uvicorn_options: dict[str, Any] = {
+        "lifespan": "on",
+        "access_log": log_level == "debug",
+        "log_config": None,
+        "timeout_graceful_shutdown": 15,
+        # forwarded client addresses are believed from the configured proxies only
+        "proxy_headers": bool(settings.server.trusted_proxies),
+        "forwarded_allow_ips": settings.server.trusted_proxies or "",
+    }
+    if settings.server.workers > 1:
+        from .workers import serve_workers
+
+        click.echo(f"nicobot: {settings.bot.name} for {settings.project_dir}")
+        click.echo(f"  chat and admin: http://{_url_host(host)}:{port}/")
+        serve_workers(settings, settings.server.workers, log_level, **uvicorn_options)
+        return
     import uvicorn
 
     from ..app import create_app
@@ -75,19 +101,7 @@ def serve(project: Path, host: str | None, port: int | None, log_level: str) -> 
             "  no NICOBOT_ADMIN_PASSWORD set; temporary admin password for this run: "
             + app.config["NICOBOT_ADMIN_PASSWORD"]
         )
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        lifespan="on",
-        log_level=log_level,
-        access_log=log_level == "debug",
-        log_config=None,
-        timeout_graceful_shutdown=15,
-        # forwarded client addresses are believed from the configured proxies only
-        proxy_headers=bool(settings.server.trusted_proxies),
-        forwarded_allow_ips=settings.server.trusted_proxies or "",
-    )
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, **uvicorn_options)
     # The store's and the knowledge base's threads take the GIL once per statement; with
     # the default 5 ms switch interval each of those waits up to 5 ms behind a busy event
     # loop, and webhooks wait behind them.

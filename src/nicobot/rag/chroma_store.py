@@ -1,4 +1,5 @@
-"""The Chroma knowledge base: a persistent collection per bot under ``data/chroma``.
+"""The Chroma knowledge base: a persistent collection per bot under ``data/chroma``, or on
+a Chroma server (``[knowledge] chroma_url``) that several workers share.
 
 Every Chroma call blocks, so each runs in a worker thread (one at a time per knowledge
 base); chromadb itself is imported on first use, never at module import.
@@ -9,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 from ..knowledge import DocumentInfo, KnowledgeBase, Snippet
-from .lock import ProcessLock
+from . import hashing
+from .lock import ProcessLock, StoreBusy
 from .manifest import Entry, Manifest, file_hash, now
 from .options import KnowledgeOptions, read_options
 from .readers import UnreadableDocument, read_chunks
@@ -36,6 +40,9 @@ T = TypeVar("T")
 EMBEDDER_KEY = "nicobot_embedder"
 FILES_PER_WRITE = 32
 BATCH_SIZE = 1000  # chunks per Chroma write (its limit is about 5000)
+#: Dense candidates re-ranked with their lexical score by a hybrid embedder.
+HYBRID_CANDIDATES = 12
+WRITES_LOCK_FILE = "writes.lock"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +86,15 @@ class _Prepared:
 
 def embedding_text(chunk: Chunk) -> str:
     """What is embedded for a chunk: its heading path (twice, it says what the chunk is
-    about) and its text. The stored text is the chunk's alone."""
-    if not chunk.heading:
-        return chunk.text
-    return f"{chunk.heading}\n{chunk.heading}\n{chunk.text}"
+    about) and its text, a table's rows as ``column: value`` lines. The stored text is the
+    chunk's alone."""
+    from .chunking import table_as_text
+
+    return passage_text(chunk.heading, table_as_text(chunk.text))
+
+
+def passage_text(heading: str | None, text: str) -> str:
+    return f"{heading}\n{heading}\n{text}" if heading else text
 
 
 class ChromaKnowledgeBase(KnowledgeBase):
@@ -102,6 +114,9 @@ class ChromaKnowledgeBase(KnowledgeBase):
         self._collection: Any = None
         self._embedder: AnyEmbedder | None = None
         self._process_lock = ProcessLock(options.chroma_path)
+        # on a shared Chroma server, the workers of this host write one at a time
+        self._writes_lock = ProcessLock(options.chroma_path, WRITES_LOCK_FILE)
+        self._writes_depth = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -117,17 +132,52 @@ class ChromaKnowledgeBase(KnowledgeBase):
 
     # lifecycle
 
+    @property
+    def shared(self) -> bool:
+        """True on a Chroma server that other workers use too."""
+        return self.options.chroma_url is not None
+
     async def open(self) -> None:
-        """Connect, and sync the project's knowledge folder unless ``auto_ingest = false``."""
+        """Connect, and sync the project's knowledge folder unless ``auto_ingest = false``
+        (on a shared server, unless another worker is syncing it right now)."""
         await self.connect()
         if self.options.auto_ingest and self.knowledge_dir.is_dir():
-            from .ingest import ingest_paths
+            async with self._shared_writes(wait=False) as writing:
+                if writing:
+                    await self._sync_folder()
+                else:
+                    log.info("knowledge: another worker is syncing the folder")
 
-            self.synced = await ingest_paths(self, [self.knowledge_dir])
-            if self.synced.changed or self.synced.failed:
-                log.info("knowledge folder synced: %s", self.synced.summary())
-            for source, problem in self.synced.failed:
-                log.warning("could not ingest %s: %s", source, problem)
+    @asynccontextmanager
+    async def _shared_writes(self, wait: bool = True) -> AsyncIterator[bool]:
+        """On a shared server, hold this host's writes lock (and read the manifest the
+        other workers wrote); yields False when ``wait`` is off and another holds it."""
+        if not self.shared:
+            yield True
+            return
+        if self._writes_depth == 0:
+            try:
+                await asyncio.to_thread(self._writes_lock.acquire, wait)
+            except StoreBusy:
+                yield False
+                return
+            await self._call(self.manifest.load)
+        self._writes_depth += 1
+        try:
+            yield True
+        finally:
+            self._writes_depth -= 1
+            if self._writes_depth == 0:
+                self._writes_lock.release()
+
+    async def _sync_folder(self) -> None:
+        from .ingest import ingest_paths
+
+        self.synced = await ingest_paths(self, [self.knowledge_dir])
+        if self.synced.changed or self.synced.failed:
+            log.info("knowledge folder synced: %s", self.synced.summary())
+        for source, problem in self.synced.failed:
+            log.warning("could not ingest %s: %s", source, problem)
 
     async def connect(self) -> None:
         """Open the store; rebuild the collection if the embedder changed."""
@@ -158,15 +208,20 @@ class ChromaKnowledgeBase(KnowledgeBase):
     def _connect(self) -> None:
         if self._collection is not None:
             return
-        from .embedders import MiniLMEmbeddingFunction, make_embedder
+        from .embedders import E5EmbeddingFunction, describe, make_embedder
 
         embedder = make_embedder(
-            self.options.embedder, self.options.embedder_api_base, self.options.embedder_api_key
+            self.options.embedder,
+            self.options.embedder_api_base,
+            self.options.embedder_api_key,
+            self.options.embedder_threads,
         )
-        self._process_lock.acquire()
+        if not self.shared:
+            self._process_lock.acquire()
         try:
-            if isinstance(embedder, MiniLMEmbeddingFunction):
+            if isinstance(embedder, E5EmbeddingFunction):
                 embedder.model()  # load it now, not on a customer's first question
+            log.info("knowledge: %s", describe(self.options.embedder, embedder))
             self._open_store(embedder)
         except BaseException:
             self._close()
@@ -177,10 +232,19 @@ class ChromaKnowledgeBase(KnowledgeBase):
         from chromadb.config import Settings as ChromaSettings
 
         self.options.chroma_path.mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(
-            path=str(self.options.chroma_path),
-            settings=ChromaSettings(anonymized_telemetry=False),
-        )
+        settings = ChromaSettings(anonymized_telemetry=False)
+        if self.options.chroma_url:
+            url = urlsplit(self.options.chroma_url)
+            client = chromadb.HttpClient(
+                host=url.hostname or "127.0.0.1",
+                port=url.port or (443 if url.scheme == "https" else 8000),
+                ssl=url.scheme == "https",
+                settings=settings,
+            )
+        else:
+            client = chromadb.PersistentClient(
+                path=str(self.options.chroma_path), settings=settings
+            )
         self.manifest.load()
         name = self.options.collection
         identity = embedder.identity()
@@ -263,7 +327,8 @@ class ChromaKnowledgeBase(KnowledgeBase):
             self.reindexed = self._rebuild(previous)
             return self.reindexed
 
-        return await self._call(work)
+        async with self._shared_writes():
+            return await self._call(work)
 
     # documents
 
@@ -288,38 +353,52 @@ class ChromaKnowledgeBase(KnowledgeBase):
 
         Raises :class:`UnreadableDocument` for a file that cannot be read.
         """
-        return await self._call(self._ingest, path, source or self.source_for(path), force)
-
-    async def ingest_files(
-        self, items: list[tuple[Path, str]], force: bool = False
-    ) -> list[FileResult | UnreadableDocument]:
-        """Ingest several files in one go (fewer, larger writes); one result per item."""
-        return await self._call(self._ingest_many, items, force)
-
-    def _ingest(self, path: Path, source: str, force: bool) -> FileResult:
-        [result] = self._ingest_many([(path, source)], force)
+        [result] = await self.ingest_files([(path, source or self.source_for(path))], force)
         if isinstance(result, UnreadableDocument):
             raise result
         return result
 
+    async def ingest_files(
+        self, items: list[tuple[Path, str]], force: bool = False
+    ) -> list[FileResult | UnreadableDocument]:
+        """Ingest several files in one go (fewer, larger writes); one result per item.
+
+        Reading and embedding run in a worker thread without the store's lock (reading
+        itself in the reader process), so searches for customers' questions go on
+        meanwhile; only the write takes the lock."""
+        async with self._shared_writes():
+            await self.connect()
+            prepared = await asyncio.to_thread(self._prepare_all, items, force)
+            return await self._call(self._write_prepared, prepared)
+
     def _ingest_many(
         self, items: list[tuple[Path, str]], force: bool
     ) -> list[FileResult | UnreadableDocument]:
-        results: list[FileResult | UnreadableDocument] = []
-        pending: list[_Prepared] = []
+        return self._write_prepared(self._prepare_all(items, force))
+
+    def _prepare_all(
+        self, items: list[tuple[Path, str]], force: bool
+    ) -> list[FileResult | UnreadableDocument | _Prepared]:
+        prepared: list[FileResult | UnreadableDocument | _Prepared] = []
         for path, source in items:
             try:
-                prepared = self._prepare(path, source, force)
+                prepared.append(self._prepare(path, source, force))
             except UnreadableDocument as exc:
-                results.append(exc)
-                continue
-            if isinstance(prepared, FileResult):
-                results.append(prepared)
-                continue
-            pending.append(prepared)
-            results.append(
-                FileResult(source, "added" if prepared.new else "updated", len(prepared.chunks))
-            )
+                prepared.append(exc)
+        return prepared
+
+    def _write_prepared(
+        self, prepared: list[FileResult | UnreadableDocument | _Prepared]
+    ) -> list[FileResult | UnreadableDocument]:
+        results: list[FileResult | UnreadableDocument] = []
+        pending: list[_Prepared] = []
+        for item in prepared:
+            if isinstance(item, _Prepared):
+                pending.append(item)
+                status = "added" if item.new else "updated"
+                results.append(FileResult(item.source, status, len(item.chunks)))
+            else:
+                results.append(item)
         if pending:
             self._write(pending)
         return results
@@ -391,13 +470,16 @@ class ChromaKnowledgeBase(KnowledgeBase):
                 self.manifest.save()
             return known or bool(found["ids"])
 
-        return await self._call(work)
+        async with self._shared_writes():
+            return await self._call(work)
 
     async def count(self) -> int:
         return int(await self._call(lambda: self._collection.count()))
 
     async def documents(self) -> list[DocumentInfo]:
         def work() -> list[DocumentInfo]:
+            if self.shared and self._writes_depth == 0:
+                self.manifest.load()  # another worker may have changed it
             return [
                 DocumentInfo(source, entry.chunks, entry.updated_at)
                 for source, entry in sorted(self.manifest.entries.items())
@@ -418,10 +500,17 @@ class ChromaKnowledgeBase(KnowledgeBase):
         return await self._call(self._search, text, k)
 
     def _search(self, text: str, k: int) -> list[Snippet]:
+        assert self._embedder is not None
+        calibration = self._embedder.calibration
+        hybrid = calibration.hybrid
+        [vector] = self._embedder.embed_query([text])
         found = self._collection.query(
-            query_texts=[text], n_results=k, include=["documents", "metadatas", "distances"]
+            query_embeddings=[vector],
+            n_results=max(k, HYBRID_CANDIDATES) if hybrid else k,
+            include=["documents", "metadatas", "distances"],
         )
-        snippets = []
+        question = hashing.embed_one(text) if hybrid else None
+        ranked: list[tuple[float, Snippet]] = []
         for chunk_id, document, meta, distance in zip(
             found["ids"][0],
             found["documents"][0],
@@ -430,20 +519,25 @@ class ChromaKnowledgeBase(KnowledgeBase):
             strict=True,
         ):
             meta = meta or {}
-            score = max(0.0, min(1.0, 1.0 - float(distance)))
+            heading = str(meta.get("heading") or "") or None
+            lexical = 0.0
+            if question is not None:
+                lexical = float(question @ hashing.embed_one(passage_text(heading, document or "")))
+            dense = 1.0 - float(distance)
+            score = calibration.score(dense, lexical)
             if score <= 0.0:
                 continue  # nothing in common (e.g. a greeting with no content words)
-            snippets.append(
-                Snippet(
-                    text=document or "",
-                    source=str(meta.get("source", "")),
-                    score=score,
-                    heading=str(meta.get("heading") or "") or None,
-                    chunk_id=chunk_id,
-                    meta={"chunk": meta.get("chunk")},
-                )
+            snippet = Snippet(
+                text=document or "",
+                source=str(meta.get("source", "")),
+                score=score,
+                heading=heading,
+                chunk_id=chunk_id,
+                meta={"chunk": meta.get("chunk")},
             )
-        return snippets
+            ranked.append((calibration.rank(dense, lexical), snippet))
+        ranked.sort(key=lambda pair: pair[0], reverse=True)
+        return [snippet for _rank, snippet in ranked[:k]]
 
     async def query(self, text: str, k: int = 4) -> list[Snippet]:
         """Like :meth:`search`, but a failing store answers nothing rather than failing

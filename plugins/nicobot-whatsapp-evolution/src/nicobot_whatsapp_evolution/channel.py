@@ -33,13 +33,16 @@ from nicobot import (
 from .auth import authenticate
 from .client import WEBHOOK_EVENTS, EvolutionClient, EvolutionError, QRCode, jid_of
 from .config import WhatsAppConfig, merge_config
+from .history import ConnectionHistory
 from .media import decode_media
 from .parsing import (
     ConnectionUpdate,
+    Freshness,
     Ignored,
     MessageEvent,
     QRUpdate,
     message_text,
+    parse_stored_message,
     parse_webhook,
     split_jid,
 )
@@ -54,6 +57,12 @@ RECONNECT_EVERY_SECONDS = 30.0
 #: pages of 50 of the chat's sent messages to read.
 FIND_SENT_AHEAD = timedelta(minutes=5)
 FIND_SENT_PAGES = 4
+#: Catching up after downtime: read back this much before the newest message seen, at
+#: most this many pages of 50; if the gateway cannot be asked, try again this often.
+CATCH_UP_SLACK = timedelta(seconds=30)
+CATCH_UP_PAGES = 20
+CATCH_UP_RETRY_SECONDS = 30.0
+CATCH_UP_TRIES = 10
 
 DETAILS = {
     "connected": "Connected to WhatsApp.",
@@ -123,6 +132,8 @@ class WhatsAppChannel(Channel):
         self._sent_set: set[str] = set()
         self._last_reconnect = 0.0
         self._background: set[asyncio.Task[None]] = set()
+        self._history = ConnectionHistory(context.load_state, context.save_state)
+        self._catching_up: asyncio.Task[None] | None = None
         #: The start-up webhook update, while it runs (awaitable, e.g. in tests).
         self.webhook_sync: asyncio.Task[None] | None = None
 
@@ -177,8 +188,12 @@ class WhatsAppChannel(Channel):
     async def start(self) -> None:
         """Point an existing instance's webhook here, in the background (the gateway
         may be slow or down; the server starts anyway)."""
-        if self.configured and self.config.manage_webhook and self.webhook_secret:
+        if not self.configured:
+            return
+        await self._history.load()
+        if self.config.manage_webhook and self.webhook_secret:
             self.webhook_sync = self._spawn(self._sync_webhook())
+        self._start_catch_up("start")
 
     async def stop(self) -> None:
         for task in list(self._background):
@@ -224,6 +239,8 @@ class WhatsAppChannel(Channel):
     ) -> ChannelStatus:
         qr = self._qr if key == "scanning" and self._qr is not None else None
         extra: dict[str, Any] = {"instance": self.config.instance}
+        if qr is not None and qr.count:
+            extra["qr_count"] = qr.count
         if key in ("logged_out", "qr_limit", "no_instance"):
             extra["reason"] = key
             state = "disconnected"
@@ -276,12 +293,25 @@ class WhatsAppChannel(Channel):
             return self._status("not_configured")
         try:
             state = await self.client.connection_state(self.config.instance)
+            if state == "connecting":
+                state = await self._refresh_qr()
         except EvolutionError as exc:
             status = self._status("no_instance") if exc.is_not_found else self._error_status(exc)
         else:
             status = self._status_for_state(state)
         await self._report(status)
         return status
+
+    async def _refresh_qr(self) -> str:
+        """While pairing, the gateway rotates the QR every few tens of seconds: take the
+        current one (``GET /instance/connect`` only reads it while connecting)."""
+        answer = await self.client.connect(self.config.instance)
+        if answer.state is not None:
+            return answer.state
+        current = self._qr.code if self._qr is not None else None
+        if answer.qr is not None and answer.qr.ready and answer.qr.code != current:
+            self._qr = answer.qr
+        return "connecting"
 
     # pairing
 
@@ -458,6 +488,75 @@ class WhatsAppChannel(Channel):
         except EvolutionError as exc:
             log.debug("typing indicator failed: %s", exc)
 
+    # catching up after downtime
+
+    def _start_catch_up(self, reason: str) -> None:
+        if not self.config.catch_up or self.context.submit is None:
+            return
+        if self._catching_up is None or self._catching_up.done():
+            self._catching_up = self._spawn(self._catch_up_with_retries(reason))
+
+    async def _catch_up_with_retries(self, reason: str) -> None:
+        for attempt in range(1, CATCH_UP_TRIES + 1):
+            try:
+                await self.catch_up(reason)
+                return
+            except EvolutionError as exc:
+                if exc.is_not_found:
+                    return  # no instance yet: nothing was missed
+                log.warning(
+                    "could not fetch the messages missed meanwhile (%s, try %d): %s",
+                    reason,
+                    attempt,
+                    exc,
+                )
+            await asyncio.sleep(CATCH_UP_RETRY_SECONDS)
+
+    async def catch_up(self, reason: str = "start") -> int:
+        """Queue what customers wrote since the newest message seen (the gateway's
+        webhooks failed meanwhile: nicobot was down), by the same rules as webhooks;
+        duplicates are dropped by the core. Returns how many were new."""
+        submit = self.context.submit
+        now = datetime.now(UTC)
+        since = self._history.last_seen
+        if submit is None or since is None:
+            await self._history.note_seen([now])  # the start of what a later run reads
+            return 0
+        earliest = now - timedelta(seconds=self.config.max_late_reply_seconds)
+        since = max(since - CATCH_UP_SLACK, earliest)
+        freshness = self._freshness()
+        queued, newest = 0, [since]
+        for page in range(1, CATCH_UP_PAGES + 1):
+            found = await self.client.find_messages(
+                self.config.instance, since=since, until=now + FIND_SENT_AHEAD, page=page
+            )
+            for record in found.records:
+                event = parse_stored_message(
+                    record,
+                    now=now,
+                    freshness=freshness,
+                    max_media_bytes=self.context.settings.media.max_bytes,
+                )
+                if isinstance(event, MessageEvent) and not event.message.from_business:
+                    newest.append(event.message.timestamp)
+                    queued += int(await submit(event.message))
+            if page >= found.pages:
+                break
+        await self._history.note_seen(newest)
+        if queued:
+            log.info(
+                "queued %d WhatsApp messages that customers wrote while nicobot could not "
+                "receive them (%s)",
+                queued,
+                reason,
+            )
+        return queued
+
+    def _freshness(self) -> Freshness:
+        return self._history.freshness(
+            self.config.max_message_age_seconds, self.config.max_late_reply_seconds
+        )
+
     # webhooks
 
     async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
@@ -482,6 +581,7 @@ class WhatsAppChannel(Channel):
                 max_age_seconds=self.config.max_message_age_seconds,
                 own_instance=self.config.instance,
                 max_media_bytes=self.context.settings.media.max_bytes,
+                freshness=self._freshness(),
             )
         except Exception:  # parse_webhook does not raise; a bug must still not cost a 5xx
             log.exception("could not parse a WhatsApp webhook")
@@ -503,6 +603,8 @@ class WhatsAppChannel(Channel):
                     self._reason = "qr_limit"
                 elif event.state == "open":
                     self._reason = None
+                if await self._history.note_state(event.state, now):
+                    self._start_catch_up("reconnected")
                 await self._report(self._status_for_state(event.state))
             elif isinstance(event, QRUpdate):
                 self._qr = QRCode(code=event.code, base64=event.base64)
@@ -511,6 +613,7 @@ class WhatsAppChannel(Channel):
             elif isinstance(event, Ignored):
                 ignored += 1
                 log.debug("WhatsApp webhook ignored: %s", event.reason)
+        await self._history.note_seen(m.timestamp for m in messages if not m.from_business)
         return WebhookResult(
             messages=messages, body={"ok": True, "messages": len(messages), "ignored": ignored}
         )

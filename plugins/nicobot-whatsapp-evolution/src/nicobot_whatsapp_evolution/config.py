@@ -40,7 +40,20 @@ class WhatsAppConfig(ChannelConfig):
     )
     timeout_seconds: float = Field(15.0, gt=0, le=300, description="Limit for one gateway call.")
     max_message_age_seconds: float = Field(
-        300.0, gt=0, description="Older messages (a replayed backlog) are not answered."
+        300.0,
+        gt=0,
+        description="Older messages written while the instance was offline (a replayed "
+        "backlog) are not answered.",
+    )
+    max_late_reply_seconds: float = Field(
+        86400.0,
+        gt=0,
+        description="Messages delivered late (nicobot was down) are answered up to this age.",
+    )
+    catch_up: bool = Field(
+        True,
+        description="On start and on reconnect, fetch from the gateway what customers wrote "
+        "while nicobot could not receive it, and answer it.",
     )
     debounce_seconds: float = Field(2.5, ge=0, le=60)
 

@@ -90,6 +90,41 @@ def event_name(value: object) -> str | None:
     return value.strip().lower().replace("_", ".").replace("-", ".")
 
 
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """Which old messages are answered.
+
+    A message older than ``max_age_seconds`` that was written while the instance was
+    offline (inside ``offline``, ``(start or None for "since ever", end)``) is a history
+    replay and is skipped. Any other message, merely delivered late (nicobot was down,
+    the webhook was retried), is answered up to ``max_late_seconds``. Without
+    ``max_late_seconds`` every message older than ``max_age_seconds`` counts as a replay.
+    """
+
+    max_age_seconds: float
+    max_late_seconds: float | None = None
+    offline: tuple[datetime | None, datetime] | None = None
+
+    def skip_reason(self, timestamp: datetime, now: datetime) -> str | None:
+        age = (now - timestamp).total_seconds()
+        if self.max_late_seconds is None:
+            return REPLAY if age > self.max_age_seconds else None
+        if age > self.max_late_seconds:
+            return "too old to answer (older than max_late_reply_seconds)"
+        if age > self.max_age_seconds and self._written_offline(timestamp):
+            return REPLAY
+        return None
+
+    def _written_offline(self, timestamp: datetime) -> bool:
+        if self.offline is None:
+            return False
+        start, end = self.offline
+        return (start is None or start <= timestamp) and timestamp < end
+
+
+REPLAY = "stale message (replayed backlog)"
+
+
 def parse_webhook(
     payload: object,
     *,
@@ -97,8 +132,12 @@ def parse_webhook(
     max_age_seconds: float,
     own_instance: str | None = None,
     max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES,
+    freshness: Freshness | None = None,
 ) -> list[Event]:
-    """Turn one webhook body into events (one per item of ``data`` when it is a list)."""
+    """Turn one webhook body into events (one per item of ``data`` when it is a list).
+    ``freshness`` (default: ``Freshness(max_age_seconds)``) says which old messages are
+    skipped as history replays."""
+    fresh = freshness or Freshness(max_age_seconds)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     if not isinstance(payload, dict):
@@ -112,7 +151,7 @@ def parse_webhook(
     data = payload.get("data")
     items = data[:MAX_LIST] if isinstance(data, list) else [data]
     if name == "messages.upsert":
-        return [_message(item, now, max_age_seconds, max_media_bytes) for item in items] or [
+        return [_message(item, now, fresh, max_media_bytes) for item in items] or [
             Ignored("malformed: empty data")
         ]
     if name == "connection.update":
@@ -274,7 +313,21 @@ def _file_length(value: object) -> int | None:
     return _int(value)
 
 
-def _message(data: object, now: datetime, max_age_seconds: float, max_media_bytes: int) -> Event:
+def parse_stored_message(
+    record: object,
+    *,
+    now: datetime,
+    freshness: Freshness,
+    max_media_bytes: int = DEFAULT_MAX_MEDIA_BYTES,
+) -> Event:
+    """A ``/chat/findMessages`` record (the upsert shape, as the gateway stored it) as an
+    event, by the same rules as a webhook's message."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    return _message(record, now, freshness, max_media_bytes)
+
+
+def _message(data: object, now: datetime, freshness: Freshness, max_media_bytes: int) -> Event:
     if not isinstance(data, dict):
         return Ignored("malformed: message data is not an object")
     key = data.get("key")
@@ -313,8 +366,9 @@ def _message(data: object, now: datetime, max_age_seconds: float, max_media_byte
         return Ignored("message without content")
 
     timestamp = message_timestamp(data.get("messageTimestamp"))
-    if timestamp is not None and (now - timestamp).total_seconds() > max_age_seconds:
-        return Ignored("stale message (replayed backlog)")
+    skip = freshness.skip_reason(timestamp, now) if timestamp is not None else None
+    if skip is not None:
+        return Ignored(skip)
 
     from_me = key.get("fromMe") is True or key.get("fromMe") == "true"
     text = _text_of(content)
