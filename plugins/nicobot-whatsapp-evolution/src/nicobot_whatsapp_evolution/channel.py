@@ -53,6 +53,13 @@ WEBHOOK_PATH = "/api/webhooks/evolution"
 SENT_IDS_KEPT = 5000
 TYPING_HARD_CAP_SECONDS = 20.0
 RECONNECT_EVERY_SECONDS = 30.0
+#: Logging out of a gateway that may be redialing (see _logout_every_loop).
+LOGOUT_EVERY_SECONDS = 0.15
+LOGOUT_QUIET_SECONDS = 1.0
+LOGOUT_FIRST_QUIET_SECONDS = 1.5
+LOGOUT_WITHIN_SECONDS = 20.0
+#: A "connecting" webhook this recent means the gateway is still dialing.
+DIAL_GRACE_SECONDS = 10.0
 #: Reconciling a send: how far past now to look (clocks differ), and at most how many
 #: pages of 50 of the chat's sent messages to read.
 FIND_SENT_AHEAD = timedelta(minutes=5)
@@ -134,6 +141,7 @@ class WhatsAppChannel(Channel):
         self._background: set[asyncio.Task[None]] = set()
         self._history = ConnectionHistory(context.load_state, context.save_state)
         self._catching_up: asyncio.Task[None] | None = None
+        self._webhook_state: tuple[str | None, float] = (None, 0.0)
         #: The start-up webhook update, while it runs (awaitable, e.g. in tests).
         self.webhook_sync: asyncio.Task[None] | None = None
 
@@ -293,6 +301,8 @@ class WhatsAppChannel(Channel):
             return self._status("not_configured")
         try:
             state = await self.client.connection_state(self.config.instance)
+            if state == "close" and self._dialing():
+                state = "connecting"  # between two dial attempts: not a change
             if state == "connecting":
                 state = await self._refresh_qr()
         except EvolutionError as exc:
@@ -301,6 +311,12 @@ class WhatsAppChannel(Channel):
             status = self._status_for_state(state)
         await self._report(status)
         return status
+
+    def _dialing(self) -> bool:
+        """The gateway's webhooks said "connecting" lately (and nothing since): it is
+        redialing, and its state API flips between connecting and close meanwhile."""
+        state, at = self._webhook_state
+        return state == "connecting" and time.monotonic() - at < DIAL_GRACE_SECONDS
 
     async def _refresh_qr(self) -> str:
         """While pairing, the gateway rotates the QR every few tens of seconds: take the
@@ -372,17 +388,43 @@ class WhatsAppChannel(Channel):
         if not self.configured:
             return self._status("not_configured")
         try:
-            await self.client.logout(self.config.instance)
+            await self._logout_every_loop()
         except EvolutionError as exc:
-            if exc.status not in (400, 404):  # not connected / no instance: done already
-                status = self._error_status(exc)
-                await self._report(status)
-                return status
+            status = self._error_status(exc)
+            await self._report(status)
+            return status
         self._qr = None
         self._reason = None
         status = self._status("disconnected")
         await self._report(status)
         return status
+
+    async def _logout_every_loop(self) -> None:
+        """Log out until the gateway says "not connected" for a while.
+
+        A gateway that cannot reach WhatsApp redials forever and accepts a logout only
+        mid-dial (400 "not connected" otherwise); each dialing loop needs its own
+        logout. So: call until it has answered 400 (or 404: no instance) for
+        LOGOUT_QUIET_SECONDS after the last success (LOGOUT_FIRST_QUIET_SECONDS when none
+        succeeded: the instance was not connected), within LOGOUT_WITHIN_SECONDS."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOGOUT_WITHIN_SECONDS
+        quiet_since: float | None = None
+        succeeded = False
+        while loop.time() < deadline:
+            try:
+                await self.client.logout(self.config.instance)
+            except EvolutionError as exc:
+                if exc.status not in (400, 404):
+                    raise
+                quiet_since = quiet_since if quiet_since is not None else loop.time()
+                quiet = LOGOUT_QUIET_SECONDS if succeeded else LOGOUT_FIRST_QUIET_SECONDS
+                if exc.status == 404 or loop.time() - quiet_since >= quiet:
+                    return
+            else:
+                succeeded, quiet_since = True, None
+            await asyncio.sleep(LOGOUT_EVERY_SECONDS)
+        log.warning("the gateway kept accepting logouts for %g s", LOGOUT_WITHIN_SECONDS)
 
     # sending
 
@@ -464,12 +506,16 @@ class WhatsAppChannel(Channel):
         return decode_media(message.message_id, reference, fetched, max_bytes)
 
     async def _reconnect(self) -> None:
-        """The socket died while the state may still say open: ask for a reconnect."""
+        """The socket died while the state still says open: ask for a reconnect. While
+        the gateway is dialing already (or logged out) a connect would only start one
+        more dialing loop: then the reply just waits."""
         if time.monotonic() - self._last_reconnect < RECONNECT_EVERY_SECONDS:
             return
         self._last_reconnect = time.monotonic()
-        log.warning("WhatsApp connection closed; asking the gateway to reconnect")
         try:
+            if await self.client.connection_state(self.config.instance) != "open":
+                return
+            log.warning("WhatsApp connection closed; asking the gateway to reconnect")
             await self.client.connect(self.config.instance)
         except EvolutionError as exc:
             log.warning("reconnecting WhatsApp failed: %s", exc)
@@ -603,6 +649,7 @@ class WhatsAppChannel(Channel):
                     self._reason = "qr_limit"
                 elif event.state == "open":
                     self._reason = None
+                self._webhook_state = (event.state, time.monotonic())
                 if await self._history.note_state(event.state, now):
                     self._start_catch_up("reconnected")
                 await self._report(self._status_for_state(event.state))
