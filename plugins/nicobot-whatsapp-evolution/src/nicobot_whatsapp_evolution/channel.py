@@ -55,11 +55,12 @@ TYPING_HARD_CAP_SECONDS = 20.0
 RECONNECT_EVERY_SECONDS = 30.0
 #: Logging out of a gateway that may be redialing (see _logout_every_loop).
 LOGOUT_EVERY_SECONDS = 0.15
-LOGOUT_QUIET_SECONDS = 1.0
-LOGOUT_FIRST_QUIET_SECONDS = 1.5
+LOGOUT_QUIET_SECONDS = 1.5
 LOGOUT_WITHIN_SECONDS = 20.0
 #: A "connecting" webhook this recent means the gateway is still dialing.
 DIAL_GRACE_SECONDS = 10.0
+#: While no QR has come yet, the status asks the gateway for one at most this often.
+QR_WAIT_REFRESH_SECONDS = 10.0
 #: Reconciling a send: how far past now to look (clocks differ), and at most how many
 #: pages of 50 of the chat's sent messages to read.
 FIND_SENT_AHEAD = timedelta(minutes=5)
@@ -142,6 +143,7 @@ class WhatsAppChannel(Channel):
         self._history = ConnectionHistory(context.load_state, context.save_state)
         self._catching_up: asyncio.Task[None] | None = None
         self._webhook_state: tuple[str | None, float] = (None, 0.0)
+        self._qr_asked_at = -QR_WAIT_REFRESH_SECONDS
         #: The start-up webhook update, while it runs (awaitable, e.g. in tests).
         self.webhook_sync: asyncio.Task[None] | None = None
 
@@ -303,7 +305,7 @@ class WhatsAppChannel(Channel):
             state = await self.client.connection_state(self.config.instance)
             if state == "close" and self._dialing():
                 state = "connecting"  # between two dial attempts: not a change
-            if state == "connecting":
+            if state == "connecting" and self._may_refresh_qr():
                 state = await self._refresh_qr()
         except EvolutionError as exc:
             status = self._status("no_instance") if exc.is_not_found else self._error_status(exc)
@@ -318,9 +320,19 @@ class WhatsAppChannel(Channel):
         state, at = self._webhook_state
         return state == "connecting" and time.monotonic() - at < DIAL_GRACE_SECONDS
 
+    def _may_refresh_qr(self) -> bool:
+        """With a QR shown, follow its rotation on every look. Without one yet, ask at
+        most every QR_WAIT_REFRESH_SECONDS: a gateway that cannot reach WhatsApp never
+        makes one, takes seconds to say so, and may start one more dialing loop per
+        ``GET /instance/connect``."""
+        return self._qr is not None or (
+            time.monotonic() - self._qr_asked_at >= QR_WAIT_REFRESH_SECONDS
+        )
+
     async def _refresh_qr(self) -> str:
         """While pairing, the gateway rotates the QR every few tens of seconds: take the
         current one (``GET /instance/connect`` only reads it while connecting)."""
+        self._qr_asked_at = time.monotonic()
         answer = await self.client.connect(self.config.instance)
         if answer.state is not None:
             return answer.state
@@ -400,31 +412,30 @@ class WhatsAppChannel(Channel):
         return status
 
     async def _logout_every_loop(self) -> None:
-        """Log out until the gateway says "not connected" for a while.
+        """Log out, and again while the gateway is still dialing.
 
-        A gateway that cannot reach WhatsApp redials forever and accepts a logout only
-        mid-dial (400 "not connected" otherwise); each dialing loop needs its own
-        logout. So: call until it has answered 400 (or 404: no instance) for
-        LOGOUT_QUIET_SECONDS after the last success (LOGOUT_FIRST_QUIET_SECONDS when none
-        succeeded: the instance was not connected), within LOGOUT_WITHIN_SECONDS."""
+        A gateway that cannot reach WhatsApp redials forever, accepts a logout only
+        mid-dial (400 "not connected" otherwise) and needs one per dialing loop. So a
+        400 ends this only once no "connecting" webhook came lately and the last
+        success is LOGOUT_QUIET_SECONDS old; at most LOGOUT_WITHIN_SECONDS in all."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LOGOUT_WITHIN_SECONDS
-        quiet_since: float | None = None
-        succeeded = False
+        last_success: float | None = None
         while loop.time() < deadline:
             try:
                 await self.client.logout(self.config.instance)
             except EvolutionError as exc:
-                if exc.status not in (400, 404):
+                if exc.status == 404:
+                    return
+                if exc.status != 400:
                     raise
-                quiet_since = quiet_since if quiet_since is not None else loop.time()
-                quiet = LOGOUT_QUIET_SECONDS if succeeded else LOGOUT_FIRST_QUIET_SECONDS
-                if exc.status == 404 or loop.time() - quiet_since >= quiet:
+                settled = last_success is None or loop.time() - last_success >= LOGOUT_QUIET_SECONDS
+                if settled and not self._dialing():
                     return
             else:
-                succeeded, quiet_since = True, None
+                last_success = loop.time()
             await asyncio.sleep(LOGOUT_EVERY_SECONDS)
-        log.warning("the gateway kept accepting logouts for %g s", LOGOUT_WITHIN_SECONDS)
+        log.warning("the gateway was still dialing after %g s of logouts", LOGOUT_WITHIN_SECONDS)
 
     # sending
 
