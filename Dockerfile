@@ -22,9 +22,10 @@ COPY pyproject.toml README.md LICENSE CHANGELOG.md ./
 COPY src ./src
 COPY templates ./templates
 COPY plugins/nicobot-whatsapp-evolution ./plugins/nicobot-whatsapp-evolution
+COPY plugins/nicobot-postgres ./plugins/nicobot-postgres
 # The same install as the README's first command (never `pip install nicobot` from the
 # registry: that name belongs to an unrelated project).
-RUN pip install . ./plugins/nicobot-whatsapp-evolution
+RUN pip install . ./plugins/nicobot-whatsapp-evolution ./plugins/nicobot-postgres
 
 # ---- runtime: the virtual environment, the default project and a non-root user ----
 FROM python:3.11-slim

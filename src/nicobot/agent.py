@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import i18n
+from . import i18n, offline_answer
 from .knowledge import KnowledgeBase, Snippet
 from .llm_process import InlineLLM, LLMProcess, LLMRunner, client_for
 from .models import ChatSession, Message, Role
@@ -23,6 +23,21 @@ log = logging.getLogger("nicobot.agent")
 #: (a child process that hangs).
 CALL_MARGIN_SECONDS = 5.0
 VALIDATE_SECONDS = 60.0
+
+
+#: Before the retrieved passages, in the prompt.
+KNOWLEDGE_PREAMBLE = (
+    "Information from the business's documents, with sources. Answer only from it; if it "
+    "does not answer the customer's question, say that you do not know and offer to pass "
+    "them to a person. Never guess prices, dates or conditions:"
+)
+#: In the prompt when no passage matched the customer's message well enough.
+NO_KNOWLEDGE = (
+    "No information from the business's documents matches this message. If it asks "
+    "something about the business, say that you do not know and offer to pass the customer "
+    "to a person; do not answer from general knowledge. Greetings and thanks need no "
+    "information: answer them briefly."
+)
 
 
 def _(message: str) -> str:
@@ -188,13 +203,9 @@ class Agent:
                 f"[{i}] ({s.source}{' > ' + s.heading if s.heading else ''})\n{s.text}"
                 for i, s in enumerate(context.snippets, 1)
             )
-            messages.append(
-                {
-                    "role": "system",
-                    "content": "Information from the business's documents, "
-                    "with sources:\n\n" + sources,
-                }
-            )
+            messages.append({"role": "system", "content": f"{KNOWLEDGE_PREAMBLE}\n\n{sources}"})
+        elif self.knowledge is not None:
+            messages.append({"role": "system", "content": NO_KNOWLEDGE})
         if context.session.prompt_context:
             messages.append(
                 {
@@ -211,12 +222,13 @@ class Agent:
         messages.append({"role": "user", "content": context.text})
         return messages
 
-    def offline_answer(self, snippets: list[Snippet]) -> AgentReply:
+    def offline_answer(self, snippets: list[Snippet], question: str = "") -> AgentReply:
+        """The reply with no LLM: what answers in the best passages, or the fallback."""
         if not snippets:
             return AgentReply(canned_message(self.settings, "offline_fallback"), [], "offline")
-        best = snippets[0]
+        quoted, used = offline_answer.compose(question, snippets)
         intro = canned_message(self.settings, "offline_intro")
-        return AgentReply(f"{intro}\n\n{best.text.strip()}", [best], "offline")
+        return AgentReply(f"{intro}\n\n{quoted}", used, "offline")
 
     async def complete(self, llm_messages: list[dict[str, Any]]) -> str:
         llm = self.settings.llm
@@ -243,7 +255,7 @@ class Agent:
         started = time.perf_counter()
         try:
             if await self.offline():
-                return self.offline_answer(context.snippets)
+                return self.offline_answer(context.snippets, context.text)
             text = await self.complete(context.llm_messages)
         except TimeoutError:
             log.warning(

@@ -19,7 +19,7 @@ from .bot import Bot
 from .config import Settings, load_settings
 from .plugins import call_registration, make_plugin_manager
 from .version import __version__
-from .web import api, pages, webhooks
+from .web import api, events, inbox, pages, webhooks
 from .web.auth import CredentialThrottle, csrf_token
 from .web.limits import BodyRejected, check_json_body, path_value_ok
 from .web.security import add_security_headers, cookie_name, secret_key
@@ -73,6 +73,8 @@ def create_app(
     app.register_blueprint(pages.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(webhooks.blueprint)
+    app.register_blueprint(inbox.blueprint)
+    events.install(app, bot)
     call_registration(pm, "register_routes", app=app)
     _setup_errors(app)
     _setup_limits(app)

@@ -197,6 +197,8 @@ class OutboxEntry:
     uncertain: bool = False
     #: Unix time of the first attempt (None before it).
     first_attempt_at: float | None = None
+    #: The transcript line this entry delivers (a long reply has several entries).
+    message_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -211,6 +213,30 @@ class OutboxEntry:
             "last_error": self.last_error,
             "platform_id": self.platform_id,
             "sent_at": self.sent_at.isoformat() if self.sent_at else None,
+            "message_id": self.message_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """Something the pages show changed in the store (for live updates).
+
+    ``kind`` is ``message`` (a new transcript line), ``delivery`` (an outbox entry
+    changed state), ``session`` (a pause or resume) or ``deleted`` (a conversation).
+    ``id`` grows with every change, across every worker sharing the store.
+    """
+
+    id: int
+    kind: str
+    session_id: str
+    message_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "session_id": self.session_id,
+            "message_id": self.message_id,
         }
 
 

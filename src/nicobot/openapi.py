@@ -29,8 +29,9 @@ def _op(
     errors: tuple[int, ...] = (400, 401),
     public: bool = False,
     tag: str = "api",
+    ok_status: int = 200,
 ) -> dict[str, Any]:
-    responses: dict[str, Any] = {"200": ok or _json({"type": "object"})}
+    responses: dict[str, Any] = {str(ok_status): ok or _json({"type": "object"})}
     for status in errors:
         responses[str(status)] = _json(_ref("Error"), ERROR_TEXT.get(status, "Error"))
     operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
@@ -47,7 +48,7 @@ ERROR_TEXT = {
     400: "Bad input",
     401: "Missing or wrong credentials",
     404: "Not found",
-    409: "Not configured",
+    409: "Not configured, or not possible now",
     413: "Too large",
     502: "The platform failed",
 }
@@ -107,7 +108,81 @@ SCHEMAS: dict[str, Any] = {
             "role": {"type": "string", "enum": ["user", "assistant", "operator", "system"]},
             "text": {"type": "string"},
             "created_at": {"type": "string", "format": "date-time"},
-            "meta": {"type": "object", "description": "mode, sources used, errors."},
+            "meta": {
+                "type": "object",
+                "description": 'mode, sources used, errors; source "page" for a person\'s '
+                "reply typed in the chat page.",
+            },
+            "delivery": {
+                "allOf": [_ref("Delivery")],
+                "nullable": True,
+                "description": "For lines sent through a channel's outbox; null otherwise.",
+            },
+        },
+    },
+    "Delivery": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {"type": "string", "enum": ["queued", "sent", "failed"]},
+            "error": {
+                "type": "string",
+                "nullable": True,
+                "description": "Why it failed, or the last error while it is retried.",
+            },
+            "attempts": {"type": "integer"},
+            "outbox_ids": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "description": "Entries to retry with POST /api/outbox/{entry_id}/retry.",
+            },
+            "sent_at": {"type": "string", "format": "date-time", "nullable": True},
+        },
+    },
+    "OperatorReply": {
+        "type": "object",
+        "required": ["text"],
+        "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 4000}},
+    },
+    "Dashboard": {
+        "type": "object",
+        "properties": {
+            "first_day": {"type": "string", "format": "date"},
+            "last_day": {"type": "string", "format": "date"},
+            "timezone": {"type": "string"},
+            "messages": {"type": "integer"},
+            "customer_messages": {"type": "integer"},
+            "conversations": {"type": "integer"},
+            "bot_replies": {"type": "integer"},
+            "operator_replies": {"type": "integer"},
+            "handoffs": {"type": "integer"},
+            "failed_sends": {"type": "integer"},
+            "llm_errors": {"type": "integer"},
+            "median_reply_seconds": {"type": "number", "nullable": True},
+            "days": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "day": {"type": "string", "format": "date"},
+                        "messages": {"type": "integer"},
+                        "customer_messages": {"type": "integer"},
+                        "conversations": {"type": "integer"},
+                    },
+                },
+            },
+            "unanswered": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "text": {"type": "string"},
+                        "count": {"type": "integer"},
+                        "last_at": {"type": "string", "format": "date-time"},
+                        "session_id": {"type": "string"},
+                    },
+                },
+            },
         },
     },
     "ChannelStatus": {
@@ -132,6 +207,11 @@ SCHEMAS: dict[str, Any] = {
             "status": {"type": "string", "enum": ["pending", "sending", "sent", "failed"]},
             "attempts": {"type": "integer"},
             "last_error": {"type": "string", "nullable": True},
+            "message_id": {
+                "type": "integer",
+                "nullable": True,
+                "description": "The transcript line this entry delivers.",
+            },
         },
     },
     "FailedTurn": {
@@ -205,6 +285,11 @@ PATHS: dict[str, Any] = {
             ),
             params=[
                 _query("channel", "Only this channel."),
+                _query(
+                    "q",
+                    "Search: contact name, number or any message text contains this "
+                    "(case and accents ignored; at most 200 characters).",
+                ),
                 _query("limit", "At most this many.", "integer"),
                 _query("offset", "Skip this many.", "integer"),
             ],
@@ -226,6 +311,25 @@ PATHS: dict[str, Any] = {
             errors=(401, 404),
         ),
         "delete": _op("Delete a conversation", params=[SESSION_ID], errors=(401, 404)),
+    },
+    "/api/sessions/{session_id}/messages": {
+        "post": _op(
+            "Reply as a person: sent through the conversation's channel (outbox), and the "
+            "bot pauses there for handoff_minutes",
+            _json(
+                {
+                    "allOf": [
+                        _ref("Message"),
+                        {"type": "object", "properties": {"session": _ref("Session")}},
+                    ]
+                },
+                "Stored and queued",
+            ),
+            body=_ref("OperatorReply"),
+            params=[SESSION_ID],
+            errors=(400, 401, 404, 409),
+            ok_status=201,
+        )
     },
     "/api/sessions/{session_id}/pause": {
         "post": _op(
@@ -260,6 +364,42 @@ PATHS: dict[str, Any] = {
             _json(_ref("ChatReply")),
             body=_ref("ChatRequest"),
             errors=(400, 401, 404),
+        )
+    },
+    "/api/events": {
+        "get": _op(
+            "Live updates as server-sent events: change (new messages, delivery states, "
+            "pauses, deletions; its id resumes the stream through Last-Event-ID or ?after=), "
+            "channels (every channel's status when one changes), hello, reset",
+            {
+                "description": "An event stream",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+            params=[_query("after", "Send the changes after this change id.", "integer")],
+            errors=(401,),
+        )
+    },
+    "/api/dashboard": {
+        "get": _op(
+            "The dashboard's figures for the last 7, 30 or 90 days in the bot's time zone",
+            _json(_ref("Dashboard")),
+            params=[_query("days", "7, 30 (default) or 90.", "integer")],
+        )
+    },
+    "/api/export": {
+        "get": _op(
+            "Every conversation with its messages, as a JSON or CSV file",
+            {
+                "description": "A file (Content-Disposition: attachment)",
+                "content": {
+                    JSON: {"schema": {"type": "array", "items": {"type": "object"}}},
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            },
+            params=[
+                _query("format", "json (default) or csv."),
+                _query("channel", "Only this channel."),
+            ],
         )
     },
     "/api/outbox": {

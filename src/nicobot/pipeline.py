@@ -38,6 +38,10 @@ LAG_PROBE_SECONDS = 0.01
 LAG_HIGH_SECONDS = 0.015
 LAG_LOW_SECONDS = 0.005
 SHRINK_EVERY_SECONDS = 0.1
+#: Below this share of a core used by this process, a late loop is other processes'
+#: doing (a busy machine): fewer turns in flight would not help, and slow LLM calls
+#: waiting cost no CPU, so the limit is not cut.
+BUSY_CPU_SHARE = 0.5
 #: Longest wait between attempts at answering a turn.
 BACKOFF_MAX_SECONDS = 300.0
 JITTER = 0.2
@@ -76,7 +80,13 @@ class LoopLag:
 
     def __init__(self) -> None:
         self.seconds = 0.0
+        self.cpu_share = 0.0  # of one core, by this process's threads, smoothed
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def own_seconds(self) -> float:
+        """The lag, when this process is busy enough to be its cause; else 0."""
+        return self.seconds if self.cpu_share >= BUSY_CPU_SHARE else 0.0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._probe(), name="loop-lag")
@@ -90,10 +100,13 @@ class LoopLag:
     async def _probe(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            started = loop.time()
+            started, cpu_started = loop.time(), time.process_time()
             await asyncio.sleep(LAG_PROBE_SECONDS)
-            late = max(0.0, loop.time() - started - LAG_PROBE_SECONDS)
+            elapsed = loop.time() - started
+            late = max(0.0, elapsed - LAG_PROBE_SECONDS)
             self.seconds = late if late > self.seconds else 0.7 * self.seconds + 0.3 * late
+            share = (time.process_time() - cpu_started) / max(elapsed, 1e-6)
+            self.cpu_share = 0.8 * self.cpu_share + 0.2 * share
 
 
 class AdaptiveLimit:
@@ -185,7 +198,7 @@ class Loop:
 
     def _adapt(self) -> None:
         if self.lag is not None:
-            self._limit.update(self.lag.seconds, len(self.active), time.monotonic())
+            self._limit.update(self.lag.own_seconds, len(self.active), time.monotonic())
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.active.discard(task)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from nicobot.rag.chunking import chunk_markdown, chunk_plain, markdown_sections
+from nicobot.rag.chunking import atx_heading, chunk_markdown, chunk_plain, markdown_sections
 
 DOC = """# Envíos
 
@@ -87,9 +87,76 @@ def test_soft_line_breaks_are_unwrapped_but_lists_and_tables_kept():
         "- Ciudad: 24 horas,\n  con moto.\n- Resto del país: correo.\n\n"
         "| Producto | Precio |\n| --- | --- |\n| Vela | $ 11.000 |"
     )
-    [chunk] = chunk_plain(body)
-    assert chunk.text == (
+    [prose, table] = chunk_plain(body)  # a table is a passage of its own
+    assert prose.text == (
         "El costo se calcula en el carrito según el código postal.\n\n"
-        "- Ciudad: 24 horas, con moto.\n- Resto del país: correo.\n\n"
-        "| Producto | Precio |\n| --- | --- |\n| Vela | $ 11.000 |"
+        "- Ciudad: 24 horas, con moto.\n- Resto del país: correo."
     )
+    assert table.text == "| Producto | Precio |\n| --- | --- |\n| Vela | $ 11.000 |"
+
+
+def test_atx_headings_follow_commonmark():
+    assert atx_heading("## Envíos ##") == (2, "Envíos")
+    assert atx_heading("  ### a # b ###  ") == (3, "a # b")
+    assert atx_heading("# foo#") == (1, "foo#")
+    assert atx_heading("## ##") == (2, "")
+    for not_heading in ("#x", "####### seven", "    # indented code", "text # not"):
+        assert atx_heading(not_heading) is None
+
+
+def test_each_table_row_group_repeats_the_header():
+    rows = "\n".join(f"| Producto número {i} | $ {i}.000 |" for i in range(80))
+    chunks = chunk_markdown(f"# Precios\n\n| Producto | Precio |\n| --- | --- |\n{rows}\n")
+    assert len(chunks) > 2
+    seen = []
+    for chunk in chunks:
+        header, rule, *body = chunk.text.split("\n")
+        assert (header, rule) == ("| Producto | Precio |", "| --- | --- |")
+        assert all(row.startswith("| Producto número ") and row.endswith(" |") for row in body)
+        seen += body
+    assert seen == rows.split("\n")  # every row once, none cut
+
+
+ADVERSARIAL_MARKDOWN = [
+    "# a" + " " * 200_000 + "x",  # the old heading pattern backtracked on this for hours
+    "#" + " \t" * 100_000 + "#",
+    "## " + "# " * 100_000 + "x",
+    "| h |\n|" + "-" * 200_000 + "x\n| a |",
+    "Title\n" + "=" * 200_000 + " x",
+    "- " * 100_000,
+    ("> " * 1000 + "\n") * 100,
+    ". " * 100_000,
+    "```\n" * 50_000,
+]
+
+
+def test_adversarial_markdown_is_chunked_in_linear_time():
+    import time
+
+    for text in ADVERSARIAL_MARKDOWN:
+        started = time.perf_counter()
+        chunks = chunk_markdown(text)
+        elapsed = time.perf_counter() - started
+        assert elapsed < 2.0, f"{text[:20]!r}...: {elapsed:.1f}s"
+        assert all(len(c.text) <= 900 for c in chunks)
+
+
+def test_adversarial_html_is_chunked_in_linear_time(tmp_path):
+    import time
+
+    from nicobot.rag.readers import read_chunks
+
+    pages = [
+        "<h1>" + " " * 200_000 + "x</h1>",
+        "<h2>" + "#" * 200_000 + "</h2>",
+        "<table>" + "<tr><td>" + "-" * 20 + "</td></tr>" * 5_000 + "</table>",
+        "<p>" + "# " * 100_000 + "</p>",
+    ]
+    for number, page in enumerate(pages):
+        path = tmp_path / f"page{number}.html"
+        path.write_text(page + "<p>text</p>", encoding="utf-8")
+        started = time.perf_counter()
+        chunks = read_chunks(path)
+        elapsed = time.perf_counter() - started
+        assert chunks
+        assert elapsed < 2.0, f"{page[:20]!r}...: {elapsed:.1f}s"

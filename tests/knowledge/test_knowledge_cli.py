@@ -22,6 +22,7 @@ def invoke(*args: str) -> object:
 
 
 def test_ingest_list_query_remove_reindex(laformula: Path):
+    write_project(laformula, 'embedder = "hashing"')  # fast: this is about the commands
     (laformula / "knowledge" / "roto.pdf").write_bytes(b"%PDF-1.4 garbage")
     result = invoke("ingest", "--project", laformula)
     assert result.exit_code == 1  # one file failed; the others went in

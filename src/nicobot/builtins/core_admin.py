@@ -1,4 +1,4 @@
-"""The admin page's own tabs: Prompt and Channels."""
+"""The admin page's own tabs: Dashboard, Prompt, Channels and Failed sends."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ def register_admin_tabs() -> list[AdminTab]:
     from ..admin import AdminTab
 
     return [
+        AdminTab(name="dashboard", label=_("Dashboard"), template="admin/dashboard.html", order=5),
         AdminTab(name="prompt", label=_("Prompt"), template="admin/prompt.html", order=10),
         AdminTab(name="channels", label=_("Channels"), template="admin/channels.html", order=30),
         AdminTab(

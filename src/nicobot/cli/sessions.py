@@ -95,58 +95,15 @@ def export_sessions(project: Path, fmt: str, output: Path | None, channel: str |
     """Export conversations with their messages as JSON or CSV (one row per message)."""
     settings = load_project(project)
 
-    async def work(store: Store) -> list[dict[str, Any]]:
-        result = []
-        for session in await store.list_sessions(channel=channel, limit=10**9):
-            messages = await store.list_messages(session.id)
-            result.append({**session.to_dict(), "messages": [m.to_dict() for m in messages]})
-        return result
+    from ..export import export_data, render
 
-    import json
+    async def work(store: Store) -> list[dict[str, Any]]:
+        return await export_data(store, channel)
 
     data = run(with_store(settings, work))
-    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n" if fmt == "json" else _csv(data)
+    text = render(data, fmt)
     if output:
         output.write_text(text, encoding="utf-8")
         click.echo(f"Exported {len(data)} conversations to {output}", err=True)
     else:
         sys.stdout.write(text)
-
-
-def _csv(data: list[dict[str, Any]]) -> str:
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(
-        [
-            "session_id",
-            "channel",
-            "address",
-            "phone_number",
-            "sender_name",
-            "message_id",
-            "role",
-            "created_at",
-            "text",
-            "opted_out",
-        ]
-    )
-    for session in data:
-        for message in session["messages"]:
-            writer.writerow(
-                [
-                    session["id"],
-                    session["channel"],
-                    session["address"],
-                    session["phone_number"],
-                    session["sender_name"],
-                    message["id"],
-                    message["role"],
-                    message["created_at"],
-                    message["text"],
-                    session["opted_out"],
-                ]
-            )
-    return buffer.getvalue()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from ..knowledge import DocumentInfo, KnowledgeBase, Snippet
+from . import hashing
 from .lock import ProcessLock, StoreBusy
 from .manifest import Entry, Manifest, file_hash, now
 from .options import KnowledgeOptions, read_options
@@ -39,6 +40,8 @@ T = TypeVar("T")
 EMBEDDER_KEY = "nicobot_embedder"
 FILES_PER_WRITE = 32
 BATCH_SIZE = 1000  # chunks per Chroma write (its limit is about 5000)
+#: Dense candidates re-ranked with their lexical score by a hybrid embedder.
+HYBRID_CANDIDATES = 12
 WRITES_LOCK_FILE = "writes.lock"
 
 
@@ -83,10 +86,15 @@ class _Prepared:
 
 def embedding_text(chunk: Chunk) -> str:
     """What is embedded for a chunk: its heading path (twice, it says what the chunk is
-    about) and its text. The stored text is the chunk's alone."""
-    if not chunk.heading:
-        return chunk.text
-    return f"{chunk.heading}\n{chunk.heading}\n{chunk.text}"
+    about) and its text, a table's rows as ``column: value`` lines. The stored text is the
+    chunk's alone."""
+    from .chunking import table_as_text
+
+    return passage_text(chunk.heading, table_as_text(chunk.text))
+
+
+def passage_text(heading: str | None, text: str) -> str:
+    return f"{heading}\n{heading}\n{text}" if heading else text
 
 
 class ChromaKnowledgeBase(KnowledgeBase):
@@ -200,16 +208,20 @@ class ChromaKnowledgeBase(KnowledgeBase):
     def _connect(self) -> None:
         if self._collection is not None:
             return
-        from .embedders import MiniLMEmbeddingFunction, make_embedder
+        from .embedders import E5EmbeddingFunction, describe, make_embedder
 
         embedder = make_embedder(
-            self.options.embedder, self.options.embedder_api_base, self.options.embedder_api_key
+            self.options.embedder,
+            self.options.embedder_api_base,
+            self.options.embedder_api_key,
+            self.options.embedder_threads,
         )
         if not self.shared:
             self._process_lock.acquire()
         try:
-            if isinstance(embedder, MiniLMEmbeddingFunction):
+            if isinstance(embedder, E5EmbeddingFunction):
                 embedder.model()  # load it now, not on a customer's first question
+            log.info("knowledge: %s", describe(self.options.embedder, embedder))
             self._open_store(embedder)
         except BaseException:
             self._close()
@@ -341,40 +353,52 @@ class ChromaKnowledgeBase(KnowledgeBase):
 
         Raises :class:`UnreadableDocument` for a file that cannot be read.
         """
-        async with self._shared_writes():
-            return await self._call(self._ingest, path, source or self.source_for(path), force)
-
-    async def ingest_files(
-        self, items: list[tuple[Path, str]], force: bool = False
-    ) -> list[FileResult | UnreadableDocument]:
-        """Ingest several files in one go (fewer, larger writes); one result per item."""
-        async with self._shared_writes():
-            return await self._call(self._ingest_many, items, force)
-
-    def _ingest(self, path: Path, source: str, force: bool) -> FileResult:
-        [result] = self._ingest_many([(path, source)], force)
+        [result] = await self.ingest_files([(path, source or self.source_for(path))], force)
         if isinstance(result, UnreadableDocument):
             raise result
         return result
 
+    async def ingest_files(
+        self, items: list[tuple[Path, str]], force: bool = False
+    ) -> list[FileResult | UnreadableDocument]:
+        """Ingest several files in one go (fewer, larger writes); one result per item.
+
+        Reading and embedding run in a worker thread without the store's lock (reading
+        itself in the reader process), so searches for customers' questions go on
+        meanwhile; only the write takes the lock."""
+        async with self._shared_writes():
+            await self.connect()
+            prepared = await asyncio.to_thread(self._prepare_all, items, force)
+            return await self._call(self._write_prepared, prepared)
+
     def _ingest_many(
         self, items: list[tuple[Path, str]], force: bool
     ) -> list[FileResult | UnreadableDocument]:
-        results: list[FileResult | UnreadableDocument] = []
-        pending: list[_Prepared] = []
+        return self._write_prepared(self._prepare_all(items, force))
+
+    def _prepare_all(
+        self, items: list[tuple[Path, str]], force: bool
+    ) -> list[FileResult | UnreadableDocument | _Prepared]:
+        prepared: list[FileResult | UnreadableDocument | _Prepared] = []
         for path, source in items:
             try:
-                prepared = self._prepare(path, source, force)
+                prepared.append(self._prepare(path, source, force))
             except UnreadableDocument as exc:
-                results.append(exc)
-                continue
-            if isinstance(prepared, FileResult):
-                results.append(prepared)
-                continue
-            pending.append(prepared)
-            results.append(
-                FileResult(source, "added" if prepared.new else "updated", len(prepared.chunks))
-            )
+                prepared.append(exc)
+        return prepared
+
+    def _write_prepared(
+        self, prepared: list[FileResult | UnreadableDocument | _Prepared]
+    ) -> list[FileResult | UnreadableDocument]:
+        results: list[FileResult | UnreadableDocument] = []
+        pending: list[_Prepared] = []
+        for item in prepared:
+            if isinstance(item, _Prepared):
+                pending.append(item)
+                status = "added" if item.new else "updated"
+                results.append(FileResult(item.source, status, len(item.chunks)))
+            else:
+                results.append(item)
         if pending:
             self._write(pending)
         return results
@@ -476,10 +500,17 @@ class ChromaKnowledgeBase(KnowledgeBase):
         return await self._call(self._search, text, k)
 
     def _search(self, text: str, k: int) -> list[Snippet]:
+        assert self._embedder is not None
+        calibration = self._embedder.calibration
+        hybrid = calibration.hybrid
+        [vector] = self._embedder.embed_query([text])
         found = self._collection.query(
-            query_texts=[text], n_results=k, include=["documents", "metadatas", "distances"]
+            query_embeddings=[vector],
+            n_results=max(k, HYBRID_CANDIDATES) if hybrid else k,
+            include=["documents", "metadatas", "distances"],
         )
-        snippets = []
+        question = hashing.embed_one(text) if hybrid else None
+        ranked: list[tuple[float, Snippet]] = []
         for chunk_id, document, meta, distance in zip(
             found["ids"][0],
             found["documents"][0],
@@ -488,20 +519,25 @@ class ChromaKnowledgeBase(KnowledgeBase):
             strict=True,
         ):
             meta = meta or {}
-            score = max(0.0, min(1.0, 1.0 - float(distance)))
+            heading = str(meta.get("heading") or "") or None
+            lexical = 0.0
+            if question is not None:
+                lexical = float(question @ hashing.embed_one(passage_text(heading, document or "")))
+            dense = 1.0 - float(distance)
+            score = calibration.score(dense, lexical)
             if score <= 0.0:
                 continue  # nothing in common (e.g. a greeting with no content words)
-            snippets.append(
-                Snippet(
-                    text=document or "",
-                    source=str(meta.get("source", "")),
-                    score=score,
-                    heading=str(meta.get("heading") or "") or None,
-                    chunk_id=chunk_id,
-                    meta={"chunk": meta.get("chunk")},
-                )
+            snippet = Snippet(
+                text=document or "",
+                source=str(meta.get("source", "")),
+                score=score,
+                heading=heading,
+                chunk_id=chunk_id,
+                meta={"chunk": meta.get("chunk")},
             )
-        return snippets
+            ranked.append((calibration.rank(dense, lexical), snippet))
+        ranked.sort(key=lambda pair: pair[0], reverse=True)
+        return [snippet for _rank, snippet in ranked[:k]]
 
     async def query(self, text: str, k: int = 4) -> list[Snippet]:
         """Like :meth:`search`, but a failing store answers nothing rather than failing

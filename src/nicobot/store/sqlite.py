@@ -12,6 +12,7 @@ import functools
 import json
 import sqlite3
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,8 +22,10 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, cast
 
 import aiosqlite
 
+from ..dashboard import ActivityRow
 from ..fileperms import private_database
 from ..models import (
+    Change,
     ChatSession,
     ClaimedTurn,
     FailedTurn,
@@ -137,6 +140,37 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN uncertain INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX outbox_pending_by_channel ON outbox (channel) WHERE status = 'pending';
     """,
+    """
+    ALTER TABLE outbox ADD COLUMN message_id INTEGER;
+    UPDATE outbox SET message_id = (SELECT MAX(m.id) FROM messages m
+        WHERE m.session_id = outbox.session_id AND m.role IN ('assistant', 'operator')
+        AND m.created_at <= outbox.created_at);
+    CREATE INDEX outbox_by_session ON outbox (session_id, id);
+    CREATE INDEX messages_by_time ON messages (created_at);
+    CREATE TABLE changes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        message_id INTEGER
+    );
+    CREATE TRIGGER changes_on_message AFTER INSERT ON messages BEGIN
+        INSERT INTO changes (kind, session_id, message_id)
+            VALUES ('message', NEW.session_id, NEW.id);
+        DELETE FROM changes WHERE id <= (SELECT MAX(id) FROM changes) - 10000;
+    END;
+    CREATE TRIGGER changes_on_delivery AFTER UPDATE OF status ON outbox
+        WHEN NEW.status IS NOT OLD.status BEGIN
+        INSERT INTO changes (kind, session_id, message_id)
+            VALUES ('delivery', NEW.session_id, NEW.message_id);
+    END;
+    CREATE TRIGGER changes_on_pause AFTER UPDATE OF paused_until ON sessions
+        WHEN NEW.paused_until IS NOT OLD.paused_until BEGIN
+        INSERT INTO changes (kind, session_id) VALUES ('session', NEW.id);
+    END;
+    CREATE TRIGGER changes_on_delete AFTER DELETE ON sessions BEGIN
+        INSERT INTO changes (kind, session_id) VALUES ('deleted', OLD.id);
+    END;
+    """,
 )
 
 SESSION_COLUMNS = (
@@ -145,7 +179,7 @@ SESSION_COLUMNS = (
 )
 OUTBOX_COLUMNS = (
     "id, session_id, channel, address, text, status, attempts, created_at, last_error, "
-    "platform_id, sent_at, recovered, uncertain, first_attempt_at"
+    "platform_id, sent_at, recovered, uncertain, first_attempt_at, message_id"
 )
 FAILED_TURN_COLUMNS = (
     "i.id, i.session_id, i.channel, s.address, i.payload, i.attempts, i.last_error, "
@@ -195,6 +229,7 @@ def _outbox(row: sqlite3.Row | tuple[Any, ...]) -> OutboxEntry:
         recovered=bool(row[11]),
         uncertain=bool(row[12]),
         first_attempt_at=row[13],
+        message_id=row[14],
     )
 
 
@@ -581,6 +616,89 @@ class SQLiteStore(Store):
         counts.update({key: count for key, count in rows})
         return counts
 
+    # the operator inbox
+
+    async def add_operator_reply(
+        self,
+        session_id: str,
+        text: str,
+        *,
+        outbox_parts: list[str],
+        pause_until: datetime,
+        meta: dict[str, Any] | None = None,
+    ) -> tuple[Message, ChatSession] | None:
+        return await self._run(
+            _in_transaction(_add_operator_reply), session_id, text, outbox_parts, pause_until, meta
+        )
+
+    async def session_deliveries(self, session_id: str) -> list[OutboxEntry]:
+        rows = await self._run(
+            _fetchall,
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE session_id = ? ORDER BY id",
+            (session_id,),
+        )
+        return [_outbox(row) for row in rows]
+
+    async def search_sessions(
+        self, query: str, channel: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[ChatSession]:
+        where, params = _search_filter(query)
+        if channel:
+            where += " AND s.channel = ?"
+            params.append(channel)
+        rows = await self._run(
+            _fetchall,
+            f"SELECT {_prefixed(SESSION_COLUMNS, 's')} FROM sessions s WHERE {where} "
+            "ORDER BY COALESCE(s.last_message_at, s.updated_at) DESC, s.id LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [_session(row) for row in rows]
+
+    async def changes_since(self, after: int, limit: int = 500) -> list[Change]:
+        rows = await self._run(
+            _fetchall,
+            "SELECT id, kind, session_id, message_id FROM changes WHERE id > ? ORDER BY id LIMIT ?",
+            (after, limit),
+        )
+        return [Change(*row) for row in rows]
+
+    async def latest_change(self) -> int:
+        rows = await self._run(_fetchall, "SELECT MAX(id) FROM changes")
+        return int(rows[0][0] or 0)
+
+    async def oldest_change(self) -> int:
+        rows = await self._run(_fetchall, "SELECT MIN(id) FROM changes")
+        return int(rows[0][0] or 0)
+
+    async def activity(self, since: datetime, until: datetime) -> list[ActivityRow]:
+        rows = await self._run(
+            _fetchall,
+            "SELECT session_id, role, created_at, json_extract(meta, '$.mode'), "
+            "json_array_length(meta, '$.sources'), CASE WHEN role = 'user' THEN text END "
+            "FROM messages WHERE created_at >= ? AND created_at < ? ORDER BY created_at, id",
+            (_ts(since), _ts(until)),
+        )
+        return [
+            ActivityRow(
+                session_id=row[0],
+                role=Role(row[1]),
+                created_at=datetime.fromisoformat(row[2]),
+                mode=row[3],
+                used_sources=bool(row[4]),
+                text=row[5],
+            )
+            for row in rows
+        ]
+
+    async def count_failed_sends(self, since: datetime, until: datetime) -> int:
+        rows = await self._run(
+            _fetchall,
+            "SELECT COUNT(*) FROM outbox WHERE status = 'failed' "
+            "AND created_at >= ? AND created_at < ?",
+            (_ts(since), _ts(until)),
+        )
+        return int(rows[0][0])
+
     # settings
 
     async def get_setting(self, key: str) -> str | None:
@@ -634,6 +752,7 @@ def _configure(db: Connection) -> None:
         "foreign_keys = ON",
     ):
         db.execute(f"PRAGMA {pragma}")
+    db.create_function("nicobot_fold", 1, _fold, deterministic=True)
 
 
 def _migrate(db: Connection, path: Path, schema_version: int) -> None:
@@ -645,11 +764,29 @@ def _migrate(db: Connection, path: Path, schema_version: int) -> None:
                 f"({schema_version}); upgrade nicobot"
             )
         for version in range(current, schema_version):
-            for statement in (s.strip() for s in MIGRATIONS[version].split(";")):
-                if statement:
-                    db.execute(statement)
+            for statement in _statements(MIGRATIONS[version]):
+                db.execute(statement)
         if current != schema_version:
             db.execute(f"PRAGMA user_version = {schema_version}")
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of ``script``; a trigger's body keeps its own semicolons."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending.strip()
+            pending = ""
+
+
+def _fold(value: str | None) -> str | None:
+    """Text for accent- and case-insensitive matching ("Envío" and "envio" match)."""
+    if value is None:
+        return None
+    decomposed = unicodedata.normalize("NFKD", value)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def _fetchall(db: Connection, sql: str, params: Any = ()) -> list[Any]:
@@ -954,16 +1091,28 @@ def _queue_reply(
     db: Connection, session: ChatSession, reply: str, meta: dict[str, Any], parts: list[str]
 ) -> Message:
     stored = _insert_message(db, session.id, Role.ASSISTANT, reply, meta)
+    _queue_parts(db, session, stored.id, parts)
+    return stored
+
+
+def _queue_parts(db: Connection, session: ChatSession, message_id: int, parts: list[str]) -> None:
     now = utcnow()
     db.executemany(
         "INSERT INTO outbox (session_id, channel, address, text, status, "
-        "next_attempt_at, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+        "next_attempt_at, created_at, message_id) VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
         [
-            (session.id, session.channel, session.address, part, now.timestamp(), _ts(now))
+            (
+                session.id,
+                session.channel,
+                session.address,
+                part,
+                now.timestamp(),
+                _ts(now),
+                message_id,
+            )
             for part in parts
         ],
     )
-    return stored
 
 
 def _claim_outbox(db: Connection, worker: str, limit: int, lease: float) -> list[OutboxEntry]:
@@ -1009,3 +1158,53 @@ def _release_worker(db: Connection, worker: str) -> tuple[int, int]:
         (worker,),
     ).rowcount
     return turns, sends
+
+
+def _prefixed(columns: str, table: str) -> str:
+    return ", ".join(f"{table}.{column.strip()}" for column in columns.split(","))
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+PHONE_PUNCTUATION = str.maketrans("", "", " +-().")
+
+
+def _search_filter(query: str) -> tuple[str, list[Any]]:
+    """The WHERE clause (on sessions ``s``) of a search, and its parameters."""
+    folded = _like_pattern(_fold(query.strip()) or "")
+    clauses = [
+        "nicobot_fold(s.sender_name) LIKE ? ESCAPE '\\'",
+        "s.phone_number LIKE ? ESCAPE '\\'",
+        "nicobot_fold(s.address) LIKE ? ESCAPE '\\'",
+        "EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.id "
+        "AND nicobot_fold(m.text) LIKE ? ESCAPE '\\')",
+    ]
+    params: list[Any] = [folded, _like_pattern(query.strip()), folded, folded]
+    digits = query.translate(PHONE_PUNCTUATION)
+    if digits.isdigit() and digits != query.strip():
+        clauses.append("s.phone_number LIKE ? OR s.address LIKE ?")
+        params += [f"%{digits}%", f"%{digits}%"]
+    return "(" + " OR ".join(clauses) + ")", params
+
+
+def _add_operator_reply(
+    db: Connection,
+    session_id: str,
+    text: str,
+    outbox_parts: list[str],
+    pause_until: datetime,
+    meta: dict[str, Any] | None,
+) -> tuple[Message, ChatSession] | None:
+    session = _get_session(db, session_id)
+    if session is None:
+        return None
+    stored = _insert_message(db, session_id, Role.OPERATOR, text, meta)
+    _queue_parts(db, session, stored.id, outbox_parts)
+    if session.paused_until is None or session.paused_until < pause_until:
+        _pause(db, session_id, pause_until)
+    updated = _get_session(db, session_id)
+    assert updated is not None
+    return stored, updated

@@ -11,8 +11,9 @@ from quart import Blueprint, jsonify, request
 
 from ..channels import Channel
 from ..models import IncomingMessage
+from ..operator import transcript
 from .auth import admin_required
-from .common import BadRequest, current_bot, error, json_body, text_field
+from .common import BadRequest, current_bot, error, json_body, search_query, text_field
 from .health import low_disk
 
 log = logging.getLogger("nicobot.api")
@@ -80,11 +81,12 @@ async def readyz() -> Any:
 async def list_sessions() -> Any:
     bot = current_bot()
     channel = request.args.get("channel") or None
-    sessions = await bot.store.list_sessions(
-        channel=channel,
-        limit=_int_arg("limit", 100, 1000),
-        offset=_int_arg("offset", 0, 10**9),
-    )
+    limit, offset = _int_arg("limit", 100, 1000), _int_arg("offset", 0, 10**9)
+    query = search_query()
+    if query:
+        sessions = await bot.store.search_sessions(query, channel, limit, offset)
+    else:
+        sessions = await bot.store.list_sessions(channel=channel, limit=limit, offset=offset)
     return jsonify(sessions=[s.to_dict() for s in sessions])
 
 
@@ -95,8 +97,7 @@ async def get_session(session_id: str) -> Any:
     session = await bot.store.get_session(session_id)
     if session is None:
         return error("no such session", 404)
-    messages = await bot.store.list_messages(session_id)
-    return jsonify(session=session.to_dict(), messages=[m.to_dict() for m in messages])
+    return jsonify(session=session.to_dict(), messages=await transcript(bot, session_id))
 
 
 @blueprint.delete("/api/sessions/<session_id>")

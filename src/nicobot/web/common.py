@@ -43,3 +43,14 @@ def text_field(
     if len(value) > max_length:
         raise BadRequest(f"{key!r} is longer than {max_length} characters")
     return value.strip()
+
+
+MAX_SEARCH_CHARS = 200
+
+
+def search_query() -> str | None:
+    """The ``q`` argument of a search: None when absent or blank."""
+    query = (request.args.get("q") or "").strip()
+    if len(query) > MAX_SEARCH_CHARS:
+        raise BadRequest(f"'q' is longer than {MAX_SEARCH_CHARS} characters")
+    return query or None

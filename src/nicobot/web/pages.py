@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+import secrets
+from typing import TYPE_CHECKING, Any
 
 from quart import (
     Blueprint,
     current_app,
+    g,
     redirect,
     render_template,
     request,
@@ -16,6 +18,7 @@ from quart import (
 
 from ..admin import AdminTab
 from ..catalogue import available_channel_plugins
+from ..operator import transcript
 from ..plugins import collect_components
 from .auth import (
     ADMIN,
@@ -28,7 +31,11 @@ from .auth import (
     start_admin_session,
     throttle,
 )
+from .charts import day_chart
 from .common import current_bot
+
+if TYPE_CHECKING:
+    from ..bot import Bot
 
 blueprint = Blueprint("pages", __name__)
 
@@ -88,22 +95,37 @@ async def set_language() -> Any:
     return redirect(_safe_next(form.get("next")))
 
 
+async def fresh_simulator_number(bot: Bot) -> str:
+    """A number no simulated chat uses yet, so that a new chat is a new conversation."""
+    for _attempt in range(20):
+        number = "54911" + "".join(secrets.choice("0123456789") for _ in range(8))
+        if not await bot.store.search_sessions(number, channel="simulator", limit=1):
+            return number
+    return number
+
+
 @blueprint.get("/")
 @admin_required
 async def chat() -> Any:
     bot = current_bot()
+    cursor = await bot.store.latest_change()
     sessions = await bot.store.list_sessions(limit=200)
     selected = request.args.get("session")
     current = await bot.store.get_session(selected) if selected else None
-    messages = await bot.store.list_messages(current.id) if current else []
+    channel = bot.channels.get(current.channel) if current else None
     return await render_template(
         "chat.html",
         bot=bot,
         sessions=[s.to_dict() for s in sessions],
         current=current.to_dict() if current else None,
-        messages=[m.to_dict() for m in messages],
+        messages=await transcript(bot, current.id) if current else [],
+        can_reply=channel is not None and channel.configured,
         simulator="simulator" in bot.channels,
+        new_chat=request.args.get("new") == "1",
+        fresh_number=await fresh_simulator_number(bot),
         channel_labels={c.name: c.label for c in bot.channels.all()},
+        handoff_minutes=bot.settings.pipeline.handoff_minutes,
+        cursor=cursor,
     )
 
 
@@ -125,7 +147,7 @@ async def admin() -> Any:
     active = request.args.get("tab")
     if active not in names:
         active = names[0] if names else None
-    statuses = await bot.channels.statuses()
+    statuses = await bot.channels.statuses() if active == "channels" else {}
     cards = [
         {
             "name": c.name,
@@ -133,7 +155,7 @@ async def admin() -> Any:
             "supports_qr": c.supports_qr,
             "capabilities": c.capabilities(),
             "local": c.is_local,
-            "status": statuses[c.name].to_dict(),
+            "status": statuses[c.name].to_dict() if c.name in statuses else {},
         }
         for c in bot.channels.all()
     ]
@@ -147,7 +169,29 @@ async def admin() -> Any:
         channel_cards=cards,
         available_plugins=available,
         saved=request.args.get("saved") == "1",
+        cursor=await bot.store.latest_change(),
+        **(await _dashboard_context(bot) if active == "dashboard" else {}),
     )
+
+
+async def _dashboard_context(bot: Bot) -> dict[str, Any]:
+    from babel import dates
+
+    raw = request.args.get("days", "30")
+    days = int(raw) if raw in ("7", "30", "90") else 30
+    figures = await bot.store.dashboard(days, bot.settings.bot.timezone)
+    language = g.get("lang") or bot.settings.bot.language
+    labels = {
+        d.day.isoformat(): dates.format_skeleton("MMMd", d.day, locale=language)
+        for d in figures.days
+    }
+    return {
+        "dashboard": figures,
+        "dashboard_days": days,
+        "chart": day_chart(figures.days, labels),
+        "day_labels": labels,
+        "channel_names": [(c.name, c.label) for c in bot.channels.all()],
+    }
 
 
 @blueprint.post("/admin/prompt")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from nicobot import hookimpl
 
 if TYPE_CHECKING:
+    import click
     from nicobot import Store
 
 
@@ -19,3 +20,10 @@ def register_stores() -> list[type[Store]]:
     from .store import PostgresStore
 
     return [PostgresStore]
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    from .migrate import store_group
+
+    cli.add_command(store_group)

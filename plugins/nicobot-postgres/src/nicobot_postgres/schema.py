@@ -105,9 +105,73 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE outbox ADD COLUMN uncertain BOOLEAN NOT NULL DEFAULT FALSE;
     CREATE INDEX outbox_pending_by_channel ON outbox (channel) WHERE status = 'pending';
     """,
+    """
+    ALTER TABLE outbox ADD COLUMN message_id BIGINT;
+    UPDATE outbox SET message_id = (SELECT MAX(m.id) FROM messages m
+        WHERE m.session_id = outbox.session_id AND m.role IN ('assistant', 'operator')
+        AND m.created_at <= outbox.created_at);
+    CREATE INDEX outbox_by_session ON outbox (session_id, id);
+    CREATE INDEX messages_by_time ON messages (created_at);
+    CREATE TABLE changes (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        kind TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        message_id BIGINT,
+        at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+    );
+    CREATE FUNCTION nicobot_record_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_TABLE_NAME = 'messages' THEN
+            INSERT INTO changes (kind, session_id, message_id)
+                VALUES ('message', NEW.session_id, NEW.id);
+            IF NEW.id % 1000 = 0 THEN
+                DELETE FROM changes WHERE id <= (SELECT MAX(id) FROM changes) - 10000;
+            END IF;
+        ELSIF TG_TABLE_NAME = 'outbox' THEN
+            INSERT INTO changes (kind, session_id, message_id)
+                VALUES ('delivery', NEW.session_id, NEW.message_id);
+        ELSIF TG_OP = 'DELETE' THEN
+            INSERT INTO changes (kind, session_id) VALUES ('deleted', OLD.id);
+            RETURN OLD;
+        ELSE
+            INSERT INTO changes (kind, session_id) VALUES ('session', NEW.id);
+        END IF;
+        RETURN NEW;
+    END
+    $$;
+    CREATE TRIGGER changes_on_message AFTER INSERT ON messages
+        FOR EACH ROW EXECUTE FUNCTION nicobot_record_change();
+    CREATE TRIGGER changes_on_delivery AFTER UPDATE OF status ON outbox
+        FOR EACH ROW WHEN (NEW.status IS DISTINCT FROM OLD.status)
+        EXECUTE FUNCTION nicobot_record_change();
+    CREATE TRIGGER changes_on_pause AFTER UPDATE OF paused_until ON sessions
+        FOR EACH ROW WHEN (NEW.paused_until IS DISTINCT FROM OLD.paused_until)
+        EXECUTE FUNCTION nicobot_record_change();
+    CREATE TRIGGER changes_on_delete AFTER DELETE ON sessions
+        FOR EACH ROW EXECUTE FUNCTION nicobot_record_change();
+    CREATE FUNCTION nicobot_fold(value TEXT) RETURNS TEXT LANGUAGE sql IMMUTABLE AS $$
+        SELECT translate(lower(value), 'áàâäãåéèêëíìîïóòôöõúùûüñçý', 'aaaaaaeeeeiiiiooooouuuuncy')
+    $$;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def statements(script: str) -> list[str]:
+    """The statements of ``script``, split on semicolons outside ``$$`` function bodies."""
+    found, pending = [], ""
+    for i, piece in enumerate(script.split("$$")):
+        if i % 2:
+            pending += "$$" + piece + "$$"
+            continue
+        *complete, rest = piece.split(";")
+        for part in complete:
+            found.append(pending + part)
+            pending = ""
+        pending += rest
+    found.append(pending)
+    return [s.strip() for s in found if s.strip()]
 
 
 class SchemaTooNew(RuntimeError):
@@ -128,9 +192,8 @@ async def migrate(conn: AsyncConnection[object]) -> int:
                 f"nicobot-postgres ({SCHEMA_VERSION}); upgrade nicobot-postgres"
             )
         for version in range(current, SCHEMA_VERSION):
-            for statement in (s.strip() for s in MIGRATIONS[version].split(";")):
-                if statement:
-                    await conn.execute(statement)
+            for statement in statements(MIGRATIONS[version]):
+                await conn.execute(statement)
         if row is None:
             await conn.execute(
                 "INSERT INTO nicobot_schema (version) VALUES (%s)", (SCHEMA_VERSION,)

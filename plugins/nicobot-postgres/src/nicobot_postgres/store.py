@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from nicobot import (
+    ActivityRow,
+    Change,
     ChatSession,
     ClaimedTurn,
     ConfigError,
@@ -54,7 +56,7 @@ SESSION_COLUMNS = (
 SESSION_WIDTH = len(SESSION_COLUMNS.split(", "))
 OUTBOX_COLUMNS = (
     "id, session_id, channel, address, text, status, attempts, created_at, last_error, "
-    "platform_id, sent_at, recovered, uncertain, first_attempt_at"
+    "platform_id, sent_at, recovered, uncertain, first_attempt_at, message_id"
 )
 FAILED_TURN_COLUMNS = (
     "i.id, i.session_id, i.channel, s.address, i.payload, i.attempts, i.last_error, "
@@ -71,6 +73,9 @@ READY_AT = (
 #: Entries a claim may take: pending ones, and claimed ones whose lease ran out (their
 #: worker died on another machine, or stalled).
 CLAIMABLE = "(i.status = 'pending' OR (i.status = 'claimed' AND i.lease_until < %(now)s))"
+#: A change log id missing this long is a rolled-back transaction's, not a slow one's.
+CHANGE_GAP_SECONDS = 2.0
+PHONE_PUNCTUATION = str.maketrans("", "", " +-().")
 TRANSACTION_ATTEMPTS = 5
 POOL_MAX_SIZE = 10
 CONNECT_TIMEOUT_SECONDS = 10
@@ -113,6 +118,7 @@ def _outbox(row: tuple[Any, ...]) -> OutboxEntry:
         recovered=bool(row[11]),
         uncertain=bool(row[12]),
         first_attempt_at=row[13],
+        message_id=row[14],
     )
 
 
@@ -527,6 +533,89 @@ class PostgresStore(Store):
         counts.update({key: int(count) for key, count in rows})
         return counts
 
+    # the operator inbox
+
+    async def add_operator_reply(
+        self,
+        session_id: str,
+        text: str,
+        *,
+        outbox_parts: list[str],
+        pause_until: datetime,
+        meta: dict[str, Any] | None = None,
+    ) -> tuple[Message, ChatSession] | None:
+        return await self._transaction(
+            lambda conn: _add_operator_reply(
+                conn, session_id, text, outbox_parts, pause_until, meta
+            )
+        )
+
+    async def session_deliveries(self, session_id: str) -> list[OutboxEntry]:
+        rows = await self._fetchall(
+            f"SELECT {OUTBOX_COLUMNS} FROM outbox WHERE session_id = %s ORDER BY id",
+            (session_id,),
+        )
+        return [_outbox(row) for row in rows]
+
+    async def search_sessions(
+        self, query: str, channel: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[ChatSession]:
+        where, params = _search_filter(query)
+        if channel:
+            where += " AND s.channel = %s"
+            params.append(channel)
+        columns = ", ".join(f"s.{c}" for c in SESSION_COLUMNS.split(", "))
+        rows = await self._fetchall(
+            f"SELECT {columns} FROM sessions s WHERE {where} "
+            "ORDER BY COALESCE(s.last_message_at, s.updated_at) DESC, s.id LIMIT %s OFFSET %s",
+            (*params, limit, offset),
+        )
+        return [_session(row) for row in rows]
+
+    async def changes_since(self, after: int, limit: int = 500) -> list[Change]:
+        rows = await self._fetchall(
+            "SELECT id, kind, session_id, message_id, at FROM changes WHERE id > %s "
+            "ORDER BY id LIMIT %s",
+            (after, limit),
+        )
+        return _without_gaps(after, rows, utcnow())
+
+    async def latest_change(self) -> int:
+        rows = await self._fetchall("SELECT MAX(id) FROM changes")
+        return int(rows[0][0] or 0)
+
+    async def oldest_change(self) -> int:
+        rows = await self._fetchall("SELECT MIN(id) FROM changes")
+        return int(rows[0][0] or 0)
+
+    async def activity(self, since: datetime, until: datetime) -> list[ActivityRow]:
+        rows = await self._fetchall(
+            "SELECT session_id, role, created_at, meta->>'mode', "
+            "jsonb_typeof(meta->'sources') = 'array' AND jsonb_array_length(meta->'sources') > 0, "
+            "CASE WHEN role = 'user' THEN text END "
+            "FROM messages WHERE created_at >= %s AND created_at < %s ORDER BY created_at, id",
+            (since, until),
+        )
+        return [
+            ActivityRow(
+                session_id=row[0],
+                role=Role(row[1]),
+                created_at=row[2],
+                mode=row[3],
+                used_sources=bool(row[4]),
+                text=row[5],
+            )
+            for row in rows
+        ]
+
+    async def count_failed_sends(self, since: datetime, until: datetime) -> int:
+        rows = await self._fetchall(
+            "SELECT COUNT(*) FROM outbox WHERE status = 'failed' "
+            "AND created_at >= %s AND created_at < %s",
+            (since, until),
+        )
+        return int(rows[0][0])
+
     # settings
 
     async def get_setting(self, key: str) -> str | None:
@@ -854,18 +943,96 @@ async def _queue_reply(
     conn: Conn, session: ChatSession, reply: str, meta: dict[str, Any], parts: list[str]
 ) -> Message:
     stored = await _insert_message(conn, session.id, Role.ASSISTANT, reply, meta)
-    if parts:
-        now = utcnow()
-        async with conn.cursor() as many:
-            await many.executemany(
-                "INSERT INTO outbox (session_id, channel, address, text, status, "
-                "next_attempt_at, created_at) VALUES (%s, %s, %s, %s, 'pending', %s, %s)",
-                [
-                    (session.id, session.channel, session.address, part, now.timestamp(), now)
-                    for part in parts
-                ],
-            )
+    await _queue_parts(conn, session, stored.id, parts)
     return stored
+
+
+async def _queue_parts(conn: Conn, session: ChatSession, message_id: int, parts: list[str]) -> None:
+    if not parts:
+        return
+    now = utcnow()
+    async with conn.cursor() as many:
+        await many.executemany(
+            "INSERT INTO outbox (session_id, channel, address, text, status, "
+            "next_attempt_at, created_at, message_id) "
+            "VALUES (%s, %s, %s, %s, 'pending', %s, %s, %s)",
+            [
+                (
+                    session.id,
+                    session.channel,
+                    session.address,
+                    part,
+                    now.timestamp(),
+                    now,
+                    message_id,
+                )
+                for part in parts
+            ],
+        )
+
+
+async def _add_operator_reply(
+    conn: Conn,
+    session_id: str,
+    text: str,
+    outbox_parts: list[str],
+    pause_until: datetime,
+    meta: dict[str, Any] | None,
+) -> tuple[Message, ChatSession] | None:
+    cursor = await conn.execute(
+        f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = %s FOR UPDATE", (session_id,)
+    )
+    row = await cursor.fetchone()
+    if row is None:
+        return None
+    session = _session(row)
+    stored = await _insert_message(conn, session_id, Role.OPERATOR, text, meta)
+    await _queue_parts(conn, session, stored.id, outbox_parts)
+    if session.paused_until is None or session.paused_until < pause_until:
+        await _pause(conn, session_id, pause_until)
+    cursor = await conn.execute(
+        f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = %s", (session_id,)
+    )
+    updated = await cursor.fetchone()
+    assert updated is not None
+    return stored, _session(updated)
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _search_filter(query: str) -> tuple[str, list[Any]]:
+    """The WHERE clause (on sessions ``s``) of a search, and its parameters."""
+    pattern = _like_pattern(query.strip())
+    clauses = [
+        "nicobot_fold(s.sender_name) LIKE nicobot_fold(%s)",
+        "s.phone_number LIKE %s",
+        "nicobot_fold(s.address) LIKE nicobot_fold(%s)",
+        "EXISTS (SELECT 1 FROM messages m WHERE m.session_id = s.id "
+        "AND nicobot_fold(m.text) LIKE nicobot_fold(%s))",
+    ]
+    params: list[Any] = [pattern] * 4
+    digits = query.translate(PHONE_PUNCTUATION)
+    if digits.isdigit() and digits != query.strip():
+        clauses.append("s.phone_number LIKE %s OR s.address LIKE %s")
+        params += [f"%{digits}%", f"%{digits}%"]
+    return "(" + " OR ".join(clauses) + ")", params
+
+
+def _without_gaps(after: int, rows: list[tuple[Any, ...]], now: datetime) -> list[Change]:
+    """The changes up to the first missing id that may still commit: ids come from a
+    sequence, so a transaction that took an id but has not committed yet leaves a gap
+    that a reader must not skip (unless it is old: a rollback)."""
+    found: list[Change] = []
+    expected = after + 1
+    for change_id, kind, session_id, message_id, at in rows:
+        if change_id != expected and (now - at).total_seconds() < CHANGE_GAP_SECONDS:
+            break
+        found.append(Change(int(change_id), kind, session_id, message_id))
+        expected = int(change_id) + 1
+    return found
 
 
 async def _claim_outbox(conn: Conn, worker: str, limit: int, lease: float) -> list[OutboxEntry]:

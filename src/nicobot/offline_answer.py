@@ -1,0 +1,114 @@
+"""The reply offline, with no LLM: the passages that answer, trimmed to what answers.
+
+The best passage is cut to the sentences, list items or table rows that share the most with
+the question (a table keeps its header row); a passage that is short already, or where no
+line stands out, is kept whole. A question in several parts ("¿cuánto sale el envío y a
+qué hora abren?") also gets the best passage of another document, when retrieval found one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .knowledge import Snippet
+from .rag import hashing
+from .rag.chunking import is_table_rule
+
+#: A runner-up passage is quoted too when it scores at least this much...
+RUNNER_UP_MIN_SCORE = 0.4
+#: ...and at least this share of the best passage's score.
+RUNNER_UP_RATIO = 0.5
+#: A passage this short is quoted whole.
+SHORT_PASSAGE = 220
+#: At most this many lines of a passage are kept.
+MAX_LINES = 3
+#: Lines scoring at least this share of the best line are kept with it.
+KEEP_RATIO = 0.6
+#: The best line must share at least this much with the question to trim around it.
+MIN_LINE_SCORE = 0.25
+#: The longest quote of a passage no line stands out in.
+MAX_QUOTE = 600
+
+_PART_SPLIT = re.compile(r"\?|;|\s(?:y|e|and|tambi[eé]n|tmb|adem[aá]s|also)\s", re.IGNORECASE)
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-ZÁÉÍÓÚÑ¿¡0-9])")
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    text: str
+    table: bool
+
+
+def question_parts(question: str) -> list[str]:
+    """The parts of a question that asks several things, each with content words."""
+    return [p.strip() for p in _PART_SPLIT.split(question) if hashing.words(p)]
+
+
+def pick_passages(question: str, snippets: list[Snippet]) -> list[Snippet]:
+    """The best snippet, and a second one: for a question in several parts the best of
+    another document; otherwise the runner-up when it is nearly as sure to answer ("¿Hacen
+    envíos a Córdoba?" finds "no shipping abroad" first, the provinces second)."""
+    if not snippets:
+        return []
+    best, rest = snippets[0], snippets[1:]
+    if len(question_parts(question)) >= 2:
+        others = [s for s in rest if s.source != best.source]
+        if others:
+            return [best, max(others, key=lambda s: s.score)]
+    runner_up = rest[0] if rest else None
+    if (
+        runner_up is not None
+        and runner_up.score >= RUNNER_UP_MIN_SCORE
+        and runner_up.score >= RUNNER_UP_RATIO * best.score
+    ):
+        return [best, runner_up]
+    return [best]
+
+
+def _lines(text: str) -> list[Line]:
+    lines: list[Line] = []
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line or is_table_rule(line):
+            continue
+        if line.startswith("|"):
+            lines.append(Line(line, table=True))
+        elif line.startswith(("- ", "* ", "+ ")) or re.match(r"\d+[.)]\s", line):
+            lines.append(Line(line, table=False))
+        else:
+            lines.extend(Line(s.strip(), table=False) for s in _SENTENCE.split(line) if s.strip())
+    return lines
+
+
+def trim(question: str, snippet: Snippet) -> str:
+    """The part of ``snippet`` that answers ``question``."""
+    text = snippet.text.strip()
+    lines = _lines(text)
+    if len(text) <= SHORT_PASSAGE or len(lines) <= 1:
+        return text
+    asked = hashing.embed_one(question)
+    scores = [float(asked @ hashing.embed_one(line.text)) for line in lines]
+    top = max(scores)
+    if top < MIN_LINE_SCORE:
+        return text if len(text) <= MAX_QUOTE else _cut(text, MAX_QUOTE)
+    order = np.argsort(scores)[::-1][:MAX_LINES]
+    keep = sorted(int(i) for i in order if scores[int(i)] >= KEEP_RATIO * top)
+    chosen = [lines[i] for i in keep]
+    if any(line.table for line in chosen) and lines[0].table and 0 not in keep:
+        chosen.insert(0, lines[0])  # the header row says what the columns are
+    return "\n".join(line.text for line in chosen)
+
+
+def _cut(text: str, limit: int) -> str:
+    cut = text[:limit]
+    end = max(cut.rfind(". "), cut.rfind("\n"))
+    return (cut[: end + 1] if end > limit // 2 else cut.rstrip()) + " …"
+
+
+def compose(question: str, snippets: list[Snippet]) -> tuple[str, list[Snippet]]:
+    """The quoted text of an offline reply and the snippets it quotes."""
+    chosen = pick_passages(question, snippets)
+    return "\n\n".join(trim(question, s) for s in chosen), chosen

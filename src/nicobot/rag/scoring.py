@@ -1,0 +1,69 @@
+"""Calibrated relevance: one score scale for every embedder.
+
+An embedder's raw cosine means little on its own: for the lexical ``hashing`` embedder 0.1
+is a weak match, for ``e5`` 0.8 is noise. Each embedder declares a :class:`Calibration`,
+measured on the tuning question set (``benchmarks/questions/tuning.json``), that maps its
+raw score onto one scale where :data:`BOUNDARY` (0.2, the default ``[knowledge] min_score``)
+is the point that separated passages that answer from questions the documents do not
+answer, and 1.0 a match as strong as the best answers. ``min_score`` therefore means the
+same thing whichever embedder runs.
+
+A semantic embedder ranks paraphrases well but gives an unrelated question a confident
+score too; the words a question shares with a passage tell those apart. For such an
+embedder the score is hybrid: the dense cosine plus ``lexical_weight`` times the lexical
+(hashing) cosine of the question and the passage. Passages are ranked by the dense cosine
+plus the smaller ``rank_lexical_weight`` times the lexical one: the meaning decides the
+order, the shared words mostly decide whether the best passage answers at all. A passage
+whose dense cosine alone clears ``dense_boundary`` is trusted whatever words it shares (a
+paraphrase: "¿a qué hora abren?" for a list of opening hours).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: The calibrated score at an embedder's measured boundary between answer and no answer.
+BOUNDARY = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    zero: float  # raw score mapped to 0
+    boundary: float  # raw score mapped to BOUNDARY
+    full: float  # raw score mapped to 1
+    lexical_weight: float = 0.0
+    rank_lexical_weight: float = 0.0
+    dense_boundary: float | None = None  # dense cosine mapped to BOUNDARY on its own
+    dense_full: float = 1.0  # dense cosine mapped to 1 on its own
+
+    @property
+    def hybrid(self) -> bool:
+        return self.lexical_weight > 0 or self.rank_lexical_weight > 0
+
+    def raw(self, dense: float, lexical: float = 0.0) -> float:
+        return dense + self.lexical_weight * lexical
+
+    def rank(self, dense: float, lexical: float = 0.0) -> float:
+        """The key passages are ordered by, best first."""
+        return dense + self.rank_lexical_weight * lexical
+
+    def score(self, dense: float, lexical: float = 0.0) -> float:
+        """The calibrated score, in [0, 1], of a dense (and lexical) cosine."""
+        value = _piecewise(self.raw(dense, lexical), self.zero, self.boundary, self.full)
+        if self.dense_boundary is not None:
+            alone = _piecewise(dense, self.zero, self.dense_boundary, self.dense_full)
+            value = max(value, alone)
+        return value
+
+
+def _piecewise(raw: float, zero: float, boundary: float, full: float) -> float:
+    """``zero`` -> 0, ``boundary`` -> BOUNDARY, ``full`` -> 1, linear in between."""
+    if raw <= boundary:
+        value = BOUNDARY * (raw - zero) / (boundary - zero)
+    else:
+        value = BOUNDARY + (1 - BOUNDARY) * (raw - boundary) / (full - boundary)
+    return max(0.0, min(1.0, value))
+
+
+#: Scores used as they are (hashing was calibrated in its own features; see hashing.py).
+IDENTITY = Calibration(zero=0.0, boundary=BOUNDARY, full=1.0)

@@ -1,0 +1,205 @@
+"""The operator inbox in headless Chromium: a real `nicobot serve`, the fake Evolution
+gateway as a process, live updates without reloads, and the layout at phone and laptop
+sizes."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from nicobot.testing import ServerProcess, free_port, make_project
+
+pytestmark = pytest.mark.browser
+
+SCHEMAS = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "evolution" / "schemas"
+)
+API_KEY = "inbox-browser-key"
+CUSTOMER = "5491100000777"
+SIZES = ((390, 844), (1366, 900))
+
+
+class Gateway:
+    """The fake Evolution API as a process, echoing sent messages back as the real one does."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nicobot_whatsapp_evolution.fake_gateway",
+                "--port",
+                "0",
+                "--api-key",
+                API_KEY,
+                "--schemas",
+                str(SCHEMAS),
+                "--echo-sent",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        match = re.search(r"listening on (http://\S+)", self.process.stdout.readline())
+        assert match, "the fake gateway did not start"
+        self.url = match.group(1)
+
+    def control(self, action: str, **body: Any) -> Any:
+        response = httpx.post(f"{self.url}/_fake/{action}", json=body, timeout=60)
+        response.raise_for_status()
+        return response.json()
+
+    def texts_to(self, number: str) -> list[str]:
+        sent = httpx.get(f"{self.url}/_fake/sent").json()["sent"]
+        return [s["text"] for s in sent if s["number"] == number]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+@pytest.fixture
+def gateway() -> Iterator[Gateway]:
+    gw = Gateway()
+    yield gw
+    gw.stop()
+
+
+def eventually(what: str, check: Callable[[], Any], page: Any, seconds: float = 30.0) -> Any:
+    """Poll ``check`` (a gateway or API call) while the page keeps running."""
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
+        page.wait_for_timeout(50)
+    return result
+
+
+def log_in(page: Any, server: ServerProcess) -> None:
+    page.goto(server.url + "/login")
+    page.fill("#password", server.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(server.url + "/")
+
+
+def test_an_operator_answers_a_whatsapp_customer_from_the_page(
+    tmp_path, nicobot_server, gateway, page, screenshot
+):
+    port = free_port()
+    server = nicobot_server(
+        make_project(tmp_path / "bot"),
+        {
+            "EVOLUTION_API_URL": gateway.url,
+            "EVOLUTION_API_KEY": API_KEY,
+            "NICOBOT_PUBLIC_URL": f"http://127.0.0.1:{port}",
+            "NICOBOT_CHANNELS__WHATSAPP__DEBOUNCE_SECONDS": "0",
+            "NICOBOT_CHANNELS__WHATSAPP__TYPING_MAX_SECONDS": "0",
+        },
+        port=port,
+    )
+    log_in(page, server)
+
+    # pair from the Channels tab; the card follows the scan without a reload
+    page.goto(server.url + "/admin?tab=channels")
+    card = page.locator("[data-channel=whatsapp]")
+    card.locator("button.connect").click()
+    card.locator("img.qr").wait_for()
+    gateway.control("scan")
+    page.locator("[data-channel=whatsapp][data-view=connected]").wait_for()
+
+    # a customer writes; the bot answers on WhatsApp; the page shows it live
+    page.goto(server.url + "/")
+    gateway.control("deliver", text="Hola, ¿tienen envíos?", number=CUSTOMER, push_name="Ana")
+    eventually("the bot's reply", lambda: gateway.texts_to(CUSTOMER), page)
+    page.locator(".session-item a", has_text="Ana").click()
+    page.wait_for_url(re.compile(r"session="))
+    page.locator(".msg-assistant .delivery-sent").wait_for()
+
+    # a person answers from the page: it reaches sendText and is marked sent, live
+    page.fill("#message", "Hola Ana, soy Marta: sí, enviamos a todo el país.")
+    page.press("#message", "Enter")
+    operator = page.locator(".msg-operator", has_text="soy Marta")
+    operator.locator(".delivery-sent").wait_for()
+    assert gateway.texts_to(CUSTOMER)[-1] == "Hola Ana, soy Marta: sí, enviamos a todo el país."
+    assert page.locator("#paused-note").is_visible()
+    screenshot("inbox-operator-reply")
+
+    # the bot stays quiet while a person answers; the echo is not a second message
+    gateway.control("deliver", text="¡Genial, gracias!", number=CUSTOMER, push_name="Ana")
+    page.locator(".msg-user", has_text="Genial").wait_for()
+    assert len(gateway.texts_to(CUSTOMER)) == 2
+    assert page.locator(".msg-operator").count() == 1
+    assert page.locator(".msg-assistant").count() == 1
+
+    # resumed, it answers again
+    page.click("#paused-resume")
+    page.locator("#paused-note").wait_for(state="hidden")
+    gateway.control("deliver", text="¿Y los horarios?", number=CUSTOMER, push_name="Ana")
+    page.locator(".msg-assistant").nth(1).wait_for()
+    eventually("the bot's second reply", lambda: len(gateway.texts_to(CUSTOMER)) == 3, page)
+    with server.client() as api:
+        [session] = api.get("/api/sessions", params={"q": CUSTOMER}).json()["sessions"]
+        roles = [m["role"] for m in api.get(f"/api/sessions/{session['id']}").json()["messages"]]
+    assert roles == ["user", "assistant", "operator", "user", "user", "assistant"]
+
+
+def no_horizontal_overflow(page: Any) -> bool:
+    return bool(
+        page.evaluate(
+            "document.documentElement.scrollWidth <= document.documentElement.clientWidth"
+        )
+    )
+
+
+def test_every_page_fits_phones_and_laptops(tmp_path, nicobot_server, browser, screenshot):
+    server = nicobot_server(make_project(tmp_path / "bot"))
+    with server.client() as api:
+        first = api.post(
+            "/api/chat",
+            json={"phone_number": "5491100000900", "sender_name": "Ana Pérez", "message": "m0"},
+        ).json()
+        session = first["session_id"]
+        for n in range(1, 100):
+            api.post("/api/chat", json={"session_id": session, "message": f"m{n} " + "bla " * n})
+        assert len(api.get(f"/api/sessions/{session}").json()["messages"]) == 200
+    pages = {
+        "chat": "/",
+        "conversation": f"/?session={session}",
+        "new-chat": "/?new=1",
+        **{f"admin-{tab}": f"/admin?tab={tab}" for tab in _admin_tabs(server)},
+    }
+    for width, height in SIZES:
+        context = browser.new_context(viewport={"width": width, "height": height})
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        page.goto(server.url + "/login")
+        assert no_horizontal_overflow(page), f"/login at {width}px"
+        page.fill("#password", server.password)
+        page.click("button[type=submit]")
+        page.wait_for_url(server.url + "/")
+        for name, path in pages.items():
+            page.goto(server.url + path)
+            page.wait_for_load_state("load")
+            assert no_horizontal_overflow(page), f"{path} at {width}px"
+            if name == "conversation":
+                page.locator(".msg").nth(199).wait_for()
+                composer = page.locator("#composer").bounding_box()
+                assert composer is not None
+                assert composer["y"] >= 0 and composer["y"] + composer["height"] <= height
+                last = page.locator(".msg").nth(199).bounding_box()
+                assert last is not None and last["y"] + last["height"] <= composer["y"] + 1
+                assert page.locator(".conversation-head").bounding_box()["y"] >= 0
+        context.close()
+
+
+def _admin_tabs(server: ServerProcess) -> list[str]:
+    html = httpx.get(server.url + "/admin", headers=server.headers).text
+    return re.findall(r'href="/admin\?tab=(\w+)"', html)
