@@ -365,14 +365,21 @@ class Stack:
 
 
 def start_stack(
-    procs: Processes, *, latency: float, concurrency: int, echo_sent: bool = False
+    procs: Processes,
+    *,
+    latency: float,
+    concurrency: int,
+    echo_sent: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> Stack:
-    """Fake LLM, fake gateway and ``nicobot serve``, paired as an operator would pair them."""
+    """Fake LLM, fake gateway and ``nicobot serve``, paired as an operator would pair them;
+    ``extra_env`` adds settings (workers, the store, the model)."""
     llm_url = start_fake_llm(procs, latency)
     gateway = start_gateway(procs, echo_sent)
     project = make_project(procs.dir / f"bot-{uuid.uuid4().hex[:6]}")
     port = free_port()
-    server = ServerProcess(project, nicobot_env(llm_url, gateway, port, concurrency), port=port)
+    env = {**nicobot_env(llm_url, gateway, port, concurrency), **(extra_env or {})}
+    server = ServerProcess(project, env, port=port)
     procs.servers.append(server)
     try:
         server.start(timeout=60)
@@ -601,7 +608,7 @@ def measure_load(
         "duplicated_replies": duplicated,
         "unexpected_replies": unexpected,
         "out_of_order_replies": out_of_order,
-        "stages": stages(stack.server.project, expected),
+        "stages": stages(stack.server.project, expected) if stack.server else {},
         "cpu_pct": {
             **{k: round(100 * (cpu_after[k] - cpu_before[k]) / window) for k in pids},
             "generator": round(100 * gen_cpu / window),
@@ -616,6 +623,8 @@ def stages(project: Path, expected: dict[str, str]) -> dict[str, dict[str, float
     to reply stored with its outbox entry (queue + turn), and stored to sent (delivery)."""
     from nicobot.store.sqlite import DB_FILE
 
+    if not (project / "data" / DB_FILE).is_file():  # another store
+        return {}
     db = sqlite3.connect(f"file:{project / 'data' / DB_FILE}?mode=ro", uri=True, timeout=30)
     try:
         received = {
