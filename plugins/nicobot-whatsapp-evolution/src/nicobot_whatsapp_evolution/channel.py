@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -49,7 +50,6 @@ from .parsing import (
 
 log = logging.getLogger("nicobot.whatsapp")
 
-WEBHOOK_PATH = "/api/webhooks/evolution"
 SENT_IDS_KEPT = 5000
 TYPING_HARD_CAP_SECONDS = 20.0
 RECONNECT_EVERY_SECONDS = 30.0
@@ -143,6 +143,26 @@ class WhatsAppChannel(Channel):
     def load_config(cls, table: Mapping[str, Any], env: Mapping[str, str]) -> WhatsAppConfig:
         return merge_config(table, env)
 
+    @classmethod
+    def instances(cls, config: ChannelConfig) -> list[tuple[type[Channel], ChannelConfig]]:
+        """One channel per ``[channels.whatsapp.instances.NAME]``: ``whatsapp-NAME``, its
+        webhooks at ``/api/webhooks/evolution-NAME``, the Evolution instance ``NAME``
+        unless its table says otherwise, and every other key from ``[channels.whatsapp]``."""
+        if not isinstance(config, WhatsAppConfig):
+            return []
+        base = config.model_dump(exclude={"instances", "instance"})
+        found: list[tuple[type[Channel], ChannelConfig]] = []
+        for key, table in sorted(config.instances.items()):
+            merged = {**base, "instance": key, **table}
+            label = str(merged.pop("label", "") or f"WhatsApp {key}")
+            subclass = type(
+                f"WhatsAppChannel_{key}",
+                (cls,),
+                {"name": f"{cls.name}-{key}", "label": label, "webhook_slug": f"evolution-{key}"},
+            )
+            found.append((subclass, WhatsAppConfig.model_validate(merged)))
+        return found
+
     @property
     def configured(self) -> bool:
         return bool(self.config.url and self.config.api_key)
@@ -170,7 +190,7 @@ class WhatsAppChannel(Channel):
 
     @property
     def webhook_url(self) -> str:
-        return self.public_url + WEBHOOK_PATH
+        return f"{self.public_url}/api/webhooks/{self.webhook_slug}"
 
     def _webhook_headers(self, secret: str) -> dict[str, str]:
         return {self.config.webhook_header: secret}
@@ -591,7 +611,7 @@ class WhatsAppChannel(Channel):
         ignored = 0
         for event in events:
             if isinstance(event, MessageEvent):
-                incoming = event.message
+                incoming = dataclasses.replace(event.message, channel=self.name)
                 if incoming.from_business and incoming.message_id in self._sent_set:
                     ignored += 1  # our own reply, echoed back
                     continue
