@@ -454,10 +454,12 @@ class Bot:
             self._reply_stored(
                 turn.session, notice.text, parts, local=channel is not None and channel.is_local
             )
-            for entry in turn.entries:
-                waiter = self._waiters.get((entry.message.channel, entry.message.message_id))
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(Turn(turn.session, notice.text, notice.mode))
+        # the simulator learns at once that the answer comes later (with the notice, if any)
+        result = Turn(turn.session, notice.text, notice.mode) if notice else None
+        for entry in turn.entries:
+            waiter = self._waiters.get((entry.message.channel, entry.message.message_id))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(result or Turn(turn.session, None, "deferred"))
 
     async def _agent_reply(
         self, turn: ClaimedTurn, text: str, images: list[MediaFile] | None = None
