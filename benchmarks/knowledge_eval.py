@@ -18,7 +18,8 @@ false answers at or under 25 % on the tuning set.
 Reported: hit@1, hit@3, MRR (the first passage from an answering document), false answers
 (unanswerable questions that still get a passage), answers kept (answerable questions that
 get one), fact-in-offline-reply (answerable questions whose offline reply contains every
-fact), query latency p50/p95 (one thread per embedder) and load time. Writes
+fact), query latency p50/p95 (one thread per embedder), the CPU time of a query (what its
+latency is on an idle core, whatever else the machine runs) and load time. Writes
 ``benchmarks/results/knowledge_eval.json``.
 
     .venv/bin/python benchmarks/knowledge_eval.py [--sets heldout,tuning] [--embedders e5]
@@ -126,14 +127,16 @@ async def score_set(
 ) -> dict[str, Any]:
     ranks: list[int | None] = []
     latencies: list[float] = []
+    cpu_times: list[float] = []
     false_answers = kept = with_fact = 0
     misses = []
     answerable = [q for q in questions if q.answers]
     unanswerable = [q for q in questions if not q.answers]
     for question in questions:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         found = await search(question.text)
         latencies.append((time.perf_counter() - started) * 1000)
+        cpu_times.append((time.process_time() - cpu_started) * 1000)
         passing = [s for s in found if s.score >= threshold]
         if not question.answers:
             false_answers += bool(passing)
@@ -164,6 +167,8 @@ async def score_set(
         "fact_in_offline_reply": with_fact / n,
         "query_ms_p50": statistics.median(latencies),
         "query_ms_p95": percentile(latencies, 95),
+        "query_cpu_ms_p50": statistics.median(cpu_times),
+        "query_cpu_ms_p95": percentile(cpu_times, 95),
         "misses": misses,
     }
 
@@ -298,7 +303,7 @@ def evaluate_candidate(name: str, corpus: str, questions: list[Question], tuning
 def print_table(results: dict[str, list[dict[str, Any]]]) -> None:
     header = (
         f"{'set':<8} {'embedder':<34} {'hit@1':>6} {'hit@3':>6} {'MRR':>5} {'false':>6} "
-        f"{'kept':>5} {'fact':>5} {'p50 ms':>7} {'p95 ms':>7}"
+        f"{'kept':>5} {'fact':>5} {'p50 ms':>7} {'p95 ms':>7} {'cpu p50':>7} {'cpu p95':>7}"
     )
     print(header)
     print("-" * len(header))
@@ -309,7 +314,8 @@ def print_table(results: dict[str, list[dict[str, Any]]]) -> None:
                 f"{set_name:<8} {r['embedder']:<34} {r['hit_at_1']:>6.2f} {r['hit_at_3']:>6.2f} "
                 f"{r['mrr']:>5.2f} {false:>6} {r['answers_kept']:>5.2f} "
                 f"{r['fact_in_offline_reply']:>5.2f} {r['query_ms_p50']:>7.1f} "
-                f"{r['query_ms_p95']:>7.1f}"
+                f"{r['query_ms_p95']:>7.1f} {r['query_cpu_ms_p50']:>7.1f} "
+                f"{r['query_cpu_ms_p95']:>7.1f}"
             )
 
 
@@ -347,6 +353,7 @@ def main() -> None:
                 row = asyncio.run(evaluate_embedder(name, corpus, questions))
             results.setdefault(set_name, []).append(row)
     print_table(results)
+    print(f"load average at the end: {' / '.join(f'{x:.1f}' for x in os.getloadavg())}")
     for name, reason in skipped.items():
         print(f"{name}: skipped: {reason}")
     if args.misses:

@@ -7,7 +7,9 @@ For each LLM latency, the same open-loop load (``--rate`` webhooks/s for ``--sec
   latency, no LLM client) awaited in the request, the reply sent, then 200;
 - nicobot, once per variant: ``--workers`` (1,2,4), ``--stores`` (sqlite, postgres) and
   ``--clients`` (``auto``: the code's choice, the openai SDK for this OpenAI-compatible
-  fake; ``litellm``: the same server through litellm, as ``hosted_vllm/...``).
+  fake; ``litellm``: the same server through litellm, as ``hosted_vllm/...``), with
+  ``--embedder`` for its knowledge base (``hashing`` by default: the inline design has no
+  knowledge base at all; ``e5`` adds a neural embedding per question).
 
 Each gets a fresh fake gateway (and nicobot a fresh fake LLM). Printed per run: replies/s,
 that ÷ the inline design's, CPU per answered reply (the whole process tree: workers, LLM
@@ -77,8 +79,10 @@ def start_peer(procs: h.Processes, latency: float, workers: int) -> PeerStack:
     return PeerStack(gateway, hook, process.pid)
 
 
-def nicobot_settings(workers: int, store: str, client: str, postgres: Any) -> dict[str, str]:
-    env = {"NICOBOT_SERVER__WORKERS": str(workers)}
+def nicobot_settings(
+    workers: int, store: str, client: str, postgres: Any, embedder: str
+) -> dict[str, str]:
+    env = {"NICOBOT_SERVER__WORKERS": str(workers), "NICOBOT_KNOWLEDGE__EMBEDDER": embedder}
     if store == "postgres":
         env.update(NICOBOT_STORE__BACKEND="postgres", NICOBOT_STORE__URL=postgres.create_database())
     if client == "litellm":
@@ -145,7 +149,7 @@ def run(args: argparse.Namespace) -> None:
                             f"{client}"
                         )
                         with h.Processes() as procs:
-                            env = nicobot_settings(workers, store, client, postgres)
+                            env = nicobot_settings(workers, store, client, postgres, args.embedder)
                             stack = h.start_stack(
                                 procs,
                                 latency=latency,
@@ -182,6 +186,12 @@ def main() -> None:
     parser.add_argument("--conversations", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--dup", type=float, default=0.1)
+    parser.add_argument(
+        "--embedder",
+        default="hashing",
+        help="nicobot's knowledge embedder ([knowledge] embedder); the inline design has "
+        "no knowledge base, and hashing costs least",
+    )
     parser.add_argument("--quick", action="store_true", help="a short run that checks it works")
     args = parser.parse_args()
     if args.quick:

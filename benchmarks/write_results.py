@@ -111,10 +111,11 @@ def knowledge_table(data: dict[str, Any]) -> str:
                     f"{r.get('fact_in_offline_reply', 0):.2f}",
                     round(r.get("query_ms_p50", 0), 1),
                     round(r.get("query_ms_p95", 0), 1),
+                    round(r.get("query_cpu_ms_p95", 0), 1),
                 ]
             )
     headers = ["set", "embedder", "hit@1", "hit@3", "MRR", "false answers",
-               "fact in reply", "query p50 ms", "query p95 ms"]  # fmt: skip
+               "fact in reply", "query p50 ms", "query p95 ms", "query CPU p95 ms"]  # fmt: skip
     return h.table(rows, headers)
 
 

@@ -85,3 +85,36 @@ def test_prompt_tab_saves(tmp_path, nicobot_server, page):
     page.wait_for_url(re.compile(r"saved=1"))
     assert page.locator("#persona").input_value() == "a cheerful helper"
     assert page.locator(".notice").is_visible()
+
+
+def test_failed_messages_are_listed_beside_failed_sends_and_retried(tmp_path, nicobot_server, page):
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nicobot import IncomingMessage
+    from nicobot.store.sqlite import SQLiteStore
+
+    project = make_project(tmp_path / "p")
+
+    async def park_one() -> None:  # what three failed attempts at answering leave behind
+        store = SQLiteStore(project / "data" / "nicobot.sqlite3")
+        await store.open()
+        message = IncomingMessage("simulator", "5491100000077", "¿abren hoy?", "f-1")
+        await store.enqueue(message, debounce=0, max_wait=0)
+        [turn] = await store.claim_turns("gone", 1, lease=60)
+        await store.park_turn(turn, "RuntimeError: <b>broken</b> plugin", None, {}, [])
+        await store.close()
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's own event loop runs in this thread
+        pool.submit(asyncio.run, park_one()).result()
+    server = nicobot_server(project)
+    log_in(page, server)
+    page.goto(server.url + "/admin?tab=deliveries")
+    row = page.locator("#turns-rows tr")
+    row.wait_for()
+    assert row.locator(".text").inner_text() == "¿abren hoy?"
+    assert row.locator(".error").inner_text() == "RuntimeError: <b>broken</b> plugin"  # as text
+    assert page.locator("#outbox-empty").is_visible()  # no failed sends beside it
+    row.locator("button").click()
+    page.locator("#turns-empty").wait_for(state="visible")
+    assert page.locator("#turns-rows tr").count() == 0

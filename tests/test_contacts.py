@@ -125,3 +125,26 @@ class TestRateLimit:
         assert [m.meta.get("mode") for m in stored if m.role.value == "assistant"].count(
             RATE_NOTICE_MODE
         ) == 1
+
+
+class TestRateLimitInTheSimulator:
+    @pytest.fixture
+    def nicobot_env(self, fake_llm):
+        return {
+            **fake_llm.env,
+            "NICOBOT_CONTACTS__RATE_LIMIT_PER_MINUTE": "1",
+            "NICOBOT_CONTACTS__RATE_WINDOW_SECONDS": "600",
+        }
+
+    async def test_the_page_gets_the_notice_at_once(self, nicobot_client):
+        import asyncio
+
+        async def chat(text: str, within: float = 15) -> dict:
+            body = {"phone_number": "5491100000042", "message": text}
+            async with asyncio.timeout(within):  # not the LLM timeout and more
+                return await (await nicobot_client.post("/api/chat", json=body)).get_json()
+
+        first = await chat("hola", within=120)  # litellm may still be importing
+        second = await chat("¿sigue?")
+        assert (first["reply"], first["mode"]) == ("Echo: hola", "llm")
+        assert second["mode"] == RATE_NOTICE_MODE and second["reply"].startswith("You're writing")

@@ -150,6 +150,18 @@ def test_an_operator_answers_a_whatsapp_customer_from_the_page(
         roles = [m["role"] for m in api.get(f"/api/sessions/{session['id']}").json()["messages"]]
     assert roles == ["user", "assistant", "operator", "user", "user", "assistant"]
 
+    # the Channels tab follows the phone unlinking, and says when the gateway is down
+    page.goto(server.url + "/admin?tab=channels")
+    card.locator(".status-text", has_text="Connected").wait_for()
+    gateway.control("phone-logout")
+    page.locator("[data-channel=whatsapp][data-view=disconnected]").wait_for()
+    gateway.stop()  # nothing listens at its address any more
+    card.locator(".status-text", has_text="Unreachable").wait_for()
+    card.locator("button.connect").click()  # Connect with the gateway down: no endless wait
+    card.locator(".status-text", has_text="Unreachable").wait_for()
+    assert page.locator("[data-channel=whatsapp][data-view=disconnected]").is_visible()
+    assert card.locator(".details").inner_text().strip()
+
 
 def no_horizontal_overflow(page: Any) -> bool:
     return bool(
@@ -159,8 +171,9 @@ def no_horizontal_overflow(page: Any) -> bool:
     )
 
 
-def test_every_page_fits_phones_and_laptops(tmp_path, nicobot_server, browser, screenshot):
-    server = nicobot_server(make_project(tmp_path / "bot"))
+def test_every_page_fits_phones_and_laptops(tmp_path, nicobot_server, browser):
+    # in Spanish: its labels are the longer ones
+    server = nicobot_server(make_project(tmp_path / "bot", language="es"))
     with server.client() as api:
         first = api.post(
             "/api/chat",

@@ -130,6 +130,10 @@ def test_opted_out_is_persisted_and_exported(nicobot_project):
     assert result.exit_code == 0, result.output
     [exported] = json.loads(result.stdout)
     assert exported["opted_out"] is True and exported["opted_out_at"]
+    shown = CliRunner().invoke(
+        cli, ["sessions", "show", exported["id"], "--project", str(nicobot_project)]
+    )
+    assert "Opted out on " in shown.stdout and "the bot stays silent" in shown.stdout
     csv = CliRunner().invoke(
         cli, ["sessions", "export", "--format", "csv", "--project", str(nicobot_project)]
     )

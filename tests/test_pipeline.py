@@ -235,6 +235,39 @@ async def test_work_of_a_dead_process_is_resumed(nicobot_bot, fake_channel):
     assert [m.text for m in fake_channel.sent] == ["Echo: perdido"]
 
 
+@pytest.mark.parametrize("went_out", [True, False])
+async def test_a_send_a_dead_process_had_in_flight_is_looked_up_first(
+    nicobot_bot, fake_channel, went_out
+):
+    """Killed while sending: the platform may have the reply. The restarted pipeline
+    asks the channel before sending it again."""
+    import socket
+
+    from nicobot import IncomingMessage, SentCheck
+    from nicobot.pipeline import Pipeline
+
+    await nicobot_bot.pipeline.stop(1)
+    store = nicobot_bot.store
+    await store.enqueue(
+        IncomingMessage(channel="fake", address="5491100000012", text="hola", message_id="k1"),
+        debounce=0,
+        max_wait=0,
+    )
+    dead = f"{socket.gethostname()}:999999999:dead"
+    [turn] = await store.claim_turns(dead, 1, lease=3600)
+    await store.complete_turn(turn, "Echo: hola", {}, ["Echo: hola"])
+    [entry] = await store.claim_outbox(dead, 1, lease=3600)  # then the process died
+    fake_channel.sent_check = SentCheck.sent("P-1") if went_out else SentCheck.not_sent()
+    nicobot_bot.pipeline = Pipeline(nicobot_bot)
+    await nicobot_bot.pipeline.start()
+    await nicobot_bot.pipeline.wait_idle(20)
+    [(asked, since)] = fake_channel.checks
+    assert asked.text == "Echo: hola" and since.timestamp() <= entry.first_attempt_at
+    assert [m.text for m in fake_channel.sent] == ([] if went_out else ["Echo: hola"])
+    [sent] = await store.list_outbox("sent")
+    assert sent.id == entry.id and (sent.platform_id == "P-1") == went_out
+
+
 class BrokenKnowledge(ChromaKnowledgeBase):
     """A real knowledge plugin whose search fails while ``failing`` is set (a failing
     hook would not do: hooks are isolated, their errors never fail a turn)."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -94,9 +92,9 @@ def test_it_prompts_without_yes(tmp_path: Path) -> None:
     assert 'shop = "nicobot_shop_chat.plugin"' in pyproject
 
 
-def test_the_new_plugin_installs_loads_and_passes_its_tests(tmp_path: Path) -> None:
-    if importlib.util.find_spec("hatchling") is None:
-        pytest.fail("building the plugin offline needs hatchling: pip install 'nicobot[test]'")
+def test_the_new_plugin_has_every_file(tmp_path: Path) -> None:
+    """That it installs from wheels in a fresh environment and passes its own tests is
+    tests/test_wheels.py's job."""
     made = run(
         sys.executable, "-m", "nicobot", "plugin", "new", "nicobot-demo", "--yes", cwd=tmp_path
     )
@@ -113,37 +111,7 @@ def test_the_new_plugin_installs_loads_and_passes_its_tests(tmp_path: Path) -> N
         "tests/test_channel.py",
     ):
         assert (package / relative).is_file(), relative
-
-    # Install it where only this test sees it: a --target folder put on PYTHONPATH.
-    site = tmp_path / "site"
-    installed = run(
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-deps",
-        "--no-build-isolation",
-        "--no-index",
-        "--target",
-        str(site),
-        str(package),
-    )
-    assert installed.returncode == 0, installed.stderr
-    env = {"PYTHONPATH": str(site), "NICOBOT_LOAD_PLUGINS": "demo"}
-
-    listed = run(sys.executable, "-m", "nicobot", "plugins", "--json", env=env)
-    assert listed.returncode == 0, listed.stderr
-    [demo] = [p for p in json.loads(listed.stdout) if p["name"] == "demo"]
-    assert demo == {
-        "name": "demo",
-        "version": "0.1.0",
-        "builtin": False,
-        "hooks": ["register_channels"],
-    }
-
-    tested = run(
-        sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=package, env=env
-    )
-    assert tested.returncode == 0, tested.stdout + tested.stderr
-    assert "3 passed" in tested.stdout
+    pyproject = (package / "pyproject.toml").read_text()
+    assert 'dependencies = ["nicobot-framework>=' in pyproject
+    assert '"nicobot>=' not in pyproject  # an unrelated project owns that name on PyPI
+    assert "self.sent" not in (package / "src/nicobot_demo/channel.py").read_text()

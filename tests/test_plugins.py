@@ -222,3 +222,25 @@ def test_implementations_run_in_the_documented_order():
     for name, plugin in [("last", Last()), ("a", Plain()), ("first", First()), ("b", Plain())]:
         pm.register(plugin, name=name)
     assert [i.plugin_name for i in implementations(pm, "startup")] == ["first", "b", "a", "last"]
+
+
+def test_the_bot_provides_everything_bot_context_promises(tmp_path):
+    from nicobot import BotContext
+
+    bot = Bot(load_settings(tmp_path, environ={}), make_plugin_manager(load_entry_points=False))
+    promised = {name for name in vars(BotContext) if not name.startswith("_")}
+    assert promised == {
+        "settings",
+        "env",
+        "store",
+        "channels",
+        "knowledge",
+        "submit",
+        "pause",
+        "resume",
+        "prompt_settings",
+    }
+    for name in promised:
+        assert hasattr(bot, name), name
+    for name in ("submit", "pause", "resume"):
+        assert inspect.iscoroutinefunction(getattr(bot, name)), name

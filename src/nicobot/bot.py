@@ -16,7 +16,7 @@ import pluggy
 from pydantic import ValidationError
 
 from .agent import Agent, AgentReply, ReplyContext, canned_message
-from .channels import ChannelContext, ChannelManager, ChannelStatus
+from .channels import Channel, ChannelConfig, ChannelContext, ChannelManager, ChannelStatus
 from .config import ConfigError, Settings, format_validation_error, project_env
 from .errors import PluginError
 from .gate import Gate
@@ -150,23 +150,34 @@ class Bot:
                 ) from None
             if not config.enabled:
                 continue
-            slug = channel_cls.webhook_slug
-            if slug is not None and slug in slugs:
-                raise PluginError(
-                    f"webhook slug {slug!r} is claimed by both {slugs[slug]!r} and "
-                    f"{plugin!r} (channel {name!r})"
-                )
-            if slug is not None:
-                slugs[slug] = plugin
-            context = ChannelContext(
-                settings=self.settings,
-                env=self.env,
-                report_status=self._status_reporter(name),
-                submit=self.submit,
-                load_state=functools.partial(self._load_channel_state, name),
-                save_state=functools.partial(self._save_channel_state, name),
+            for each_cls, each_config in [(channel_cls, config), *channel_cls.instances(config)]:
+                self._register_channel(each_cls, each_config, plugin, slugs)
+
+    def _register_channel(
+        self,
+        channel_cls: type[Channel],
+        config: ChannelConfig,
+        plugin: str,
+        slugs: dict[str, str],
+    ) -> None:
+        name = channel_cls.name
+        slug = channel_cls.webhook_slug
+        if slug is not None and slug in slugs:
+            raise PluginError(
+                f"webhook slug {slug!r} is claimed by both {slugs[slug]!r} and "
+                f"{plugin!r} (channel {name!r})"
             )
-            self.channels.register(channel_cls(config, context))
+        if slug is not None:
+            slugs[slug] = plugin
+        context = ChannelContext(
+            settings=self.settings,
+            env=self.env,
+            report_status=self._status_reporter(name),
+            submit=self.submit,
+            load_state=functools.partial(self._load_channel_state, name),
+            save_state=functools.partial(self._save_channel_state, name),
+        )
+        self.channels.register(channel_cls(config, context))
 
     def _status_reporter(self, name: str) -> Any:
         async def report(status: ChannelStatus) -> None:
@@ -443,10 +454,12 @@ class Bot:
             self._reply_stored(
                 turn.session, notice.text, parts, local=channel is not None and channel.is_local
             )
-            for entry in turn.entries:
-                waiter = self._waiters.get((entry.message.channel, entry.message.message_id))
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(Turn(turn.session, notice.text, notice.mode))
+        # the simulator learns at once that the answer comes later (with the notice, if any)
+        result = Turn(turn.session, notice.text, notice.mode) if notice else None
+        for entry in turn.entries:
+            waiter = self._waiters.get((entry.message.channel, entry.message.message_id))
+            if waiter is not None and not waiter.done():
+                waiter.set_result(result or Turn(turn.session, None, "deferred"))
 
     async def _agent_reply(
         self, turn: ClaimedTurn, text: str, images: list[MediaFile] | None = None

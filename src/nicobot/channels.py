@@ -266,6 +266,13 @@ class Channel(abc.ABC):
         """Build the config from the ``[channels.NAME]`` table; override to read ``env``."""
         return cls.config_model.model_validate(dict(table))
 
+    @classmethod
+    def instances(cls, config: ChannelConfig) -> list[tuple[type[Channel], ChannelConfig]]:
+        """Further channels of this kind set up in the same table (several WhatsApp
+        numbers): each a subclass with its own ``name`` and ``webhook_slug``, and its
+        config. None by default."""
+        return []
+
     @property
     def configured(self) -> bool:
         """False when required settings are missing: the channel then stays idle."""

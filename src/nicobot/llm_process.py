@@ -188,10 +188,18 @@ async def load_client(which: str) -> Clients:
     """This process's clients with ``which`` imported once, in a thread: an import takes
     seconds and must not stall the event loop (webhooks keep being answered meanwhile)."""
     loading = _loading.get(which)
-    if loading is None:
+    if loading is None or _stale(loading):
         loading = _loading[which] = asyncio.ensure_future(asyncio.to_thread(_clients.load, which))
     await asyncio.shield(loading)
     return _clients
+
+
+def _stale(loading: asyncio.Future[None]) -> bool:
+    """A load started on an event loop that is gone (an earlier ``asyncio.run``, a
+    test's loop): it will never finish there, so it is started again on this one."""
+    if loading.cancelled():
+        return True
+    return not loading.done() and loading.get_loop() is not asyncio.get_running_loop()
 
 
 async def load_litellm() -> Clients:

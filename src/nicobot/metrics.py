@@ -42,6 +42,12 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.webhook_calls = Counter(
+            "nicobot_webhook_calls",
+            "Webhook calls by channel slug and outcome (handled, rejected, failed)",
+            ["slug", "outcome"],
+            registry=r,
+        )
         self.reconciled = Counter(
             "nicobot_sends_reconciled",
             "Deliveries of unknown outcome checked with the channel before resending, by "

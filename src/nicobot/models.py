@@ -38,6 +38,10 @@ class IncomingMessage:
     WhatsApp ``...@lid`` JID) when the platform hides the number.
     ``from_business`` marks a message typed by the business itself (a person at the
     business's own phone): it is stored as an operator message and never answered.
+    ``message_id`` is the platform's id, unique per channel: a second delivery with the
+    same id is dropped. ``raw`` is the platform's payload as the channel parsed it; it
+    is not stored, so the ``message_received`` hook is where plugins see it (messages
+    read back from the store have ``raw=None``).
     """
 
     channel: str

@@ -62,15 +62,16 @@ SAMPLE_DOCS = {
         "about.md",
         "# About us\n\nSample content: replace it with your business's own documents.\n\n"
         "## Opening hours\n\nWe are open Monday to Friday from 9:00 to 18:00, "
-        "and Saturdays from 10:00 to 14:00.\n\n"
-        "## Contact\n\nWrite to us here any time; a person answers during opening hours.\n",
+        "and Saturdays from 10:00 to 14:00. We are closed on Sundays and public holidays.\n\n"
+        "## Contact\n\nWrite to us here any time to talk to a person from our team: we "
+        "answer during opening hours.\n",
     ),
     "es": (
         "nosotros.md",
         "# Sobre nosotros\n\nContenido de ejemplo: reemplazalo por los documentos de tu negocio."
-        "\n\n## Horarios\n\nAbrimos de lunes a viernes de 9 a 18 y los sábados de 10 a 14."
-        "\n\n## Contacto\n\nEscribinos por acá cuando quieras; una persona responde en "
-        "horario de atención.\n",
+        "\n\n## Horarios\n\nAbrimos de lunes a viernes de 9 a 18 y los sábados de 10 a 14. "
+        "Domingos y feriados, cerrado.\n\n## Contacto\n\nEscribinos por acá cuando quieras "
+        "para hablar con una persona del equipo: respondemos en horario de atención.\n",
     ),
 }
 

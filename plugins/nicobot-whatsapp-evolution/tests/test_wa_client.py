@@ -205,7 +205,8 @@ async def test_connection_closed(client: EvolutionClient, fake: FakeGateway) -> 
     fake.down = "closed"
     with pytest.raises(EvolutionError) as err:
         await client.send_text(INSTANCE, "5491100000001", "hi")
-    assert err.value.status == 400 and err.value.is_connection_closed
+    assert err.value.status == 500 and err.value.is_connection_closed
+    assert not err.value.ambiguous  # the gateway answered: the send did not go out
     with pytest.raises(EvolutionError) as presence:
         await client.send_presence(INSTANCE, "5491100000001", delay_ms=10)
     assert presence.value.is_connection_closed

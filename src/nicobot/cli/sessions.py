@@ -74,6 +74,8 @@ def show_session(project: Path, session_id: str) -> None:
         raise click.ClickException(f"no session {session_id!r}; see `nicobot sessions list`")
     who = session.sender_name or session.phone_number or session.address
     click.echo(click.style(f"{who} on {session.channel} ({session.address})", bold=True))
+    if session.opted_out_at is not None:
+        click.echo(f"Opted out on {session.opted_out_at:%Y-%m-%d %H:%M} UTC: the bot stays silent.")
     for message in messages:
         stamp = message.created_at.strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"[{stamp}] {message.role.value}: {message.text}")

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
@@ -91,6 +91,18 @@ def embedding_text(chunk: Chunk) -> str:
     from .chunking import table_as_text
 
     return passage_text(chunk.heading, table_as_text(chunk.text))
+
+
+def _non_increasing(snippets: list[Snippet]) -> list[Snippet]:
+    """Scores capped by the score of every better-ranked snippet: a passage ranked lower is
+    never surer to answer than the one above it, so the best one decides whether the
+    question is answered at all."""
+    capped: list[Snippet] = []
+    for snippet in snippets:
+        if capped and snippet.score > capped[-1].score:
+            snippet = replace(snippet, score=capped[-1].score)
+        capped.append(snippet)
+    return capped
 
 
 def passage_text(heading: str | None, text: str) -> str:
@@ -537,7 +549,7 @@ class ChromaKnowledgeBase(KnowledgeBase):
             )
             ranked.append((calibration.rank(dense, lexical), snippet))
         ranked.sort(key=lambda pair: pair[0], reverse=True)
-        return [snippet for _rank, snippet in ranked[:k]]
+        return _non_increasing([snippet for _rank, snippet in ranked[:k]])
 
     async def query(self, text: str, k: int = 4) -> list[Snippet]:
         """Like :meth:`search`, but a failing store answers nothing rather than failing

@@ -25,6 +25,9 @@
 
   function badge(session) {
     if (session.channel === "whatsapp") return el("span", "badge badge-wa", "WA");
+    if (session.channel.startsWith("whatsapp-")) {
+      return el("span", "badge badge-wa", "WA " + session.channel.slice("whatsapp-".length));
+    }
     if (session.channel === "simulator") return el("span", "badge badge-sim", S.simulator);
     const label = data.channel_labels[session.channel] || session.channel;
     return el("span", "badge", label);
@@ -33,7 +36,8 @@
   function avatar(session) {
     const node = el("div", "avatar avatar-" + session.channel);
     node.setAttribute("aria-hidden", "true");
-    node.textContent = session.channel === "whatsapp" ? "\u260E" : initials(session);
+    const whatsapp = session.channel === "whatsapp" || session.channel.startsWith("whatsapp-");
+    node.textContent = whatsapp ? "\u260E" : initials(session);
     return node;
   }
 

@@ -54,6 +54,10 @@ __all__ = [
 ]
 
 
+#: How long ``nicobot_app`` waits for the app to start (and to stop).
+STARTUP_TIMEOUT_SECONDS = 60
+
+
 def make_project(directory: Path, language: str = "en", **toml_extra: str) -> Path:
     """Write a project as ``nicobot init --yes`` would; ``toml_extra`` appends raw TOML."""
     from ..scaffold import write_project
@@ -123,7 +127,13 @@ async def nicobot_app(
         plugin, name = entry if isinstance(entry, tuple) else (entry, None)
         register_plugin(pm, plugin, name or type(plugin).__name__)
     app = create_app(settings, pm=pm)
-    async with app.test_app():
+    # Quart's default of 6 s is short for indexing the knowledge on a busy machine.
+    from quart.testing.app import TestApp
+
+    test_app = TestApp(
+        app, startup_timeout=STARTUP_TIMEOUT_SECONDS, shutdown_timeout=STARTUP_TIMEOUT_SECONDS
+    )
+    async with test_app:
         yield app
 
 

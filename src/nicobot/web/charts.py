@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from ..dashboard import DayFigures
 
 WIDTH, HEIGHT = 720.0, 220.0
-LEFT, RIGHT, TOP, BOTTOM = 56.0, 8.0, 22.0, 34.0
+LEFT, RIGHT, TOP, BOTTOM = 56.0, 48.0, 22.0, 34.0
 MOST_LABELS = 6
 
 
@@ -36,6 +36,8 @@ class Chart:
     height: float
     bars: list[Bar]
     ticks: list[tuple[float, int]]
+    #: The conversations' own scale, on the right.
+    right_ticks: list[tuple[float, int]]
     line: str
     baseline: float
     left: float = LEFT
@@ -54,16 +56,17 @@ def nice_ceiling(value: int) -> int:
 
 
 def day_chart(days: list[DayFigures], label: dict[str, str]) -> Chart:
-    """Bars for messages per day and a line for conversations per day; ``label`` gives
-    each day's short label (by ISO date)."""
+    """Bars for messages per day and a line for conversations per day, each on its own
+    scale (left and right); ``label`` gives each day's short label (by ISO date)."""
     top = nice_ceiling(max([d.messages for d in days] + [1]))
+    people_top = nice_ceiling(max([d.conversations for d in days] + [1]))
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_width / max(len(days), 1)
     every = max(1, math.ceil(len(days) / MOST_LABELS))
     bars = []
     for i, day in enumerate(days):
         height = plot_height * day.messages / top
-        dot_y = TOP + plot_height * (1 - day.conversations / top)
+        dot_y = TOP + plot_height * (1 - day.conversations / people_top)
         key = day.day.isoformat()
         last = i == len(days) - 1
         bars.append(
@@ -83,6 +86,17 @@ def day_chart(days: list[DayFigures], label: dict[str, str]) -> Chart:
             )
         )
     line = " ".join(f"{b.dot_x},{b.dot_y}" for b in bars)
+    return Chart(
+        WIDTH,
+        HEIGHT,
+        bars,
+        _ticks(top, plot_height),
+        _ticks(people_top, plot_height),
+        line,
+        TOP + plot_height,
+    )
+
+
+def _ticks(top: int, plot_height: float) -> list[tuple[float, int]]:
     fractions = (0.0, 0.5, 1.0) if top % 2 == 0 else (0.0, 1.0)
-    ticks = [(round(TOP + plot_height * (1 - f), 1), round(top * f)) for f in fractions]
-    return Chart(WIDTH, HEIGHT, bars, ticks, line, TOP + plot_height)
+    return [(round(TOP + plot_height * (1 - f), 1), round(top * f)) for f in fractions]

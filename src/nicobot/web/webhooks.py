@@ -46,11 +46,14 @@ async def receive_webhook(slug: str, subpath: str = "") -> Any:
     except WebhookRejected as exc:
         if exc.status in (401, 403):
             throttle().failed((credential, client_address()))
+        bot.metrics.webhook_calls.labels(slug, "rejected").inc()
         log.warning("rejected a %s webhook from %s: %s", slug, client_address(), exc)
         return error(str(exc), exc.status)
     except Exception:
+        bot.metrics.webhook_calls.labels(slug, "failed").inc()
         log.exception("the %s channel failed on a webhook; answered 200 and dropped it", slug)
         return jsonify(ok=False, dropped=True)
+    bot.metrics.webhook_calls.labels(slug, "handled").inc()
     accepted = duplicates = 0
     for message in result.messages:
         if await bot.submit(message):

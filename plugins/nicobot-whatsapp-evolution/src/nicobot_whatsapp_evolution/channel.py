@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import logging
@@ -49,10 +50,17 @@ from .parsing import (
 
 log = logging.getLogger("nicobot.whatsapp")
 
-WEBHOOK_PATH = "/api/webhooks/evolution"
 SENT_IDS_KEPT = 5000
 TYPING_HARD_CAP_SECONDS = 20.0
 RECONNECT_EVERY_SECONDS = 30.0
+#: Logging out of a gateway that may be redialing (see _logout_every_loop).
+LOGOUT_EVERY_SECONDS = 0.15
+LOGOUT_QUIET_SECONDS = 1.5
+LOGOUT_WITHIN_SECONDS = 20.0
+#: A "connecting" webhook this recent means the gateway is still dialing.
+DIAL_GRACE_SECONDS = 10.0
+#: While no QR has come yet, the status asks the gateway for one at most this often.
+QR_WAIT_REFRESH_SECONDS = 10.0
 #: Reconciling a send: how far past now to look (clocks differ), and at most how many
 #: pages of 50 of the chat's sent messages to read.
 FIND_SENT_AHEAD = timedelta(minutes=5)
@@ -134,6 +142,8 @@ class WhatsAppChannel(Channel):
         self._background: set[asyncio.Task[None]] = set()
         self._history = ConnectionHistory(context.load_state, context.save_state)
         self._catching_up: asyncio.Task[None] | None = None
+        self._webhook_state: tuple[str | None, float] = (None, 0.0)
+        self._qr_asked_at = -QR_WAIT_REFRESH_SECONDS
         #: The start-up webhook update, while it runs (awaitable, e.g. in tests).
         self.webhook_sync: asyncio.Task[None] | None = None
 
@@ -142,6 +152,26 @@ class WhatsAppChannel(Channel):
     @classmethod
     def load_config(cls, table: Mapping[str, Any], env: Mapping[str, str]) -> WhatsAppConfig:
         return merge_config(table, env)
+
+    @classmethod
+    def instances(cls, config: ChannelConfig) -> list[tuple[type[Channel], ChannelConfig]]:
+        """One channel per ``[channels.whatsapp.instances.NAME]``: ``whatsapp-NAME``, its
+        webhooks at ``/api/webhooks/evolution-NAME``, the Evolution instance ``NAME``
+        unless its table says otherwise, and every other key from ``[channels.whatsapp]``."""
+        if not isinstance(config, WhatsAppConfig):
+            return []
+        base = config.model_dump(exclude={"instances", "instance"})
+        found: list[tuple[type[Channel], ChannelConfig]] = []
+        for key, table in sorted(config.instances.items()):
+            merged = {**base, "instance": key, **table}
+            label = str(merged.pop("label", "") or f"WhatsApp {key}")
+            subclass = type(
+                f"WhatsAppChannel_{key}",
+                (cls,),
+                {"name": f"{cls.name}-{key}", "label": label, "webhook_slug": f"evolution-{key}"},
+            )
+            found.append((subclass, WhatsAppConfig.model_validate(merged)))
+        return found
 
     @property
     def configured(self) -> bool:
@@ -170,7 +200,7 @@ class WhatsAppChannel(Channel):
 
     @property
     def webhook_url(self) -> str:
-        return self.public_url + WEBHOOK_PATH
+        return f"{self.public_url}/api/webhooks/{self.webhook_slug}"
 
     def _webhook_headers(self, secret: str) -> dict[str, str]:
         return {self.config.webhook_header: secret}
@@ -293,7 +323,9 @@ class WhatsAppChannel(Channel):
             return self._status("not_configured")
         try:
             state = await self.client.connection_state(self.config.instance)
-            if state == "connecting":
+            if state == "close" and self._dialing():
+                state = "connecting"  # between two dial attempts: not a change
+            if state == "connecting" and self._may_refresh_qr():
                 state = await self._refresh_qr()
         except EvolutionError as exc:
             status = self._status("no_instance") if exc.is_not_found else self._error_status(exc)
@@ -302,9 +334,25 @@ class WhatsAppChannel(Channel):
         await self._report(status)
         return status
 
+    def _dialing(self) -> bool:
+        """The gateway's webhooks said "connecting" lately (and nothing since): it is
+        redialing, and its state API flips between connecting and close meanwhile."""
+        state, at = self._webhook_state
+        return state == "connecting" and time.monotonic() - at < DIAL_GRACE_SECONDS
+
+    def _may_refresh_qr(self) -> bool:
+        """With a QR shown, follow its rotation on every look. Without one yet, ask at
+        most every QR_WAIT_REFRESH_SECONDS: a gateway that cannot reach WhatsApp never
+        makes one, takes seconds to say so, and may start one more dialing loop per
+        ``GET /instance/connect``."""
+        return self._qr is not None or (
+            time.monotonic() - self._qr_asked_at >= QR_WAIT_REFRESH_SECONDS
+        )
+
     async def _refresh_qr(self) -> str:
         """While pairing, the gateway rotates the QR every few tens of seconds: take the
         current one (``GET /instance/connect`` only reads it while connecting)."""
+        self._qr_asked_at = time.monotonic()
         answer = await self.client.connect(self.config.instance)
         if answer.state is not None:
             return answer.state
@@ -372,17 +420,42 @@ class WhatsAppChannel(Channel):
         if not self.configured:
             return self._status("not_configured")
         try:
-            await self.client.logout(self.config.instance)
+            await self._logout_every_loop()
         except EvolutionError as exc:
-            if exc.status not in (400, 404):  # not connected / no instance: done already
-                status = self._error_status(exc)
-                await self._report(status)
-                return status
+            status = self._error_status(exc)
+            await self._report(status)
+            return status
         self._qr = None
         self._reason = None
         status = self._status("disconnected")
         await self._report(status)
         return status
+
+    async def _logout_every_loop(self) -> None:
+        """Log out, and again while the gateway is still dialing.
+
+        A gateway that cannot reach WhatsApp redials forever, accepts a logout only
+        mid-dial (400 "not connected" otherwise) and needs one per dialing loop. So a
+        400 ends this only once no "connecting" webhook came lately and the last
+        success is LOGOUT_QUIET_SECONDS old; at most LOGOUT_WITHIN_SECONDS in all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LOGOUT_WITHIN_SECONDS
+        last_success: float | None = None
+        while loop.time() < deadline:
+            try:
+                await self.client.logout(self.config.instance)
+            except EvolutionError as exc:
+                if exc.status == 404:
+                    return
+                if exc.status != 400:
+                    raise
+                settled = last_success is None or loop.time() - last_success >= LOGOUT_QUIET_SECONDS
+                if settled and not self._dialing():
+                    return
+            else:
+                last_success = loop.time()
+            await asyncio.sleep(LOGOUT_EVERY_SECONDS)
+        log.warning("the gateway was still dialing after %g s of logouts", LOGOUT_WITHIN_SECONDS)
 
     # sending
 
@@ -464,12 +537,16 @@ class WhatsAppChannel(Channel):
         return decode_media(message.message_id, reference, fetched, max_bytes)
 
     async def _reconnect(self) -> None:
-        """The socket died while the state may still say open: ask for a reconnect."""
+        """The socket died while the state still says open: ask for a reconnect. While
+        the gateway is dialing already (or logged out) a connect would only start one
+        more dialing loop: then the reply just waits."""
         if time.monotonic() - self._last_reconnect < RECONNECT_EVERY_SECONDS:
             return
         self._last_reconnect = time.monotonic()
-        log.warning("WhatsApp connection closed; asking the gateway to reconnect")
         try:
+            if await self.client.connection_state(self.config.instance) != "open":
+                return
+            log.warning("WhatsApp connection closed; asking the gateway to reconnect")
             await self.client.connect(self.config.instance)
         except EvolutionError as exc:
             log.warning("reconnecting WhatsApp failed: %s", exc)
@@ -591,7 +668,7 @@ class WhatsAppChannel(Channel):
         ignored = 0
         for event in events:
             if isinstance(event, MessageEvent):
-                incoming = event.message
+                incoming = dataclasses.replace(event.message, channel=self.name)
                 if incoming.from_business and incoming.message_id in self._sent_set:
                     ignored += 1  # our own reply, echoed back
                     continue
@@ -603,6 +680,7 @@ class WhatsAppChannel(Channel):
                     self._reason = "qr_limit"
                 elif event.state == "open":
                     self._reason = None
+                self._webhook_state = (event.state, time.monotonic())
                 if await self._history.note_state(event.state, now):
                     self._start_catch_up("reconnected")
                 await self._report(self._status_for_state(event.state))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,8 @@ ENV_KEYS: dict[str, str] = {
     "EVOLUTION_INSTANCE_NAME": "instance",
     "EVOLUTION_WEBHOOK_SECRET": "webhook_secret",
 }
+#: A name in [channels.whatsapp.instances.NAME]: it becomes the channel "whatsapp-NAME".
+INSTANCE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
 #: Used for the webhook secret when neither the table nor EVOLUTION_WEBHOOK_SECRET sets one
 #: (``nicobot init`` writes it into the project's ``.env``).
 FALLBACK_SECRET_ENV = "NICOBOT_WEBHOOK_SECRET"
@@ -56,6 +59,25 @@ class WhatsAppConfig(ChannelConfig):
         "while nicobot could not receive it, and answer it.",
     )
     debounce_seconds: float = Field(2.5, ge=0, le=60)
+    instances: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="More WhatsApp numbers: [channels.whatsapp.instances.NAME] tables, each "
+        "its own Evolution instance (the keys of this table are their defaults).",
+    )
+
+    @field_validator("instances")
+    @classmethod
+    def _instance_names(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, table in value.items():
+            if not INSTANCE_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r}: an instance name is lower-case letters, digits and _ or -"
+                )
+            if not isinstance(table, dict):
+                raise ValueError(f"{name!r}: expected a table [channels.whatsapp.instances.{name}]")
+            if "instances" in table:
+                raise ValueError(f"{name!r}: an instance cannot have instances")
+        return value
 
     @field_validator("url", "public_url")
     @classmethod

@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -122,6 +122,8 @@ class Instance:
     qr_count: int = 0
     qr_code: str | None = None
     instance_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    #: The webhook as ``/webhook/set`` and ``/webhook/find`` answer it (the stored row).
+    webhook_row: dict[str, Any] = field(default_factory=dict)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -586,7 +588,7 @@ class FakeGateway:
             ("POST", "chat/sendPresence"): self._send_presence,
             ("POST", "chat/findMessages"): self._find_messages,
             ("POST", "webhook/set"): self._set_webhook,
-            ("GET", "webhook/find"): lambda i, _b: (200, i.webhook or None),
+            ("GET", "webhook/find"): lambda i, _b: (200, dict(i.webhook_row) or None),
             ("POST", "chat/getBase64FromMediaMessage"): self._media_base64,
         }
         handler = handlers.get((method, route))
@@ -610,6 +612,7 @@ class FakeGateway:
             instance = Instance(name=name, token=str(uuid.uuid4()).upper(), state="connecting")
             if isinstance(webhook, dict) and webhook.get("url"):
                 instance.webhook = {"enabled": True, **webhook}
+                instance.webhook_row = _webhook_row(instance, instance.webhook, {})
             self.instances[name] = instance
             self._connects_left[name] = self.not_ready_connects
             qrcode = self._new_qr(instance) if self.qr_ready_on_create else {"count": 0}
@@ -623,12 +626,31 @@ class FakeGateway:
                 "status": "connecting",
             },
             "hash": instance.token,
-            "webhook": {},
+            "webhook": (
+                {
+                    "webhookUrl": webhook.get("url"),
+                    "webhookHeaders": webhook.get("headers") or {},
+                    "webhookByEvents": bool(webhook.get("byEvents")),
+                    "webhookBase64": bool(webhook.get("base64")),
+                }
+                if isinstance(webhook, dict) and webhook.get("url")
+                else {}
+            ),
             "websocket": {},
             "rabbitmq": {},
+            "nats": {},
             "sqs": {},
-            "settings": {"rejectCall": False, "groupsIgnore": False, "alwaysOnline": False},
-            "qrcode": qrcode,
+            "settings": {
+                "rejectCall": False,
+                "msgCall": "",
+                "groupsIgnore": False,
+                "alwaysOnline": False,
+                "readMessages": False,
+                "readStatus": False,
+                "syncFullHistory": False,
+                "wavoipToken": "",
+            },
+            **({"qrcode": qrcode} if body.get("qrcode") else {}),
         }
 
     def _connect(self, instance: Instance, _body: Any) -> tuple[int, Any]:
@@ -703,7 +725,8 @@ class FakeGateway:
         if not text.strip():
             raise envelope(400, ["Text is required"])
         if self.down == "closed" or instance.state != "open":
-            raise envelope(400, ["Error: Connection Closed"])
+            # as 2.3.7 answers while its socket is down (captures/http-send-text-500-...)
+            raise envelope(500, "Connection Closed")
         jid = number if "@" in number else f"{re.sub(r'[^0-9]', '', number)}@s.whatsapp.net"
         if number.split("@")[0] in self.not_on_whatsapp:
             raise envelope(400, [{"jid": jid, "exists": False, "number": number}])
@@ -824,7 +847,8 @@ class FakeGateway:
             raise envelope(500, ["Cannot read properties of undefined (reading 'length')"])
         with self._lock:
             instance.webhook = dict(webhook)
-        return 201, {"id": str(uuid.uuid4()), "instanceId": instance.instance_id, **webhook}
+            instance.webhook_row = _webhook_row(instance, webhook, instance.webhook_row)
+            return 201, dict(instance.webhook_row)
 
     # control endpoints
 
@@ -900,6 +924,24 @@ class FakeGateway:
             self.reset()
             return {"ok": True}
         raise HTTPAnswer(404, {"error": f"no control action {action!r}"})
+
+
+def _webhook_row(
+    instance: Instance, webhook: dict[str, Any], previous: dict[str, Any]
+) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {
+        "id": previous.get("id") or "c" + secrets.token_hex(12),
+        "url": webhook.get("url"),
+        "headers": webhook.get("headers") or {},
+        "enabled": bool(webhook.get("enabled")),
+        "events": list(webhook.get("events") or []),
+        "webhookByEvents": bool(webhook.get("byEvents")),
+        "webhookBase64": bool(webhook.get("base64")),
+        "createdAt": previous.get("createdAt") or now,
+        "updatedAt": now,
+        "instanceId": instance.instance_id,
+    }
 
 
 def _epoch_seconds(value: Any) -> int | None:
