@@ -7,7 +7,7 @@ import pytest
 from nicobot.knowledge import Snippet
 from nicobot.offline_answer import compose, pick_passages, question_parts, trim
 from nicobot.rag.chroma_store import _non_increasing
-from nicobot.rag.scoring import BOUNDARY, IDENTITY, Calibration
+from nicobot.rag.scoring import BOUNDARY, IDENTITY, Calibration, lexical_question
 
 PRICES = (
     "| Producto | Precio |\n| --- | --- |\n| Crema hidratante de día (50 g) | $ 18.500 |\n"
@@ -78,3 +78,11 @@ def test_a_lower_ranked_passage_is_never_surer_than_the_one_above_it():
     ranked = [snippet("a", score=0.3), snippet("b", score=0.6), snippet("c", score=0.1)]
     assert [s.score for s in _non_increasing(ranked)] == [0.3, 0.3, 0.1]
     assert [s.text for s in _non_increasing(ranked)] == ["a", "b", "c"]
+
+
+def test_generic_verbs_are_no_lexical_evidence() -> None:
+    assert lexical_question("¿Venden maquillaje?") == "maquillaje"
+    assert lexical_question("Do you sell scented candles?") == "do you scented candles"
+    assert lexical_question("Vocês fazem massagem?") == "massagem"
+    assert lexical_question("what's your refund policy?") == "what your refund policy"
+    assert lexical_question("venden x mayor?") == "mayor"

@@ -23,6 +23,7 @@ from .lock import ProcessLock, StoreBusy
 from .manifest import Entry, Manifest, file_hash, now
 from .options import KnowledgeOptions, read_options
 from .readers import UnreadableDocument, read_chunks
+from .scoring import lexical_question
 
 if TYPE_CHECKING:
     from typing import Self
@@ -521,7 +522,7 @@ class ChromaKnowledgeBase(KnowledgeBase):
             n_results=max(k, HYBRID_CANDIDATES) if hybrid else k,
             include=["documents", "metadatas", "distances"],
         )
-        question = hashing.embed_one(text) if hybrid else None
+        question = hashing.embed_one(lexical_question(text)) if hybrid else None
         ranked: list[tuple[float, Snippet]] = []
         for chunk_id, document, meta, distance in zip(
             found["ids"][0],

@@ -20,7 +20,10 @@ paraphrase: "¿a qué hora abren?" for a list of opening hours).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+from . import hashing
 
 #: The calibrated score at an embedder's measured boundary between answer and no answer.
 BOUNDARY = 0.2
@@ -67,3 +70,23 @@ def _piecewise(raw: float, zero: float, boundary: float, full: float) -> float:
 
 #: Scores used as they are (hashing was calibrated in its own features; see hashing.py).
 IDENTITY = Calibration(zero=0.0, boundary=BOUNDARY, full=1.0)
+
+
+#: Verbs any shop question carries ("¿venden maquillaje?", "do you sell...?", "vocês
+#: fazem...?"): a passage that shares only one of them with the question shares nothing it
+#: is about, so they never count as lexical evidence (the dense score alone must carry it).
+GENERIC_WORDS = frozenset(
+    """
+    venden vende vendes vendemos venta ventas hacen hace haces ofrecen ofrece ofreces
+    trabajan manejan consigo consiguen sell sells selling sold offer offers carry stock
+    vendem oferecem fazem faz tem voces
+    """.split()  # noqa: SIM905
+)
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+def lexical_question(text: str) -> str:
+    """The part of a question its lexical score is measured on: folded, without the generic
+    verbs of :data:`GENERIC_WORDS` and one-letter tokens (the "s" of "what's")."""
+    tokens = _TOKEN.findall(hashing.fold(text))
+    return " ".join(t for t in tokens if len(t) > 1 and t not in GENERIC_WORDS)
