@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -23,9 +24,20 @@ EXAMPLES_PER_OPERATION = 25
 SKIPPED_PREFIXES = ("/api/webhooks/",)
 
 SCHEMA = schemathesis.openapi.from_dict(openapi_document())
+
+
+def streams(operation: Any) -> bool:
+    """An event stream never ends by design: it gets its own bounded test below."""
+    content = operation.definition.raw["responses"].get("200", {}).get("content", {})
+    return "text/event-stream" in content
+
+
 OPERATIONS = [
-    op.ok() for op in SCHEMA.get_all_operations() if not op.ok().path.startswith(SKIPPED_PREFIXES)
+    op.ok()
+    for op in SCHEMA.get_all_operations()
+    if not op.ok().path.startswith(SKIPPED_PREFIXES) and not streams(op.ok())
 ]
+STREAMS = [op.ok().path for op in SCHEMA.get_all_operations() if streams(op.ok())]
 
 
 def takes_input(operation: Any) -> bool:
@@ -80,3 +92,25 @@ def test_no_request_gets_a_server_error(
     assert fuzz(operation, mode, server) == []
     with server.client() as client:
         assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize("path", STREAMS)
+@pytest.mark.parametrize(
+    ("query", "headers"),
+    [
+        ("?after=-5", {}),
+        (f"?after={2**70}", {}),
+        ("?after=abc", {}),
+        ("", {"Last-Event-ID": "x" * 5000}),
+        ("", {"Last-Event-ID": str(2**64)}),
+        ("?after=%00", {}),
+    ],
+)
+def test_event_streams_refuse_bad_cursors_without_a_server_error(
+    server: ServerProcess, path: str, query: str, headers: dict[str, str]
+) -> None:
+    with (
+        httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as client,
+        client.stream("GET", path + query, headers=headers) as response,
+    ):
+        assert response.status_code < 500

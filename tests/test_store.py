@@ -711,3 +711,14 @@ async def test_upgrading_links_old_deliveries_to_their_replies(tmp_path):
         assert [e.message_id for e in entries] == [2, 4]
     finally:
         await store.close()
+
+
+async def test_a_transcript_becomes_the_messages_text(store):
+    session, _ = await store.get_or_create_session("whatsapp", "5491100000077")
+    voice = await store.add_message(
+        session.id, Role.USER, "", {"message_id": "V1", "kind": "audio"}
+    )
+    await store.set_transcript(voice.id, "¿Abren el sábado?")
+    [stored] = await store.list_messages(session.id)
+    assert stored.text == "¿Abren el sábado?"
+    assert stored.meta == {"message_id": "V1", "kind": "audio", "transcribed": True}

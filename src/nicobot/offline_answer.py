@@ -87,18 +87,18 @@ def trim(question: str, snippet: Snippet) -> str:
     """The part of ``snippet`` that answers ``question``."""
     text = snippet.text.strip()
     lines = _lines(text)
-    if len(text) <= SHORT_PASSAGE or len(lines) <= 1:
-        return text
+    header = lines[0] if len(lines) > 2 and all(line.table for line in lines) else None
+    body = lines[1:] if header else lines
+    if len(body) <= 1 or (header is None and len(text) <= SHORT_PASSAGE):
+        return text  # a table's rows are facts of their own: it is trimmed however short
     asked = hashing.embed_one(question)
-    scores = [float(asked @ hashing.embed_one(line.text)) for line in lines]
+    scores = [float(asked @ hashing.embed_one(line.text)) for line in body]
     top = max(scores)
     if top < MIN_LINE_SCORE:
         return text if len(text) <= MAX_QUOTE else _cut(text, MAX_QUOTE)
     order = np.argsort(scores)[::-1][:MAX_LINES]
     keep = sorted(int(i) for i in order if scores[int(i)] >= KEEP_RATIO * top)
-    chosen = [lines[i] for i in keep]
-    if any(line.table for line in chosen) and lines[0].table and 0 not in keep:
-        chosen.insert(0, lines[0])  # the header row says what the columns are
+    chosen = ([header] if header else []) + [body[i] for i in keep]
     return "\n".join(line.text for line in chosen)
 
 

@@ -34,6 +34,8 @@ def _op(
     responses: dict[str, Any] = {str(ok_status): ok or _json({"type": "object"})}
     for status in errors:
         responses[str(status)] = _json(_ref("Error"), ERROR_TEXT.get(status, "Error"))
+    if 401 in errors:  # where credentials are checked, wrong ones are throttled per client
+        responses["429"] = _json(_ref("Error"), ERROR_TEXT[429])
     operation: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
     if body is not None:
         operation["requestBody"] = {"required": True, "content": {JSON: {"schema": body}}}
@@ -50,6 +52,7 @@ ERROR_TEXT = {
     404: "Not found",
     409: "Not configured, or not possible now",
     413: "Too large",
+    429: "Too many failed credentials from this client; see Retry-After",
     502: "The platform failed",
 }
 
@@ -262,7 +265,14 @@ SCHEMAS: dict[str, Any] = {
 
 PATHS: dict[str, Any] = {
     "/healthz": {"get": _op("Liveness", errors=(), public=True, tag="health")},
-    "/readyz": {"get": _op("Readiness: the store answers", errors=(), public=True, tag="health")},
+    "/readyz": {
+        "get": _op(
+            "Readiness: the store answers and the data folder's disk has room",
+            errors=(),
+            public=True,
+            tag="health",
+        )
+    },
     "/metrics": {
         "get": _op(
             "Prometheus metrics",

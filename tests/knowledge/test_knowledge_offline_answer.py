@@ -1,0 +1,80 @@
+"""The offline answer's pieces and the score calibration, as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from nicobot.knowledge import Snippet
+from nicobot.offline_answer import compose, pick_passages, question_parts, trim
+from nicobot.rag.chroma_store import _non_increasing
+from nicobot.rag.scoring import BOUNDARY, IDENTITY, Calibration
+
+PRICES = (
+    "| Producto | Precio |\n| --- | --- |\n| Crema hidratante de día (50 g) | $ 18.500 |\n"
+    "| Sérum de vitamina C (30 ml) | $ 22.000 |\n| Limpiador facial en gel | $ 12.900 |\n"
+    "| Protector solar facial FPS 50 (50 g) | $ 19.800 |"
+)
+RETURNS = (
+    "El reembolso se hace por el mismo medio de pago de la compra. Con tarjeta puede tardar "
+    "hasta dos resúmenes en verse reflejado; con Mercado Pago o transferencia, hasta 5 días "
+    "hábiles. Guardá el comprobante de la compra hasta que veas el reintegro en tu cuenta."
+)
+
+
+def snippet(text: str, source: str = "a.md", score: float = 0.5) -> Snippet:
+    return Snippet(text=text, source=source, score=score)
+
+
+def test_a_table_is_cut_to_the_rows_asked_about_under_its_header():
+    assert trim("precio del protector solar", snippet(PRICES)) == (
+        "| Producto | Precio |\n| Protector solar facial FPS 50 (50 g) | $ 19.800 |"
+    )
+
+
+def test_prose_is_cut_to_the_sentences_that_answer():
+    answer = trim("cuanto tarda el reembolso con tarjeta", snippet(RETURNS))
+    assert "dos resúmenes" in answer
+    assert "comprobante" not in answer
+
+
+def test_short_passages_and_passages_with_no_standout_line_stay_whole():
+    short = "Por ahora no hacemos envíos fuera de Argentina."
+    assert trim("mandan a chile?", snippet(short)) == short
+    assert trim("zzz qqq", snippet(RETURNS)) == RETURNS
+
+
+def test_a_question_in_two_parts_gets_a_passage_of_each_document():
+    assert question_parts("cuanto sale el envio y a que hora abren?") == [
+        "cuanto sale el envio",
+        "a que hora abren",
+    ]
+    hours = snippet("Sábados de 10 a 14.", "horarios.md", 0.6)
+    shipping = snippet("El envío cuesta $ 4.500.", "envios.md", 0.3)
+    same_doc = snippet("Domingos cerrado.", "horarios.md", 0.5)
+    question = "cuanto sale el envio y a que hora abren?"
+    assert pick_passages(question, [hours, same_doc, shipping]) == [hours, shipping]
+    assert pick_passages("a que hora abren?", [hours, same_doc, shipping]) == [hours, same_doc]
+    assert pick_passages("a que hora abren?", [hours, shipping]) == [hours]  # 0.3: not sure
+    text, used = compose(question, [hours, same_doc, shipping])
+    assert used == [hours, shipping]
+    assert text == "Sábados de 10 a 14.\n\nEl envío cuesta $ 4.500."
+
+
+def test_calibration_maps_each_embedders_boundary_to_the_same_score():
+    e5_like = Calibration(zero=0.8, boundary=1.05, full=1.35, lexical_weight=1.0)
+    assert e5_like.score(0.85, 0.20) == pytest.approx(BOUNDARY)
+    assert e5_like.score(0.80, 0.0) == 0.0
+    assert e5_like.score(0.95, 0.40) == 1.0
+    assert 0.0 < e5_like.score(0.82, 0.1) < BOUNDARY < e5_like.score(0.87, 0.3) < 1.0
+    assert IDENTITY.score(0.2) == pytest.approx(BOUNDARY)
+    assert IDENTITY.score(0.73) == pytest.approx(0.73)
+    trusting_meaning = Calibration(
+        zero=0.8, boundary=1.05, full=1.35, lexical_weight=1.0, dense_boundary=0.865
+    )
+    assert trusting_meaning.score(0.87, 0.0) > BOUNDARY > e5_like.score(0.87, 0.0)
+
+
+def test_a_lower_ranked_passage_is_never_surer_than_the_one_above_it():
+    ranked = [snippet("a", score=0.3), snippet("b", score=0.6), snippet("c", score=0.1)]
+    assert [s.score for s in _non_increasing(ranked)] == [0.3, 0.3, 0.1]
+    assert [s.text for s in _non_increasing(ranked)] == ["a", "b", "c"]
