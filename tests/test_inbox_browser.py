@@ -4,11 +4,13 @@ sizes."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -173,16 +175,10 @@ def no_horizontal_overflow(page: Any) -> bool:
 
 def test_every_page_fits_phones_and_laptops(tmp_path, nicobot_server, browser):
     # in Spanish: its labels are the longer ones
-    server = nicobot_server(make_project(tmp_path / "bot", language="es"))
-    with server.client() as api:
-        first = api.post(
-            "/api/chat",
-            json={"phone_number": "5491100000900", "sender_name": "Ana Pérez", "message": "m0"},
-        ).json()
-        session = first["session_id"]
-        for n in range(1, 100):
-            api.post("/api/chat", json={"session_id": session, "message": f"m{n} " + "bla " * n})
-        assert len(api.get(f"/api/sessions/{session}").json()["messages"]) == 200
+    project = make_project(tmp_path / "bot", language="es")
+    with ThreadPoolExecutor(1) as pool:  # Playwright's own event loop runs in this thread
+        session = pool.submit(asyncio.run, seed_long_conversation(project)).result()
+    server = nicobot_server(project)
     pages = {
         "chat": "/",
         "conversation": f"/?session={session}",
@@ -211,6 +207,25 @@ def test_every_page_fits_phones_and_laptops(tmp_path, nicobot_server, browser):
                 assert last is not None and last["y"] + last["height"] <= composer["y"] + 1
                 assert page.locator(".conversation-head").bounding_box()["y"] >= 0
         context.close()
+
+
+async def seed_long_conversation(project: Path) -> str:
+    """A 200-message simulated conversation, written to the project's store."""
+    from nicobot.models import Role
+    from nicobot.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(project / "data" / "nicobot.sqlite3")
+    await store.open()
+    try:
+        session, _ = await store.get_or_create_session(
+            "simulator", "5491100000900", phone_number="5491100000900", sender_name="Ana Pérez"
+        )
+        for n in range(100):
+            await store.add_message(session.id, Role.USER, f"m{n} " + "bla " * n)
+            await store.add_message(session.id, Role.ASSISTANT, f"r{n}", {"mode": "offline"})
+    finally:
+        await store.close()
+    return session.id
 
 
 def _admin_tabs(server: ServerProcess) -> list[str]:

@@ -10,7 +10,7 @@ from nicobot.testing import make_project
 
 pytestmark = pytest.mark.browser
 
-TABS = ("prompt", "knowledge", "channels", "deliveries")
+TABS = ("dashboard", "prompt", "knowledge", "channels", "business", "deliveries")
 
 
 def test_every_page_works_under_the_csp_and_none_can_be_framed(tmp_path, nicobot_server, page):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 
 import pytest
 from werkzeug.datastructures import FileStorage
 
+from nicobot.fileperms import create_private_file
 from nicobot.web.auth import is_local_path
 from nicobot.web.limits import MAX_JSON_DEPTH, json_depth
 
@@ -95,3 +98,15 @@ async def test_login_never_redirects_off_site(nicobot_app):
 
 def _upload(name: str, data: bytes) -> FileStorage:
     return FileStorage(io.BytesIO(data), filename=name)
+
+
+def test_private_files_are_0600_from_the_start_and_never_replace_one(tmp_path):
+    previous = os.umask(0)  # even with a permissive umask
+    try:
+        assert create_private_file(tmp_path / ".env", "A=1\n")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
+    assert not create_private_file(tmp_path / ".env", "A=2\n")
+    assert (tmp_path / ".env").read_text() == "A=1\n"
+    assert [p.name for p in tmp_path.iterdir()] == [".env"]  # no temporary file left

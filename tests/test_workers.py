@@ -49,7 +49,8 @@ def whatsapp_env(gateway: Gateway, fake_llm: FakeLLM, public_url: str) -> dict[s
         "NICOBOT_PIPELINE__SEND_BACKOFF_SECONDS": "0.2",
         "NICOBOT_PIPELINE__SEND_BACKOFF_MAX_SECONDS": "1",
         "NICOBOT_PIPELINE__CONCURRENCY": "4",
-        "NICOBOT_LLM__PROCESS": "inline",  # one litellm import per server, not two
+        "NICOBOT_LLM__PROCESS": "inline",  # one LLM client import per server, not two
+        "NICOBOT_KNOWLEDGE__EMBEDDER": "hashing",  # the cheapest: this is about workers
     }
 
 
@@ -167,7 +168,11 @@ def worker_pids(log: str) -> list[int]:
 
 def test_serve_with_two_workers_shares_the_store_and_knowledge(tmp_path):
     project = make_project(tmp_path / "bot")
-    server = ServerProcess(project, {"NICOBOT_SERVER__WORKERS": "2"}, port=free_port())
+    server = ServerProcess(
+        project,
+        {"NICOBOT_SERVER__WORKERS": "2", "NICOBOT_KNOWLEDGE__EMBEDDER": "hashing"},
+        port=free_port(),
+    )
     server.start(timeout=90)
     try:
         wait_until("two workers", lambda: len(worker_pids(server.log())) >= 2, timeout=60)

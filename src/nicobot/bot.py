@@ -371,6 +371,9 @@ class Bot:
         else:
             reply = await self._agent_reply(turn, "\n".join(texts), images)
         reply = self.gate.outside_hours(reply)
+        if reply is not None and not handoff and await self._taken_over(session.id):
+            log.info("a person took over while the reply was being written; it is not sent")
+            reply = None
         channel = self.channels.get(session.channel)
         if reply is not None and channel is not None and not channel.is_local:
             reply.text = self._with_delay_apology(turn, reply.text)
@@ -398,6 +401,12 @@ class Bot:
             )
         result = Turn(session, reply.text if reply else None, reply.mode if reply else "none")
         self._resolve_waiters(turn, result)
+
+    async def _taken_over(self, session_id: str) -> bool:
+        """True when the conversation was paused (an operator replied, someone pressed
+        pause) after this turn was claimed."""
+        current = await self.store.get_session(session_id)
+        return current is not None and current.paused
 
     def _outbox_parts(self, channel_name: str, text: str | None) -> list[str]:
         """What the outbox sends for a reply: nothing for a local channel (its pages
