@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nicobot_whatsapp_evolution.fake_gateway import FakeGateway, Instance
+from nicobot_whatsapp_evolution.testing import FakeGateway, Instance
 
 
 class TimedGateway(FakeGateway):

@@ -37,7 +37,7 @@ class Gateway:
             [
                 sys.executable,
                 "-m",
-                "nicobot_whatsapp_evolution.fake_gateway",
+                "nicobot_whatsapp_evolution.testing.fake_gateway",
                 "--port",
                 "0",
                 "--api-key",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from nicobot_whatsapp_evolution.fake_gateway import FakeGateway
+from nicobot_whatsapp_evolution.testing import FakeGateway
 
 from nicobot import MediaFile, hookimpl
 

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
-from nicobot_whatsapp_evolution.fake_gateway import FakeGateway
+from nicobot_whatsapp_evolution.testing import FakeGateway
 
 from nicobot.config import ConfigError
 from nicobot.testing import make_project

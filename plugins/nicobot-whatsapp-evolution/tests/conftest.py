@@ -11,7 +11,7 @@ from nicobot import ChannelContext, ChannelStatus, Settings
 
 from evo_support import SCHEMAS, SECRET, Harness, MakeChannel, Sink
 from nicobot_whatsapp_evolution import WhatsAppChannel
-from nicobot_whatsapp_evolution.fake_gateway import FakeGateway
+from nicobot_whatsapp_evolution.testing import FakeGateway
 
 
 @pytest.fixture

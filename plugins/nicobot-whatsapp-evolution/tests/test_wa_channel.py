@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from evo_support import INSTANCE, SECRET, Harness, MakeChannel, Sink, load_fixture
 from nicobot_whatsapp_evolution import EvolutionError, WhatsAppChannel, WhatsAppConfig
 from nicobot_whatsapp_evolution.auth import verify_jwt
-from nicobot_whatsapp_evolution.fake_gateway import FakeGateway, qr_png
+from nicobot_whatsapp_evolution.testing import FakeGateway, qr_png
 
 # config ---------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from nicobot_whatsapp_evolution.client import (
     QRCode,
     error_messages,
 )
-from nicobot_whatsapp_evolution.fake_gateway import FakeGateway, qr_png
+from nicobot_whatsapp_evolution.testing import FakeGateway, qr_png
 
 HOOK = "http://127.0.0.1:9/api/webhooks/evolution"
 HEADERS = {"x-nicobot-secret": "abc"}

@@ -74,7 +74,7 @@ def stack(tmp_path: Path, fake_llm: Any) -> Iterator[Stack]:
         [
             sys.executable,
             "-m",
-            "nicobot_whatsapp_evolution.fake_gateway",
+            "nicobot_whatsapp_evolution.testing.fake_gateway",
             "--port",
             "0",
             "--api-key",

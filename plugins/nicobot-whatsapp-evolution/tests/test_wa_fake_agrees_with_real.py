@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from evo_support import SCHEMAS, SHARED
-from nicobot_whatsapp_evolution.fake_gateway import FakeGateway
+from nicobot_whatsapp_evolution.testing import FakeGateway
 
 CAPTURES = SHARED / "real-evolution" / "captures"
 INSTANCE = "ci-smoke"

@@ -15,7 +15,7 @@ import pytest
 import nicobot_whatsapp_evolution
 from evo_support import INSTANCE, SCHEMAS, Sink
 from nicobot_whatsapp_evolution import WhatsAppChannel
-from nicobot_whatsapp_evolution.fake_gateway import FakeGateway
+from nicobot_whatsapp_evolution.testing import FakeGateway
 
 KEY = {"apikey": "global-key"}
 
@@ -121,7 +121,7 @@ def fake_process() -> Iterator[tuple[subprocess.Popen[str], str]]:
         [
             sys.executable,
             "-m",
-            "nicobot_whatsapp_evolution.fake_gateway",
+            "nicobot_whatsapp_evolution.testing.fake_gateway",
             "--port",
             "0",
             "--api-key",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from evo_support import INSTANCE, MakeChannel
-from nicobot_whatsapp_evolution.fake_gateway import FakeGateway
+from nicobot_whatsapp_evolution.testing import FakeGateway
 
 
 async def test_the_status_follows_the_rotating_qr(make_channel: MakeChannel, fake: FakeGateway):

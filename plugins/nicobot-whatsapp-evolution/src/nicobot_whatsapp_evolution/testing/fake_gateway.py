@@ -14,7 +14,7 @@ In-process::
 (control methods block while they call the webhook: from async code use
 ``asyncio.to_thread``). As a process::
 
-    python -m nicobot_whatsapp_evolution.fake_gateway --port 8081 --api-key k --schemas DIR
+    python -m nicobot_whatsapp_evolution.testing.fake_gateway --port 8081 --api-key k --schemas DIR
 
 Control endpoints (no key needed): ``GET /_fake/state``, ``GET /_fake/sent``, and
 ``POST /_fake/{scan,rotate-qr,refuse,phone-logout,down,fail-connect,deliver,reset,
