@@ -42,6 +42,9 @@ class Connect:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # a terminal's Ctrl-C works even when this run started with SIGINT ignored
+            # (a background job), which Python would otherwise keep ignoring
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
