@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from nicobot_whatsapp_evolution.testing import GatewayProcess
 
 from nicobot.testing import ServerProcess, free_port, make_project
 
@@ -29,48 +28,9 @@ CUSTOMER = "5491100000777"
 SIZES = ((390, 844), (1366, 900))
 
 
-class Gateway:
-    """The fake Evolution API as a process, echoing sent messages back as the real one does."""
-
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nicobot_whatsapp_evolution.testing.fake_gateway",
-                "--port",
-                "0",
-                "--api-key",
-                API_KEY,
-                "--schemas",
-                str(SCHEMAS),
-                "--echo-sent",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        match = re.search(r"listening on (http://\S+)", self.process.stdout.readline())
-        assert match, "the fake gateway did not start"
-        self.url = match.group(1)
-
-    def control(self, action: str, **body: Any) -> Any:
-        response = httpx.post(f"{self.url}/_fake/{action}", json=body, timeout=60)
-        response.raise_for_status()
-        return response.json()
-
-    def texts_to(self, number: str) -> list[str]:
-        sent = httpx.get(f"{self.url}/_fake/sent").json()["sent"]
-        return [s["text"] for s in sent if s["number"] == number]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=20)
-
-
 @pytest.fixture
-def gateway() -> Iterator[Gateway]:
-    gw = Gateway()
+def gateway() -> Iterator[GatewayProcess]:
+    gw = GatewayProcess(API_KEY, SCHEMAS)
     yield gw
     gw.stop()
 

@@ -6,16 +6,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
+from nicobot_whatsapp_evolution.testing import GatewayProcess
 
 from nicobot.testing import FakeLLM, ServerProcess, free_port, make_project, wait_until
 
@@ -25,62 +22,16 @@ API_KEY = "pipeline-e2e-key"
 DEADLINE = 90.0
 
 
-class Gateway:
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nicobot_whatsapp_evolution.testing.fake_gateway",
-                "--port",
-                "0",
-                "--api-key",
-                API_KEY,
-                "--schemas",
-                str(SCHEMAS),
-                "--echo-sent",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        match = re.search(r"listening on (http://\S+)", self.process.stdout.readline())
-        assert match, "the fake gateway did not start"
-        self.url = match.group(1)
-
-    def control(self, action: str, **body: Any) -> Any:
-        response = httpx.post(f"{self.url}/_fake/{action}", json=body, timeout=60)
-        response.raise_for_status()
-        return response.json()
-
-    def sent(self) -> list[dict[str, Any]]:
-        return list(httpx.get(f"{self.url}/_fake/sent").json()["sent"])
-
-    def presences(self) -> list[dict[str, Any]]:
-        return list(httpx.get(f"{self.url}/_fake/sent").json()["presences"])
-
-    def texts_to(self, number: str) -> list[str]:
-        return [s["text"] for s in self.sent() if s["number"] == number]
-
-    def deliver(self, text: str, number: str, **extra: Any) -> dict[str, Any]:
-        [delivery] = self.control("deliver", text=text, number=number, **extra)
-        return dict(delivery)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=20)
-
-
 @pytest.fixture
-def gateway() -> Iterator[Gateway]:
-    gw = Gateway()
+def gateway() -> Iterator[GatewayProcess]:
+    gw = GatewayProcess(API_KEY, SCHEMAS)
     yield gw
     gw.stop()
 
 
 @pytest.fixture
 def start(
-    tmp_path: Path, gateway: Gateway, fake_llm: FakeLLM
+    tmp_path: Path, gateway: GatewayProcess, fake_llm: FakeLLM
 ) -> Iterator[Callable[..., ServerProcess]]:
     """Start (or restart) `nicobot serve` for one project, paired with the fake gateway."""
     project = make_project(tmp_path / "bot")

@@ -5,5 +5,6 @@ Not used by the channel itself; import it from tests, or run it as a server with
 """
 
 from .fake_gateway import FakeGateway, Instance, qr_png
+from .process import GatewayProcess
 
-__all__ = ["FakeGateway", "Instance", "qr_png"]
+__all__ = ["FakeGateway", "GatewayProcess", "Instance", "qr_png"]
