@@ -14,17 +14,18 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from nicobot_whatsapp_evolution.testing import GatewayProcess
 
 from nicobot.cli.workers import ChromaServer
 from nicobot.testing import FakeLLM, ServerProcess, free_port, make_project, wait_until
-from test_pipeline_e2e import API_KEY, Gateway
+from test_pipeline_e2e import API_KEY, SCHEMAS
 
 DEADLINE = 120.0
 
 
 @pytest.fixture
-def gateway() -> Iterator[Gateway]:
-    gw = Gateway()
+def gateway() -> Iterator[GatewayProcess]:
+    gw = GatewayProcess(API_KEY, SCHEMAS)
     yield gw
     gw.stop()
 
@@ -38,7 +39,7 @@ def chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
     server.stop()
 
 
-def whatsapp_env(gateway: Gateway, fake_llm: FakeLLM, public_url: str) -> dict[str, str]:
+def whatsapp_env(gateway: GatewayProcess, fake_llm: FakeLLM, public_url: str) -> dict[str, str]:
     return {
         **fake_llm.env,
         "EVOLUTION_API_URL": gateway.url,
@@ -54,7 +55,7 @@ def whatsapp_env(gateway: Gateway, fake_llm: FakeLLM, public_url: str) -> dict[s
     }
 
 
-def burst(gateway: Gateway, conversations: int, per_conversation: int) -> list[str]:
+def burst(gateway: GatewayProcess, conversations: int, per_conversation: int) -> list[str]:
     """Every conversation's messages in order, one in ten delivered twice at once."""
     numbers = [f"54911000007{n:02d}" for n in range(conversations)]
 
