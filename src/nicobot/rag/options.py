@@ -5,7 +5,7 @@
     [knowledge]
     embedder = "auto"           # "auto" (e5 where it can run, else hashing), "e5",
                                 # "hashing" or "litellm:<model>"
-    embedder_threads = 1        # CPU threads of the e5 embedder
+    embedder_threads = 2        # CPU threads of the e5 embedder (default: 2, or 1 on one core)
     chunk_size = 900            # characters per chunk at most
     chunk_overlap = 150         # characters shared by consecutive chunks of a section
     dir = "knowledge"           # the documents folder, relative to the project
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
 from .chunking import DEFAULT_MAX_CHARS, DEFAULT_OVERLAP, MIN_MAX_CHARS
+from .e5_support import E5_DEFAULT_THREADS
 from .hashing import fold
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class KnowledgeOptions:
     max_upload_mb: int = 10
     embedder_api_base: str | None = None
     embedder_api_key: str | None = None
-    embedder_threads: int = 1
+    embedder_threads: int = E5_DEFAULT_THREADS
     chroma_url: str | None = None
 
 
@@ -139,7 +140,7 @@ def read_options(settings: Settings) -> KnowledgeOptions:
     max_upload_mb = _option(extra, "max_upload_mb", int, 10)
     if not 1 <= max_upload_mb <= 15:
         raise ConfigError("nicobot.toml: knowledge.max_upload_mb: must be between 1 and 15")
-    threads = _option(extra, "embedder_threads", int, 1)
+    threads = _option(extra, "embedder_threads", int, E5_DEFAULT_THREADS)
     if not 1 <= threads <= 64:
         raise ConfigError("nicobot.toml: knowledge.embedder_threads: must be between 1 and 64")
     chroma_url = _option(extra, "chroma_url", str, None)
