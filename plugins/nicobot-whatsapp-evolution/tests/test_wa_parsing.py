@@ -638,3 +638,14 @@ def test_freshness_tells_late_messages_from_replays() -> None:
     assert Freshness(300).skip_reason(now - hour, now) == REPLAY  # the plain age rule
     late = one(upsert(ts=TS - 3600), freshness=rules)
     assert isinstance(late, MessageEvent)
+
+
+def test_a_message_of_the_second_the_instance_came_online_in_was_written_online() -> None:
+    """WhatsApp stamps whole seconds: written 0.3 s after pairing, stamped 0.6 s before."""
+    from nicobot_whatsapp_evolution.parsing import REPLAY, Freshness
+
+    paired = datetime.fromtimestamp(TS, UTC) + timedelta(milliseconds=600)
+    rules = Freshness(1, 86400, (None, paired))
+    later = paired + timedelta(minutes=1)
+    assert rules.skip_reason(datetime.fromtimestamp(TS, UTC), later) is None
+    assert rules.skip_reason(datetime.fromtimestamp(TS - 1, UTC), later) == REPLAY

@@ -119,7 +119,9 @@ class Freshness:
         if self.offline is None:
             return False
         start, end = self.offline
-        return (start is None or start <= timestamp) and timestamp < end
+        # WhatsApp stamps whole seconds: a message of the second the instance came online
+        # in may be stamped before that moment, and was written online
+        return (start is None or start <= timestamp) and timestamp < end.replace(microsecond=0)
 
 
 REPLAY = "stale message (replayed backlog)"
