@@ -356,3 +356,45 @@ async def test_old_plain_string_errors(
     finally:
         server.shutdown()
         server.server_close()
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    seen: list[str] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        body = json.dumps({"instance": {"instanceName": INSTANCE, "state": "open"}}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize("no_proxy", ["", "gateway.invalid"])
+async def test_the_proxy_settings_are_honoured(monkeypatch: pytest.MonkeyPatch, no_proxy: str):
+    handler = type("P", (_Proxy,), {"seen": []})
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=proxy.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    for name in ("HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_address[1]}")
+    monkeypatch.setenv("NO_PROXY", no_proxy)
+    try:
+        async with EvolutionClient("http://gateway.invalid:8080", "k", timeout=5) as client:
+            if no_proxy:
+                with pytest.raises(EvolutionError):  # straight to a host that does not exist
+                    await client.connection_state(INSTANCE)
+            else:
+                assert await client.connection_state(INSTANCE) == "open"
+        expected = (
+            [] if no_proxy else [f"http://gateway.invalid:8080/instance/connectionState/{INSTANCE}"]
+        )
+        assert handler.seen == expected
+    finally:
+        proxy.shutdown()
+        proxy.server_close()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +12,9 @@ from urllib.parse import quote
 
 import aiohttp
 import httpx
+from aiohttp.helpers import get_env_proxy_for_url
 from httpx_aiohttp import AiohttpTransport
+from yarl import URL
 
 #: The webhook events nicobot asks for.
 WEBHOOK_EVENTS: tuple[str, ...] = ("MESSAGES_UPSERT", "CONNECTION_UPDATE", "QRCODE_UPDATED")
@@ -215,8 +218,21 @@ class MessagePage:
     pages: int
 
 
-def _session() -> aiohttp.ClientSession:
-    return aiohttp.ClientSession(trust_env=True)  # HTTP(S)_PROXY and NO_PROXY, as httpx
+def proxied(url: str) -> bool:
+    """Whether the environment (``HTTP(S)_PROXY``, ``NO_PROXY``) sends ``url`` through a
+    proxy, as httpx would decide."""
+    try:
+        get_env_proxy_for_url(URL(url))
+    except LookupError:
+        return False
+    return True
+
+
+def _session_factory(base_url: str) -> Callable[[], aiohttp.ClientSession]:
+    """Sessions that honour the proxy settings, read once: a session that trusts the
+    environment reads it (and ~/.netrc) again on every request."""
+    trust_env = proxied(base_url)
+    return functools.partial(aiohttp.ClientSession, trust_env=trust_env)
 
 
 class EvolutionClient:
@@ -232,7 +248,7 @@ class EvolutionClient:
             timeout=httpx.Timeout(timeout),
             # httpx's API over aiohttp's connection pool: about a third of the CPU per
             # request of httpx's own transport, which matters at one send per reply
-            transport=AiohttpTransport(client=_session),
+            transport=AiohttpTransport(client=_session_factory(self.base_url)),
         )
 
     async def aclose(self) -> None:
