@@ -3,10 +3,11 @@ default) or in this one (``"inline"``), behind one interface.
 
 litellm is the provider layer. One case skips it: a model ``openai/<name>`` with an
 ``api_base`` is an OpenAI-compatible server (vLLM, llama.cpp, Ollama, LM Studio, a
-gateway), which litellm would only forward to; nicobot calls it through the ``openai``
-SDK, the well-kept client litellm itself uses for it, for a third of the CPU per call
-(about 1.7 ms against 4 to 5 ms) and an import of a second instead of several. The code
-chooses (:func:`openai_compatible`); nothing is configured.
+gateway), which litellm would only forward to; nicobot posts the chat completion itself
+over aiohttp (litellm's own HTTP client; see :mod:`nicobot.openai_compatible`), for a
+small part of the CPU per call (litellm spends 4 to 5 ms of it, the openai SDK about 2)
+and no litellm import. The code chooses (:func:`openai_compatible`); nothing is
+configured.
 
 A call costs CPU and litellm about 190 MB of memory; in a child process that CPU runs
 beside the server's event loop (on another core) instead of inside it, and the server
@@ -98,25 +99,25 @@ class Clients:
 
     def openai_module(self) -> Any:
         if self._openai is None:
-            self._openai = importlib.import_module("openai")
-            for name in ("openai", "httpx", "httpx2"):  # its transport logs every request
-                logger = logging.getLogger(name)
-                if logger.getEffectiveLevel() < logging.WARNING:
-                    logger.setLevel(logging.WARNING)
+            self._openai = importlib.import_module("nicobot.openai_compatible")
         return self._openai
 
+    async def close(self) -> None:
+        """Close the connections of this event loop's clients."""
+        loop = asyncio.get_running_loop()
+        for key in [k for k in self._openai_clients if k[0] is loop]:
+            await self._openai_clients.pop(key).close()
+
     def openai(self, base_url: str, api_key: str | None, max_retries: int) -> Any:
-        """One AsyncOpenAI per event loop, server, key and retries: its connections are
+        """One client per event loop, server, key and retries: its connections are
         reused (and belong to one loop)."""
         loop = asyncio.get_running_loop()
         key = (loop, base_url, api_key or os.environ.get("OPENAI_API_KEY") or "none", max_retries)
         client = self._openai_clients.get(key)
-        if client is None:
+        if client is None or client.closed:
             for stale in [k for k in self._openai_clients if k[0].is_closed()]:
                 del self._openai_clients[stale]
-            client = self.openai_module().AsyncOpenAI(
-                base_url=base_url, api_key=key[2], max_retries=max_retries
-            )
+            client = self.openai_module().OpenAICompatibleClient(base_url, key[2], max_retries)
             self._openai_clients[key] = client
         return client
 
@@ -155,13 +156,12 @@ async def _openai_completion(clients: Clients, kwargs: Mapping[str, Any]) -> Any
         str(kwargs["api_base"]), kwargs.get("api_key"), int(kwargs.get("max_retries") or 0)
     )
     options = {k: kwargs[k] for k in ("temperature", "max_tokens") if kwargs.get(k) is not None}
-    response = await client.chat.completions.create(
-        model=str(kwargs["model"]).removeprefix("openai/"),
-        messages=kwargs["messages"],
-        timeout=float(kwargs.get("timeout") or 60),
+    return await client.complete(
+        str(kwargs["model"]).removeprefix("openai/"),
+        kwargs["messages"],
+        float(kwargs.get("timeout") or 60),
         **options,
     )
-    return response.choices[0].message.content
 
 
 class LLMRunner(Protocol):
@@ -229,7 +229,7 @@ class InlineLLM:
         return await asyncio.wait_for(run_call(clients, name, kwargs), within)
 
     async def stop(self) -> None:
-        pass
+        await _clients.close()
 
 
 class LLMProcess:
@@ -416,6 +416,7 @@ async def _child_main() -> None:
         task.add_done_callback(calls.discard)
     if calls:
         await asyncio.wait(calls, timeout=STOP_SECONDS)
+    await clients.close()
 
 
 def main() -> None:
