@@ -6,7 +6,7 @@ For each LLM latency, the same open-loop load (``--rate`` webhooks/s for ``--sec
 - the inline design: FastAPI, check-then-insert dedup in SQLite, the agent (a sleep of the
   latency, no LLM client) awaited in the request, the reply sent, then 200;
 - nicobot, once per variant: ``--workers`` (1,2,4), ``--stores`` (sqlite, postgres) and
-  ``--clients`` (``auto``: the code's choice, the openai SDK for this OpenAI-compatible
+  ``--clients`` (``auto``: the code's choice, a direct POST to this OpenAI-compatible
   fake; ``litellm``: the same server through litellm, as ``hosted_vllm/...``), with
   ``--embedder`` for its knowledge base (``hashing`` by default: the inline design has no
   knowledge base at all; ``e5`` adds a neural embedding per question).

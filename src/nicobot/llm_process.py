@@ -46,7 +46,7 @@ PRELOAD_ENV = "NICOBOT_LLM_PRELOAD"
 
 
 def openai_compatible(model: str, api_base: str | None) -> bool:
-    """True when calls go to an OpenAI-compatible server through the openai SDK."""
+    """True when calls go to an OpenAI-compatible server, posted directly (not litellm)."""
     return model.startswith("openai/") and bool(api_base)
 
 
