@@ -2,8 +2,9 @@
 
 Question sets (``benchmarks/questions/``): ``heldout`` and ``heldout2`` (never tuned on;
 ``heldout2`` was written later, in one pass, by someone who had seen neither the other sets
-nor the code), ``tuning`` (the set calibrations and rules are chosen on), ``legacy`` (``knowledge_eval_set.json``, the first
-35 questions) and ``init`` (the English sample document of ``nicobot init``). Each question
+nor the code), ``tuning`` and ``tuning2`` (the sets calibrations and rules are chosen on;
+``tuning2`` is half questions the documents do not answer), ``legacy``
+(``knowledge_eval_set.json``, the first 35 questions) and ``init`` (the English sample document of ``nicobot init``). Each question
 names the documents that answer it (none for a question the documents do not answer) and
 the facts a correct reply contains.
 
@@ -66,6 +67,7 @@ SETS = {
     "heldout": QUESTIONS / "heldout.json",
     "heldout2": QUESTIONS / "heldout2.json",
     "tuning": QUESTIONS / "tuning.json",
+    "tuning2": QUESTIONS / "tuning2.json",
     "legacy": HERE / "knowledge_eval_set.json",
     "init": QUESTIONS / "init-sample.json",
 }
@@ -323,7 +325,7 @@ def print_table(results: dict[str, list[dict[str, Any]]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sets", default="heldout,heldout2,tuning,legacy,init")
+    parser.add_argument("--sets", default="heldout,heldout2,tuning,tuning2,legacy,init")
     parser.add_argument("--embedders", default="hashing,e5,use,bm25")
     parser.add_argument("--litellm", metavar="MODEL", help="also evaluate litellm:MODEL")
     parser.add_argument("--misses", action="store_true", help="print each set's misses")
