@@ -39,6 +39,8 @@ SCHEMAS = SHARED / "schemas"
 FIXTURE = SHARED / "v2_messages_upsert_conversation_with_http_headers.json"
 PYTHON = sys.executable
 API_KEY = "bench-gateway-key"
+#: What nicobot puts before a reply that comes later than [pipeline] delayed_reply_seconds.
+LATE_PREFIX = "Sorry for the late reply.\n\n"
 #: A real, priced model name pointed at the fake LLM, as a deployment would configure it
 #: (an unknown name such as ``openai/fake-model`` costs litellm ~2 ms more CPU per call
 #: in its cost lookup).
@@ -572,8 +574,11 @@ def measure_load(
         key = "Echo: " + s.tag
         sent_at[key] = min(s.start, sent_at.get(key, s.start))
     replied_at: dict[str, float] = {}
-    duplicated = unexpected = 0
+    duplicated = unexpected = late = 0
     for at, number, text in replies:
+        if text.startswith(LATE_PREFIX):  # answered past delayed_reply_seconds: the same reply
+            text = text.removeprefix(LATE_PREFIX)
+            late += 1
         if expected.get(text) != number:
             unexpected += 1
         elif text in replied_at:
@@ -607,6 +612,7 @@ def measure_load(
         "lost_replies": len(set(expected) - set(replied_at)),
         "duplicated_replies": duplicated,
         "unexpected_replies": unexpected,
+        "late_apologies": late,
         "out_of_order_replies": out_of_order,
         "stages": stages(stack.server.project, expected) if stack.server else {},
         "cpu_pct": {

@@ -4,9 +4,9 @@ Question sets (``benchmarks/questions/``): ``heldout`` and ``heldout2`` (never t
 ``heldout2`` was written later, in one pass, by someone who had seen neither the other sets
 nor the code), ``tuning`` and ``tuning2`` (the sets calibrations and rules are chosen on;
 ``tuning2`` is half questions the documents do not answer), ``legacy``
-(``knowledge_eval_set.json``, the first 35 questions) and ``init`` (the English sample document of ``nicobot init``). Each question
-names the documents that answer it (none for a question the documents do not answer) and
-the facts a correct reply contains.
+(``knowledge_eval_set.json``, the first 35 questions) and ``init`` (the English sample
+document of ``nicobot init``). Each question names the documents that answer it (none for
+a question the documents do not answer) and the facts a correct reply contains.
 
 Each embedder that can run here (``hashing``, ``e5``; ``litellm:<model>`` with ``--litellm``)
 indexes the set's corpus into a fresh Chroma store and answers through the real code: the

@@ -15,7 +15,13 @@ Each gets a fresh fake gateway (and nicobot a fresh fake LLM). Printed per run: 
 that ÷ the inline design's, CPU per answered reply (the whole process tree: workers, LLM
 process, Chroma server), reply p50/p95 (message sent to reply accepted by the gateway),
 lost and doubled replies. nicobot must lose and double none (exit 1 otherwise); the
-inline design's doubles are its design, and are reported.
+inline design's doubles are its design, and are reported. "lost" counts replies that had
+not arrived when the run ended (``cap``, 120 s after the first message): under overload,
+the backlog still waiting. "out_of_order" is measured against the order the generator
+sent a conversation's messages in, on 64 concurrent connections: once webhooks wait
+seconds for an answer, a conversation's messages reach the server in another order, and
+nobody can answer them in the order they were meant. "late" counts replies that came with
+the late-reply apology (``[pipeline] delayed_reply_seconds``); they are matched as replies.
 
     .venv/bin/python benchmarks/peers.py --rate 1000 --seconds 10 --latencies 0
     .venv/bin/python benchmarks/peers.py --rate 100 --seconds 20 --latencies 0 --stores sqlite
@@ -104,6 +110,7 @@ def summary(label: str, result: dict[str, Any], inline_rate: float | None) -> di
         "lost": result["lost_replies"],
         "doubled": result["duplicated_replies"],
         "out_of_order": result["out_of_order_replies"],
+        "late": result["late_apologies"],
     }
 
 
