@@ -28,6 +28,7 @@ from .manifest import Entry, Manifest, file_hash, now
 from .options import KnowledgeOptions, read_options
 from .readers import UnreadableDocument, read_chunks
 from .scoring import lexical_question
+from .snapshot import Snapshot
 
 if TYPE_CHECKING:
     from typing import Self
@@ -143,6 +144,8 @@ class ChromaKnowledgeBase(KnowledgeBase):
         # on a shared Chroma server, the workers of this host write one at a time
         self._writes_lock = ProcessLock(options.chroma_path, WRITES_LOCK_FILE)
         self._writes_depth = 0
+        self._snapshot: Snapshot | None = None
+        self._snapshot_stale = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -216,6 +219,7 @@ class ChromaKnowledgeBase(KnowledgeBase):
     def _close(self) -> None:
         with self._lock:
             client, self._client, self._collection = self._client, None, None
+            self._changed()
             if client is not None:
                 client.close()
             self._process_lock.release()
@@ -294,6 +298,7 @@ class ChromaKnowledgeBase(KnowledgeBase):
             rebuild = True
         self._client, self._embedder = client, embedder
         self._collection = self._open_collection(create=rebuild or existing is None)
+        self._changed()
         if rebuild:
             self.reindexed = self._rebuild(previous)
             log.warning("%s", self.reindexed.message())
@@ -350,6 +355,7 @@ class ChromaKnowledgeBase(KnowledgeBase):
             previous = self.embedder_name
             self._client.delete_collection(self.options.collection)
             self._collection = self._open_collection(create=True)
+            self._changed()
             self.reindexed = self._rebuild(previous)
             return self.reindexed
 
@@ -450,6 +456,7 @@ class ChromaKnowledgeBase(KnowledgeBase):
 
     def _write(self, pending: list[_Prepared]) -> None:
         """Replace the chunks of the prepared files, in large batches, then the manifest."""
+        self._changed()
         self._collection.delete(where={"source": {"$in": [p.source for p in pending]}})
         updated = now()
         ids: list[str] = []
@@ -489,6 +496,7 @@ class ChromaKnowledgeBase(KnowledgeBase):
 
     async def delete(self, source: str) -> bool:
         def work() -> bool:
+            self._changed()
             known = self.manifest.entries.pop(source, None) is not None
             found = self._collection.get(where={"source": source}, limit=1, include=[])
             self._collection.delete(where={"source": source})
@@ -530,11 +538,16 @@ class ChromaKnowledgeBase(KnowledgeBase):
         calibration = self._embedder.calibration
         hybrid = calibration.hybrid
         [vector] = self._embedder.embed_query([text])
-        found = self._collection.query(
-            query_embeddings=[vector],
-            n_results=max(k, HYBRID_CANDIDATES) if hybrid else k,
-            include=["documents", "metadatas", "distances"],
-        )
+        n_results = max(k, HYBRID_CANDIDATES) if hybrid else k
+        snapshot = self._current_snapshot()
+        if snapshot is not None:
+            found = snapshot.query(vector, n_results)
+        else:
+            found = self._collection.query(
+                query_embeddings=[vector],
+                n_results=n_results,
+                include=["documents", "metadatas", "distances"],
+            )
         question = hashing.embed_one(lexical_question(text)) if hybrid else None
         ranked: list[tuple[float, Snippet]] = []
         for chunk_id, document, meta, distance in zip(
@@ -564,6 +577,18 @@ class ChromaKnowledgeBase(KnowledgeBase):
             ranked.append((calibration.rank(dense, lexical), snippet))
         ranked.sort(key=lambda pair: pair[0], reverse=True)
         return _non_increasing([snippet for _rank, snippet in ranked[:k]])
+
+    def _changed(self) -> None:
+        self._snapshot, self._snapshot_stale = None, True
+
+    def _current_snapshot(self) -> Snapshot | None:
+        """The collection in memory, taken again after a change; None on a shared server
+        (other workers change it) or for a collection too large to hold."""
+        if self.shared:
+            return None
+        if self._snapshot_stale:
+            self._snapshot, self._snapshot_stale = Snapshot.of(self._collection), False
+        return self._snapshot
 
     async def query(self, text: str, k: int = 4) -> list[Snippet]:
         """Like :meth:`search`, but a failing store answers nothing rather than failing
