@@ -202,6 +202,36 @@ async def test_turns_come_one_at_a_time_per_conversation_in_order(store):
     assert second.entries[0].message.text == "m1"
 
 
+async def test_a_claim_looks_past_a_window_of_conversations_not_ready(store):
+    """A claim first looks among the oldest pending entries (``claim_window``); when those
+    are of conversations still waiting (debounce) or held by a worker, it looks further."""
+    store.claim_window = 2
+    for n in range(4):  # the oldest: still inside their debounce
+        await store.enqueue(message(f"54911000002{n:02d}", f"wait-{n}"), debounce=60, max_wait=60)
+    await store.enqueue(message("5491100000300", "held-0", "h0"), debounce=0, max_wait=0)
+    await store.enqueue(message("5491100000300", "held-1", "h1"), debounce=0, max_wait=0)
+    await store.enqueue(message("5491100000301", "ready", "r"), debounce=0, max_wait=0)
+    [held] = await store.claim_turns("w1", 1, lease=60)
+    assert held.entries[0].message.text == "h0"  # past the four that wait
+    [ready] = await store.claim_turns("w1", 1, lease=60)
+    assert ready.entries[0].message.text == "r"  # past those and the held conversation's h1
+    assert await store.claim_turns("w1", 5, lease=60) == []
+
+
+async def test_claims_stay_oldest_first_with_a_small_window(store):
+    store.claim_window = 1
+    for n in range(6):
+        await store.enqueue(
+            message(f"54911000004{n:02d}", f"c-{n}", f"m{n}"), debounce=0, max_wait=0
+        )
+    texts = []
+    for _ in range(6):
+        [turn] = await store.claim_turns("w1", 1, lease=60)
+        texts.append(turn.entries[0].message.text)
+    assert texts == [f"m{n}" for n in range(6)]
+    assert await store.claim_turns("w1", 1, lease=60) == []
+
+
 async def test_two_workers_never_claim_one_conversation(open_store):
     a, b = await open_store(), await open_store()
     for conversation in range(20):
@@ -680,10 +710,11 @@ async def test_upgrading_links_old_deliveries_to_their_replies(tmp_path):
 
     path = tmp_path / "v2.sqlite3"
     old = sqlite3.connect(path)
-    for script in MIGRATIONS[:-1]:
+    linking = next(n for n, script in enumerate(MIGRATIONS) if "ADD COLUMN message_id" in script)
+    for script in MIGRATIONS[:linking]:
         for statement in _statements(script):
             old.execute(statement)
-    old.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    old.execute(f"PRAGMA user_version = {linking}")
     old.execute(
         "INSERT INTO sessions (id, channel, address, created_at, updated_at) "
         "VALUES ('s1', 'whatsapp', '549', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')"

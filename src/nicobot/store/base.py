@@ -37,6 +37,14 @@ class Store(abc.ABC):
 
     #: The name a project picks in ``[store] backend = "..."``.
     name: ClassVar[str]
+    #: How many of the oldest pending entries of conversations no worker holds a claim
+    #: looks among first (at least four per turn asked for), so that its cost does not grow
+    #: with the backlog; it looks at the whole backlog only when they hold fewer ready
+    #: turns than asked for.
+    claim_window: int = 32
+
+    def claim_window_for(self, limit: int) -> int:
+        return max(self.claim_window, 4 * limit)
 
     @classmethod
     @abc.abstractmethod

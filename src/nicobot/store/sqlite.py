@@ -171,6 +171,10 @@ MIGRATIONS: tuple[str, ...] = (
         INSERT INTO changes (kind, session_id) VALUES ('deleted', OLD.id);
     END;
     """,
+    """
+    CREATE INDEX inbox_pending_by_arrival ON inbox (received_at) WHERE status = 'pending';
+    CREATE INDEX inbox_claimed_by_lease ON inbox (lease_until) WHERE status = 'claimed';
+    """,
 )
 
 SESSION_COLUMNS = (
@@ -420,7 +424,9 @@ class SQLiteStore(Store):
     async def claim_turns(self, worker: str, limit: int, lease: float) -> list[ClaimedTurn]:
         if limit <= 0:
             return []
-        return await self._run(_in_transaction(_claim_turns), worker, limit, lease)
+        return await self._run(
+            _in_transaction(_claim_turns), worker, limit, lease, self.claim_window_for(limit)
+        )
 
     async def next_turn_at(self) -> float | None:
         rows = await self._run(
@@ -967,29 +973,17 @@ def _record_operator_message(
     return session
 
 
-def _claim_turns(db: Connection, worker: str, limit: int, lease: float) -> list[ClaimedTurn]:
+def _claim_turns(
+    db: Connection, worker: str, limit: int, lease: float, window: int
+) -> list[ClaimedTurn]:
     now = time.time()
     # a claim whose lease ran out (its worker stalled or died) is claimable again
     db.execute(
-        "UPDATE inbox SET status = 'pending', worker = NULL, lease_until = NULL "
-        "WHERE status IN ('pending', 'claimed') AND status = 'claimed' AND lease_until < ?",
+        "UPDATE inbox INDEXED BY inbox_claimed_by_lease SET status = 'pending', worker = NULL, "
+        "lease_until = NULL WHERE status = 'claimed' AND lease_until < ?",
         (now,),
     )
-    session_ids = [
-        row[0]
-        for row in db.execute(
-            # the redundant "status IN (...)" lets both scans use the partial index
-            "SELECT i.session_id FROM inbox i WHERE i.status IN ('pending', 'claimed') "
-            "AND i.status = 'pending' GROUP BY i.session_id "
-            "HAVING MAX(MIN(MAX(i.received_at) + MAX(i.debounce), "
-            "MIN(i.received_at) + MAX(i.max_wait)), MAX(i.not_before)) <= ? "
-            "AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = i.session_id "
-            "AND j.status IN ('pending', 'claimed') "
-            "AND j.status = 'claimed' AND j.lease_until >= ?) "
-            "ORDER BY MIN(i.received_at) LIMIT ?",
-            (now, now, limit),
-        )
-    ]
+    session_ids = _ready_sessions(db, now, limit, window)
     turns: list[ClaimedTurn] = []
     for session_id in session_ids:
         rows = db.execute(
@@ -1018,6 +1012,43 @@ def _claim_turns(db: Connection, worker: str, limit: int, lease: float) -> list[
         ]
         turns.append(ClaimedTurn(_session(session_row), entries, worker, int(attempts)))
     return turns
+
+
+_READY_SESSIONS = (
+    # the redundant "status IN (...)" lets both scans use the partial index
+    "SELECT i.session_id FROM inbox i WHERE i.status IN ('pending', 'claimed') "
+    "AND i.status = 'pending' {scope}GROUP BY i.session_id "
+    "HAVING MAX(MIN(MAX(i.received_at) + MAX(i.debounce), "
+    "MIN(i.received_at) + MAX(i.max_wait)), MAX(i.not_before)) <= ? "
+    "AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = i.session_id "
+    "AND j.status IN ('pending', 'claimed') "
+    "AND j.status = 'claimed' AND j.lease_until >= ?) "
+    "ORDER BY MIN(i.received_at) LIMIT ?"
+)
+
+
+def _ready_sessions(db: Connection, now: float, limit: int, window: int) -> list[str]:
+    """The oldest ready sessions no worker holds: first among the sessions of the oldest
+    ``window`` pending entries of sessions no worker holds (they come first in that order
+    anyway), then, when those hold fewer than ``limit``, in the whole backlog."""
+    oldest = db.execute(
+        "SELECT i.session_id FROM inbox i INDEXED BY inbox_pending_by_arrival "
+        "WHERE i.status = 'pending' AND NOT EXISTS (SELECT 1 FROM inbox j "
+        "WHERE j.session_id = i.session_id AND j.status IN ('pending', 'claimed') "
+        "AND j.status = 'claimed' AND j.lease_until >= ?) ORDER BY i.received_at LIMIT ?",
+        (now, window),
+    ).fetchall()
+    if not oldest:
+        return []
+    candidates = list(dict.fromkeys(row[0] for row in oldest))
+    scope = f"AND i.session_id IN ({_placeholders(candidates)}) "
+    found = [
+        row[0]
+        for row in db.execute(_READY_SESSIONS.format(scope=scope), (*candidates, now, now, limit))
+    ]
+    if len(found) >= limit or len(oldest) < window:
+        return found
+    return [row[0] for row in db.execute(_READY_SESSIONS.format(scope=""), (now, now, limit))]
 
 
 def _complete_turn(

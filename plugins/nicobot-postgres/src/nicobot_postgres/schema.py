@@ -153,6 +153,9 @@ MIGRATIONS: tuple[str, ...] = (
         SELECT translate(lower(value), 'áàâäãåéèêëíìîïóòôöõúùûüñçý', 'aaaaaaeeeeiiiiooooouuuuncy')
     $$;
     """,
+    """
+    CREATE INDEX inbox_claimed_by_lease ON inbox (lease_until) WHERE status = 'claimed';
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

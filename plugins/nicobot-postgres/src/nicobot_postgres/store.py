@@ -349,7 +349,10 @@ class PostgresStore(Store):
     async def claim_turns(self, worker: str, limit: int, lease: float) -> list[ClaimedTurn]:
         if limit <= 0:
             return []
-        return await self._transaction(lambda conn: _claim_turns(conn, worker, limit, lease))
+        window = self.claim_window_for(limit)
+        return await self._transaction(
+            lambda conn: _claim_turns(conn, worker, limit, lease, window)
+        )
 
     async def next_turn_at(self) -> float | None:
         rows = await self._fetchall(
@@ -818,28 +821,61 @@ async def _record_operator_message(
     return session
 
 
-async def _claim_turns(conn: Conn, worker: str, limit: int, lease: float) -> list[ClaimedTurn]:
+async def _claim_turns(
+    conn: Conn, worker: str, limit: int, lease: float, window: int
+) -> list[ClaimedTurn]:
     """Lock the oldest ready sessions that no worker holds, skipping any session row
     another worker has locked (it is claiming that conversation right now)."""
     now = time.time()
-    cursor = await conn.execute(
-        f"SELECT {', '.join('s.' + c for c in SESSION_COLUMNS.split(', '))} "
-        "FROM sessions s JOIN (SELECT i.session_id, MIN(i.received_at) AS first_at "
-        f"FROM inbox i WHERE {CLAIMABLE} GROUP BY i.session_id "
-        f"HAVING {READY_AT} <= %(now)s) AS ready ON ready.session_id = s.id "
-        "WHERE NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = s.id "
-        "AND j.status = 'claimed' AND j.lease_until >= %(now)s) "
-        "ORDER BY ready.first_at LIMIT %(limit)s FOR UPDATE OF s SKIP LOCKED",
-        {"now": now, "limit": limit},
-    )
     turns: list[ClaimedTurn] = []
-    for row in await cursor.fetchall():
+    for row in await _ready_sessions(conn, now, limit, window):
         session = _session(row)
         claimed = await _claim_session_entries(conn, session.id, worker, now, lease)
         if claimed:
             entries, attempts = claimed
             turns.append(ClaimedTurn(session, entries, worker, attempts))
     return turns
+
+
+_READY_SESSIONS = (
+    f"SELECT {', '.join('s.' + c for c in SESSION_COLUMNS.split(', '))} "
+    "FROM sessions s JOIN (SELECT i.session_id, MIN(i.received_at) AS first_at "
+    f"FROM inbox i WHERE {CLAIMABLE} {{scope}}GROUP BY i.session_id "
+    f"HAVING {READY_AT} <= %(now)s) AS ready ON ready.session_id = s.id "
+    "WHERE NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = s.id "
+    "AND j.status = 'claimed' AND j.lease_until >= %(now)s) "
+    "ORDER BY ready.first_at LIMIT %(limit)s FOR UPDATE OF s SKIP LOCKED"
+)
+
+
+async def _ready_sessions(conn: Conn, now: float, limit: int, window: int) -> list[Any]:
+    """The oldest ready sessions no worker holds, locked: first among the sessions of the
+    oldest ``window`` pending entries of sessions no worker holds (and of claims whose
+    lease ran out), then, when those hold fewer than ``limit``, in the whole backlog."""
+    cursor = await conn.execute(
+        "SELECT i.session_id FROM inbox i WHERE i.status = 'pending' AND NOT EXISTS "
+        "(SELECT 1 FROM inbox j WHERE j.session_id = i.session_id AND j.status = 'claimed' "
+        "AND j.lease_until >= %(now)s) ORDER BY i.received_at LIMIT %(window)s",
+        {"now": now, "window": window},
+    )
+    oldest = [row[0] for row in await cursor.fetchall()]
+    cursor = await conn.execute(
+        "SELECT session_id FROM inbox WHERE status = 'claimed' AND lease_until < %(now)s",
+        {"now": now},
+    )
+    expired = [row[0] for row in await cursor.fetchall()]
+    candidates = list(dict.fromkeys(oldest + expired))
+    if not candidates:
+        return []
+    params = {"now": now, "limit": limit, "candidates": candidates}
+    cursor = await conn.execute(
+        _READY_SESSIONS.format(scope="AND i.session_id = ANY(%(candidates)s) "), params
+    )
+    found = await cursor.fetchall()
+    if len(found) >= limit or len(oldest) < window:
+        return found
+    cursor = await conn.execute(_READY_SESSIONS.format(scope=""), params)
+    return await cursor.fetchall()
 
 
 async def _claim_session_entries(
