@@ -7,7 +7,6 @@ duplicate deliveries get one reply; an unauthenticated webhook gets 401.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 from nicobot.testing import free_port, wait_until
 
 from evo_support import SCHEMAS
+from nicobot_whatsapp_evolution.testing import GatewayProcess
 
 API_KEY = "e2e-global-key"
 CUSTOMER = "5491100000001"
@@ -70,28 +70,11 @@ def stack(tmp_path: Path, fake_llm: Any) -> Iterator[Stack]:
         timeout=120,
     )
     secrets = read_env(project / ".env")
-    fake = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nicobot_whatsapp_evolution.testing.fake_gateway",
-            "--port",
-            "0",
-            "--api-key",
-            API_KEY,
-            "--schemas",
-            str(SCHEMAS),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    fake = GatewayProcess(API_KEY, SCHEMAS, echo_sent=False)
     server: subprocess.Popen[bytes] | None = None
     log = tmp_path / "server.log"
     try:
-        assert fake.stdout is not None
-        match = re.search(r"listening on (http://\S+)", fake.stdout.readline())
-        assert match, "the fake gateway did not start"
-        fake_url = match.group(1)
+        fake_url = fake.url
         port = free_port()
         server_url = f"http://127.0.0.1:{port}"
         env = {
@@ -134,7 +117,7 @@ def stack(tmp_path: Path, fake_llm: Any) -> Iterator[Stack]:
         admin = {"Authorization": f"Bearer {secrets['NICOBOT_ADMIN_PASSWORD']}"}
         yield Stack(fake_url, server_url, admin, env, log)
     finally:
-        for process in (server, fake):
+        for process in (server, fake.process):
             if process is not None and process.poll() is None:
                 process.terminate()
                 try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 import nicobot_whatsapp_evolution
 from evo_support import INSTANCE, SCHEMAS, Sink
 from nicobot_whatsapp_evolution import WhatsAppChannel
-from nicobot_whatsapp_evolution.testing import FakeGateway
+from nicobot_whatsapp_evolution.testing import FakeGateway, GatewayProcess
 
 KEY = {"apikey": "global-key"}
 
@@ -117,30 +116,11 @@ def test_deliveries_skip_unsubscribed_events(fake: FakeGateway, sink: Sink) -> N
 
 @pytest.fixture
 def fake_process() -> Iterator[tuple[subprocess.Popen[str], str]]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nicobot_whatsapp_evolution.testing.fake_gateway",
-            "--port",
-            "0",
-            "--api-key",
-            "proc-key",
-            "--schemas",
-            str(SCHEMAS),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    gateway = GatewayProcess("proc-key", SCHEMAS, echo_sent=False)
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = re.search(r"listening on (http://\S+)", line)
-        assert match, f"unexpected first line: {line!r}"
-        yield process, match.group(1)
+        yield gateway.process, gateway.url
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        gateway.stop()
 
 
 def test_runs_as_a_process(fake_process: tuple[subprocess.Popen[str], str]) -> None:

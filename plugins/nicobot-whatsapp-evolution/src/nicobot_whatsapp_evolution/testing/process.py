@@ -12,23 +12,15 @@ import httpx
 
 
 class GatewayProcess:
-    """``python -m ...testing.fake_gateway --echo-sent`` on a free port, and its controls."""
+    """``python -m ...testing.fake_gateway`` on a free port, and its controls; with
+    ``echo_sent`` (the default) it echoes every sent message back, as the real gateway does."""
 
-    def __init__(self, api_key: str, schemas: str | Path) -> None:
+    def __init__(self, api_key: str, schemas: str | Path, *, echo_sent: bool = True) -> None:
         self.api_key = api_key
+        command = [sys.executable, "-m", "nicobot_whatsapp_evolution.testing.fake_gateway"]
+        command += ["--port", "0", "--api-key", api_key, "--schemas", str(schemas)]
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "nicobot_whatsapp_evolution.testing.fake_gateway",
-                "--port",
-                "0",
-                "--api-key",
-                api_key,
-                "--schemas",
-                str(schemas),
-                "--echo-sent",
-            ],
+            command + (["--echo-sent"] if echo_sent else []),
             stdout=subprocess.PIPE,
             text=True,
         )
