@@ -85,7 +85,7 @@ class Clients:
 
     def load(self, which: str) -> None:
         if which == "openai":
-            self.openai_module()
+            self.openai_compatible_module()
         else:
             self.litellm()
 
@@ -97,7 +97,7 @@ class Clients:
             self._litellm = import_litellm()
         return self._litellm
 
-    def openai_module(self) -> Any:
+    def openai_compatible_module(self) -> Any:
         if self._openai is None:
             self._openai = importlib.import_module("nicobot.openai_compatible")
         return self._openai
@@ -117,7 +117,8 @@ class Clients:
         if client is None or client.closed:
             for stale in [k for k in self._openai_clients if k[0].is_closed()]:
                 del self._openai_clients[stale]
-            client = self.openai_module().OpenAICompatibleClient(base_url, key[2], max_retries)
+            module = self.openai_compatible_module()
+            client = module.OpenAICompatibleClient(base_url, key[2], max_retries)
             self._openai_clients[key] = client
         return client
 

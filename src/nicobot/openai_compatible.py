@@ -41,8 +41,7 @@ class OpenAICompatibleClient:
         self.max_retries = max_retries
         self.proxy, self.proxy_auth = _proxy_for(self.url)
         self._session = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
-            json_serialize=json.dumps,
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
         )
 
     @property

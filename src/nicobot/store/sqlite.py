@@ -1014,16 +1014,18 @@ def _claim_turns(
     return turns
 
 
+#: No worker holds entry ``i``'s session (a claim whose lease runs until at least ``?``);
+#: the redundant "status IN (...)" lets the scans use the partial index.
+_NOT_HELD = (
+    "NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = i.session_id "
+    "AND j.status IN ('pending', 'claimed') AND j.status = 'claimed' AND j.lease_until >= ?)"
+)
 _READY_SESSIONS = (
-    # the redundant "status IN (...)" lets both scans use the partial index
     "SELECT i.session_id FROM inbox i WHERE i.status IN ('pending', 'claimed') "
     "AND i.status = 'pending' {scope}GROUP BY i.session_id "
     "HAVING MAX(MIN(MAX(i.received_at) + MAX(i.debounce), "
     "MIN(i.received_at) + MAX(i.max_wait)), MAX(i.not_before)) <= ? "
-    "AND NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = i.session_id "
-    "AND j.status IN ('pending', 'claimed') "
-    "AND j.status = 'claimed' AND j.lease_until >= ?) "
-    "ORDER BY MIN(i.received_at) LIMIT ?"
+    f"AND {_NOT_HELD} ORDER BY MIN(i.received_at) LIMIT ?"
 )
 
 
@@ -1033,9 +1035,7 @@ def _ready_sessions(db: Connection, now: float, limit: int, window: int) -> list
     anyway), then, when those hold fewer than ``limit``, in the whole backlog."""
     oldest = db.execute(
         "SELECT i.session_id FROM inbox i INDEXED BY inbox_pending_by_arrival "
-        "WHERE i.status = 'pending' AND NOT EXISTS (SELECT 1 FROM inbox j "
-        "WHERE j.session_id = i.session_id AND j.status IN ('pending', 'claimed') "
-        "AND j.status = 'claimed' AND j.lease_until >= ?) ORDER BY i.received_at LIMIT ?",
+        f"WHERE i.status = 'pending' AND {_NOT_HELD} ORDER BY i.received_at LIMIT ?",
         (now, window),
     ).fetchall()
     if not oldest:

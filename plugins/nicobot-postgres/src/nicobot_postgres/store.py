@@ -837,13 +837,20 @@ async def _claim_turns(
     return turns
 
 
+def _not_held(session_id: str) -> str:
+    """No worker holds the session ``session_id`` names (a lease running until now)."""
+    return (
+        f"NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = {session_id} "
+        "AND j.status = 'claimed' AND j.lease_until >= %(now)s)"
+    )
+
+
 _READY_SESSIONS = (
     f"SELECT {', '.join('s.' + c for c in SESSION_COLUMNS.split(', '))} "
     "FROM sessions s JOIN (SELECT i.session_id, MIN(i.received_at) AS first_at "
     f"FROM inbox i WHERE {CLAIMABLE} {{scope}}GROUP BY i.session_id "
     f"HAVING {READY_AT} <= %(now)s) AS ready ON ready.session_id = s.id "
-    "WHERE NOT EXISTS (SELECT 1 FROM inbox j WHERE j.session_id = s.id "
-    "AND j.status = 'claimed' AND j.lease_until >= %(now)s) "
+    f"WHERE {_not_held('s.id')} "
     "ORDER BY ready.first_at LIMIT %(limit)s FOR UPDATE OF s SKIP LOCKED"
 )
 
@@ -853,9 +860,8 @@ async def _ready_sessions(conn: Conn, now: float, limit: int, window: int) -> li
     oldest ``window`` pending entries of sessions no worker holds (and of claims whose
     lease ran out), then, when those hold fewer than ``limit``, in the whole backlog."""
     cursor = await conn.execute(
-        "SELECT i.session_id FROM inbox i WHERE i.status = 'pending' AND NOT EXISTS "
-        "(SELECT 1 FROM inbox j WHERE j.session_id = i.session_id AND j.status = 'claimed' "
-        "AND j.lease_until >= %(now)s) ORDER BY i.received_at LIMIT %(window)s",
+        f"SELECT i.session_id FROM inbox i WHERE i.status = 'pending' "
+        f"AND {_not_held('i.session_id')} ORDER BY i.received_at LIMIT %(window)s",
         {"now": now, "window": window},
     )
     oldest = [row[0] for row in await cursor.fetchall()]
