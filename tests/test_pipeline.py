@@ -390,9 +390,10 @@ class TestOutage:
             await deliver(nicobot_client, f"out-{n}", f"54911000000{40 + n}", f"m{n}")
 
         async def all_waiting() -> bool:
-            return (await nicobot_bot.store.pipeline_counts())["outbox_pending"] == 3
+            pending = await nicobot_bot.store.list_outbox("pending")
+            return len(pending) == 3 and all(entry.attempts == 1 for entry in pending)
 
-        await eventually("three replies to wait", all_waiting)
+        await eventually("three failed sends waiting to retry", all_waiting)
         assert fake_channel.fail_sends == 0 and fake_channel.sent == []
         # every retry is minutes away; the channel coming back sends them now
         await fake_channel.connect()
