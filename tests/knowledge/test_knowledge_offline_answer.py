@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from nicobot.knowledge import Snippet
 from nicobot.offline_answer import compose, pick_passages, question_parts, trim
+from nicobot.rag import hashing
 from nicobot.rag.chroma_store import _non_increasing
-from nicobot.rag.scoring import BOUNDARY, IDENTITY, Calibration, lexical_question
+from nicobot.rag.scoring import BOUNDARY, IDENTITY, Calibration, coverage, lexical_question
 
 PRICES = (
     "| Producto | Precio |\n| --- | --- |\n| Crema hidratante de día (50 g) | $ 18.500 |\n"
@@ -53,8 +55,9 @@ def test_a_question_in_two_parts_gets_a_passage_of_each_document():
     same_doc = snippet("Domingos cerrado.", "horarios.md", 0.5)
     question = "cuanto sale el envio y a que hora abren?"
     assert pick_passages(question, [hours, same_doc, shipping]) == [hours, shipping]
-    assert pick_passages("a que hora abren?", [hours, same_doc, shipping]) == [hours, same_doc]
-    assert pick_passages("a que hora abren?", [hours, shipping]) == [hours]  # 0.3: not sure
+    assert pick_passages(question, [hours, same_doc]) == [hours]  # no other document
+    # a question in one part is answered by the best passage alone
+    assert pick_passages("a que hora abren?", [hours, same_doc, shipping]) == [hours]
     text, used = compose(question, [hours, same_doc, shipping])
     assert used == [hours, shipping]
     assert text == "Sábados de 10 a 14.\n\nEl envío cuesta $ 4.500."
@@ -86,3 +89,28 @@ def test_generic_verbs_are_no_lexical_evidence() -> None:
     assert lexical_question("Vocês fazem massagem?") == "massagem"
     assert lexical_question("what's your refund policy?") == "what your refund policy"
     assert lexical_question("venden x mayor?") == "mayor"
+
+
+def test_coverage_favours_the_passage_naming_what_only_it_shares_with_the_question():
+    question = hashing.embed_one(lexical_question("¿Hacen envíos a Córdoba?"))
+    passages = [
+        hashing.embed_one(text)
+        for text in (
+            "Envíos. Envíos al exterior: no hacemos envíos fuera de Argentina.",
+            "Envíos. Zonas: resto del país (Córdoba, Santa Fe), por correo.",
+            "Envíos. Seguimiento: te mandamos el número de seguimiento.",
+            "Horarios. Sábados de 10 a 14.",
+        )
+    ]
+    shares = coverage(question, np.stack(passages))
+    assert shares.shape == (4,)
+    assert shares.argmax() == 1  # only it says "Córdoba"; all the shipping ones say "envíos"
+    assert shares[3] < 0.05  # nothing in common (but a stray hashed n-gram)
+    assert shares[1] > 0.5 > max(shares[0], shares[2])
+    assert all(0.0 <= share <= 1.0 for share in shares)
+    assert coverage(question, np.zeros((0, hashing.DEFAULT_DIM), dtype=np.float32)).shape == (0,)
+
+
+def test_coverage_counts_in_the_ranking_key_only():
+    calibration = Calibration(zero=0.8, boundary=1.05, full=1.35, rank_coverage_weight=0.05)
+    assert calibration.rank(0.86, 0.0, 1.0) > calibration.rank(0.87, 0.0, 0.0)

@@ -27,7 +27,7 @@ from .lock import ProcessLock, StoreBusy
 from .manifest import Entry, Manifest, file_hash, now
 from .options import KnowledgeOptions, read_options
 from .readers import UnreadableDocument, read_chunks
-from .scoring import lexical_question
+from .scoring import coverage, lexical_question
 from .snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -109,6 +109,22 @@ def _non_increasing(snippets: list[Snippet]) -> list[Snippet]:
             snippet = replace(snippet, score=capped[-1].score)
         capped.append(snippet)
     return capped
+
+
+def _lexical_evidence(
+    question: npt.NDArray[np.float32] | None,
+    passages: list[tuple[str | None, str]],
+    *,
+    with_coverage: bool,
+) -> tuple[list[float], list[float]]:
+    """Each passage's lexical cosine with the question and its :func:`coverage` of it
+    (zeros without a lexical question, or for the coverage when it is not wanted)."""
+    zeros = [0.0] * len(passages)
+    if question is None or not passages:
+        return zeros, zeros
+    vectors = np.stack([passage_lexical_vector(heading, text) for heading, text in passages])
+    similar = (vectors @ question).tolist()
+    return similar, coverage(question, vectors).tolist() if with_coverage else zeros
 
 
 def passage_text(heading: str | None, text: str) -> str:
@@ -549,32 +565,41 @@ class ChromaKnowledgeBase(KnowledgeBase):
                 include=["documents", "metadatas", "distances"],
             )
         question = hashing.embed_one(lexical_question(text)) if hybrid else None
+        rows = list(
+            zip(
+                found["ids"][0],
+                found["documents"][0],
+                found["metadatas"][0],
+                found["distances"][0],
+                strict=True,
+            )
+        )
+        headings = [str((meta or {}).get("heading") or "") or None for _i, _d, meta, _x in rows]
+        similar, covered = _lexical_evidence(
+            question,
+            [
+                (heading, document or "")
+                for heading, (_i, document, _m, _x) in zip(headings, rows, strict=True)
+            ],
+            with_coverage=bool(calibration.rank_coverage_weight),
+        )
         ranked: list[tuple[float, Snippet]] = []
-        for chunk_id, document, meta, distance in zip(
-            found["ids"][0],
-            found["documents"][0],
-            found["metadatas"][0],
-            found["distances"][0],
-            strict=True,
+        for (chunk_id, document, meta, distance), heading, lexical, share in zip(
+            rows, headings, similar, covered, strict=True
         ):
-            meta = meta or {}
-            heading = str(meta.get("heading") or "") or None
-            lexical = 0.0
-            if question is not None:
-                lexical = float(question @ passage_lexical_vector(heading, document or ""))
             dense = 1.0 - float(distance)
             score = calibration.score(dense, lexical)
             if score <= 0.0:
                 continue  # nothing in common (e.g. a greeting with no content words)
             snippet = Snippet(
                 text=document or "",
-                source=str(meta.get("source", "")),
+                source=str((meta or {}).get("source", "")),
                 score=score,
                 heading=heading,
                 chunk_id=chunk_id,
-                meta={"chunk": meta.get("chunk")},
+                meta={"chunk": (meta or {}).get("chunk")},
             )
-            ranked.append((calibration.rank(dense, lexical), snippet))
+            ranked.append((calibration.rank(dense, lexical, share), snippet))
         ranked.sort(key=lambda pair: pair[0], reverse=True)
         return _non_increasing([snippet for _rank, snippet in ranked[:k]])
 

@@ -28,7 +28,8 @@ E5_CALIBRATION = Calibration(
     boundary=1.05,
     full=1.35,
     lexical_weight=1.0,
-    rank_lexical_weight=0.1,
+    rank_lexical_weight=0.05,
+    rank_coverage_weight=0.05,
     dense_boundary=0.865,
     dense_full=0.93,
 )

@@ -41,6 +41,7 @@ BIAS = 0.35
 _BIAS_SLOT = 0  # the constant component
 _EMPTY_SLOT = 1  # the whole vector of a text without content words
 _RESERVED = 2
+RESERVED_SLOTS = _RESERVED
 
 _WORD = re.compile(r"[a-z0-9]+")
 

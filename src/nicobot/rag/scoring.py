@@ -16,12 +16,21 @@ plus the smaller ``rank_lexical_weight`` times the lexical one: the meaning deci
 order, the shared words mostly decide whether the best passage answers at all. A passage
 whose dense cosine alone clears ``dense_boundary`` is trusted whatever words it shares (a
 paraphrase: "¿a qué hora abren?" for a list of opening hours).
+
+Among passages the meaning finds equally close, the one that names what the question is
+about should come first: for "¿Hacen envíos a Córdoba?" every shipping passage says
+"envíos", only one says "Córdoba". :func:`coverage` measures how much of a question's
+distinctive words a passage contains (words shared by every candidate count little), and
+``rank_coverage_weight`` adds it to the ranking key. It does not change the score.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 from . import hashing
 
@@ -36,6 +45,7 @@ class Calibration:
     full: float  # raw score mapped to 1
     lexical_weight: float = 0.0
     rank_lexical_weight: float = 0.0
+    rank_coverage_weight: float = 0.0
     dense_boundary: float | None = None  # dense cosine mapped to BOUNDARY on its own
     dense_full: float = 1.0  # dense cosine mapped to 1 on its own
 
@@ -46,9 +56,9 @@ class Calibration:
     def raw(self, dense: float, lexical: float = 0.0) -> float:
         return dense + self.lexical_weight * lexical
 
-    def rank(self, dense: float, lexical: float = 0.0) -> float:
+    def rank(self, dense: float, lexical: float = 0.0, coverage: float = 0.0) -> float:
         """The key passages are ordered by, best first."""
-        return dense + self.rank_lexical_weight * lexical
+        return dense + self.rank_lexical_weight * lexical + self.rank_coverage_weight * coverage
 
     def score(self, dense: float, lexical: float = 0.0) -> float:
         """The calibrated score, in [0, 1], of a dense (and lexical) cosine."""
@@ -57,6 +67,26 @@ class Calibration:
             alone = _piecewise(dense, self.zero, self.dense_boundary, self.dense_full)
             value = max(value, alone)
         return value
+
+
+def coverage(
+    question: npt.NDArray[np.float32], passages: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float64]:
+    """For each passage (a row of lexical vectors), the share in [0, 1] of the question's
+    lexical features it contains, each feature weighted by how few of ``passages`` contain
+    it: 1 for a passage holding every word the question shares with only some of them."""
+    count = len(passages)
+    if count == 0:
+        return np.zeros(0)
+    present = (passages * question) > 0  # the same hashed feature, with the same sign
+    rarity = np.log((count + 1) / (present.sum(axis=0) + 0.5))
+    weights = (question.astype(np.float64) * rarity) ** 2
+    weights[: hashing.RESERVED_SLOTS] = 0.0  # the constant and the empty-text components
+    total = float(weights.sum())
+    if total <= 0.0:
+        return np.zeros(count)
+    shares: npt.NDArray[np.float64] = (present @ weights) / total
+    return shares
 
 
 def _piecewise(raw: float, zero: float, boundary: float, full: float) -> float:
