@@ -191,11 +191,8 @@ async def evaluate_embedder(embedder: str, corpus: str, questions: list[Question
         report = await ingest_paths(kb, [kb.knowledge_dir])
         ingest_seconds = time.perf_counter() - started
         agent = Agent(settings, kb)
-        k = settings.knowledge.top_k
         try:
-            result = await score_set(
-                questions, lambda q: kb.search(q, k), agent, settings.knowledge.min_score
-            )
+            result = await score_set(questions, agent.search, agent, settings.knowledge.min_score)
         finally:
             await kb.close()
     result.update(

@@ -23,6 +23,8 @@ log = logging.getLogger("nicobot.agent")
 #: (a child process that hangs).
 CALL_MARGIN_SECONDS = 5.0
 VALIDATE_SECONDS = 60.0
+#: The parts of a several-part question answered, at most.
+MAX_PARTS = 3
 
 
 #: Before the retrieved passages, in the prompt.
@@ -178,10 +180,25 @@ class Agent:
             self._warm_up.add_done_callback(_report_warm_up)
 
     async def retrieve(self, text: str) -> list[Snippet]:
+        """The passages that answer ``text``: those of :meth:`search` that clear
+        ``min_score``."""
+        found = await self.search(text)
+        return [s for s in found if s.score >= self.settings.knowledge.min_score]
+
+    async def search(self, text: str) -> list[Snippet]:
+        """The best passages for ``text``, sure or not, best first. A question in several
+        parts ("¿cuánto sale el shampoo y dónde quedan?") also has its later parts searched on
+        their own; each one's best passage follows the first, so every part can be answered."""
         if self.knowledge is None or not text.strip():
             return []
         found = await self.knowledge.query(text, k=self.settings.knowledge.top_k)
-        return [s for s in found if s.score >= self.settings.knowledge.min_score]
+        parts = offline_answer.question_parts(text)
+        if len(parts) < 2 or not found:
+            return found
+        best_of_parts = []
+        for part in parts[1:MAX_PARTS]:  # the whole question mostly finds the first part
+            best_of_parts.extend(await self.knowledge.query(part, k=1))
+        return _unique([found[0], *best_of_parts, *found[1:]])
 
     def system_prompt(self, persona: Mapping[str, Any] | None = None) -> str:
         """The system prompt with ``{name}``, ``{persona}`` and ``{business}`` filled in."""
@@ -272,6 +289,17 @@ class Agent:
                 canned_message(self.settings, "apology"), [], "apology", error=_short(exc)
             )
         return AgentReply(text, context.snippets, "llm", llm_seconds=time.perf_counter() - started)
+
+
+def _unique(snippets: list[Snippet]) -> list[Snippet]:
+    seen: set[tuple[str, str | None, str]] = set()
+    unique = []
+    for snippet in snippets:
+        key = (snippet.source, snippet.chunk_id, snippet.text)
+        if key not in seen:
+            seen.add(key)
+            unique.append(snippet)
+    return unique
 
 
 def _report_warm_up(warm_up: asyncio.Future[str | None]) -> None:

@@ -3,7 +3,8 @@
 The best passage is cut to the sentences, list items or table rows that share the most with
 the question (a table keeps its header row); a passage that is short already, or where no
 line stands out, is kept whole. A question in several parts ("¿cuánto sale el envío y a
-qué hora abren?") also gets the best passage of another document, when retrieval found one.
+qué hora abren?") also gets the best passage of another document, when retrieval found one
+(:meth:`nicobot.Agent.search` searches each part too).
 """
 
 from __future__ import annotations
@@ -17,10 +18,6 @@ from .knowledge import Snippet
 from .rag import hashing
 from .rag.chunking import is_table_rule
 
-#: A runner-up passage is quoted too when it scores at least this much...
-RUNNER_UP_MIN_SCORE = 0.4
-#: ...and at least this share of the best passage's score.
-RUNNER_UP_RATIO = 0.5
 #: A passage this short is quoted whole.
 SHORT_PASSAGE = 220
 #: At most this many lines of a passage are kept.
@@ -48,23 +45,15 @@ def question_parts(question: str) -> list[str]:
 
 
 def pick_passages(question: str, snippets: list[Snippet]) -> list[Snippet]:
-    """The best snippet, and a second one: for a question in several parts the best of
-    another document; otherwise the runner-up when it is nearly as sure to answer ("¿Hacen
-    envíos a Córdoba?" finds "no shipping abroad" first, the provinces second)."""
+    """The best snippet and, for a question in several parts, the first one after it from
+    another document (the agent puts each part's best passage right after the best)."""
     if not snippets:
         return []
     best, rest = snippets[0], snippets[1:]
     if len(question_parts(question)) >= 2:
-        others = [s for s in rest if s.source != best.source]
-        if others:
-            return [best, max(others, key=lambda s: s.score)]
-    runner_up = rest[0] if rest else None
-    if (
-        runner_up is not None
-        and runner_up.score >= RUNNER_UP_MIN_SCORE
-        and runner_up.score >= RUNNER_UP_RATIO * best.score
-    ):
-        return [best, runner_up]
+        other = next((s for s in rest if s.source != best.source), None)
+        if other is not None:
+            return [best, other]
     return [best]
 
 

@@ -86,8 +86,18 @@ class TestLaFormulaOffline:
             reply = (await nicobot_bot.store.list_messages(turn["session_id"]))[-1]
             sources = [s["source"] for s in reply.meta["sources"]]
             assert source in (sources[0], None), question
-        # the old wrong answer is gone
+        # the old wrong answers are gone
         assert "vela" not in (await chat(nicobot_client, "¿a qué hora abren?"))["reply"].lower()
+        for question in ("¿Hacen envíos a Córdoba?", "hola! hacen envios a cordoba?"):
+            reply = (await chat(nicobot_client, question))["reply"]
+            assert "Córdoba" in reply and "fuera de Argentina" not in reply, (question, reply)
+
+    async def test_each_part_of_a_question_is_searched(self, nicobot_client):
+        # the whole question finds only price and hair passages; its second part alone
+        # finds the shipping times
+        question = "cuanto sale el shampoo solido y cuanto tarda el envio a zona sur GBA?"
+        reply = (await chat(nicobot_client, question))["reply"]
+        assert "$ 9.800" in reply and "2 a 4 días hábiles" in reply, reply
 
     async def test_the_answer_is_trimmed_to_what_answers(self, nicobot_client):
         turn = await chat(nicobot_client, "cuanto cuesta el serum de vitamina c?")
