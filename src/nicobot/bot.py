@@ -505,7 +505,7 @@ class Bot:
 
     async def after_delivery(self, entry: OutboxEntry) -> None:
         completed = self._reply_parts.delivered(entry.session_id, entry.text)
-        if completed is None:
+        if completed is None or not self.notifications.wanted("reply_sent"):
             return
         session = await self.store.get_session(entry.session_id)
         if session is not None:

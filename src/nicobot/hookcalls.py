@@ -116,6 +116,11 @@ class Notifications:
         self._queues: dict[str, _PluginQueue] = {}
         self._closed = False
 
+    def wanted(self, hook_name: str) -> bool:
+        """Whether any plugin implements ``hook_name`` (so its arguments are worth
+        gathering)."""
+        return not self._closed and bool(implementations(self.runner.pm, hook_name))
+
     def emit(self, hook_name: str, **kwargs: Any) -> None:
         """Queue ``hook_name`` for each implementation; never raises, never waits."""
         if self._closed:

@@ -177,8 +177,8 @@ class Loop:
                 task: asyncio.Task[None] = asyncio.create_task(run(item))
                 self.active.add(task)
                 task.add_done_callback(self._done)
-            if claimed and len(self.active) < self.limit:
-                continue
+            # no claiming again at once: a claim returns all the ready work there is room
+            # for, and what arrives or finishes meanwhile sets the wake-up
             timeout = IDLE_POLL_SECONDS
             if self.limit < self.bound:
                 timeout = LAG_PROBE_SECONDS  # look again soon: the loop may have caught up
