@@ -123,23 +123,14 @@ class TestConfiguredWords:
         assert turn["reply"] == "Uy, volvé a escribir en un rato."
 
 
-async def test_the_llm_process_comes_back_after_it_dies(nicobot_client, nicobot_bot, nicobot_env):
+async def test_completions_on_an_openai_compatible_server_run_in_the_server(
+    nicobot_client, nicobot_bot, nicobot_env
+):
     runner = nicobot_bot.agent.llm
     assert (await chat(nicobot_client, "uno"))["reply"] == "Echo: uno"
-    if nicobot_env["NICOBOT_LLM__PROCESS"] == "inline":
-        assert runner.pid == os.getpid()
-        return
-    first_pid = runner.pid
-    assert first_pid != os.getpid()
-    os.kill(first_pid, signal.SIGKILL)
-    for _ in range(1000):
-        if not runner.ready:
-            break
-        await asyncio.sleep(0.01)
-    assert not runner.ready
-    turn = await chat(nicobot_client, "dos")
-    assert (turn["reply"], turn["mode"]) == ("Echo: dos", "llm")
-    assert runner.pid not in (None, first_pid)
+    assert runner.pid == os.getpid()
+    if nicobot_env["NICOBOT_LLM__PROCESS"] == "separate":
+        assert runner.child.pid is None  # litellm's child starts only for litellm's calls
 
 
 async def test_stopping_while_the_llm_process_starts_leaves_no_process(nicobot_project):
@@ -187,6 +178,26 @@ class TestThroughLitellm:
             "NICOBOT_LLM__TIMEOUT_SECONDS": "30",  # litellm's first call imports more
             "NICOBOT_LLM__PROCESS": request.param,
         }
+
+    async def test_the_llm_process_comes_back_after_it_dies(
+        self, nicobot_client, nicobot_bot, nicobot_env
+    ):
+        runner = nicobot_bot.agent.llm
+        assert (await chat(nicobot_client, "uno"))["reply"] == "Echo: uno"
+        if nicobot_env["NICOBOT_LLM__PROCESS"] == "inline":
+            assert runner.pid == os.getpid()
+            return
+        first_pid = runner.pid
+        assert first_pid not in (None, os.getpid())
+        os.kill(first_pid, signal.SIGKILL)
+        for _ in range(1000):
+            if not runner.ready:
+                break
+            await asyncio.sleep(0.01)
+        assert not runner.ready
+        turn = await chat(nicobot_client, "dos")
+        assert (turn["reply"], turn["mode"]) == ("Echo: dos", "llm")
+        assert runner.pid not in (None, first_pid)
 
     async def test_replies_and_apologies(self, nicobot_client, nicobot_bot, fake_llm):
         turn = await chat(nicobot_client, "hola")

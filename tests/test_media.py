@@ -7,6 +7,7 @@ import asyncio
 import base64
 import copy
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from nicobot_whatsapp_evolution.testing import FakeGateway
 
 from nicobot import MediaFile, hookimpl
+from nicobot.testing import FakeLLM
 
 # ../shared beside the checkout (or beside a folder of checkouts)
 FIXTURES = next(
@@ -85,16 +87,20 @@ async def sent_texts(gateway: FakeGateway, count: int) -> list[str]:
     return [s.text for s in gateway.sent]
 
 
+def transcription_env(fake_llm: FakeLLM, gateway: FakeGateway) -> dict[str, str]:
+    return {
+        **fake_llm.env,
+        **whatsapp_env(gateway),
+        "NICOBOT_MEDIA__TRANSCRIPTION_MODEL": "openai/whisper-1",
+        "NICOBOT_MEDIA__TRANSCRIPTION_API_BASE": fake_llm.api_base,
+        "NICOBOT_MEDIA__TRANSCRIPTION_API_KEY": "fake-key",
+    }
+
+
 class TestWithATranscriptionModel:
     @pytest.fixture
     def nicobot_env(self, fake_llm, gateway):
-        return {
-            **fake_llm.env,
-            **whatsapp_env(gateway),
-            "NICOBOT_MEDIA__TRANSCRIPTION_MODEL": "openai/whisper-1",
-            "NICOBOT_MEDIA__TRANSCRIPTION_API_BASE": fake_llm.api_base,
-            "NICOBOT_MEDIA__TRANSCRIPTION_API_KEY": "fake-key",
-        }
+        return transcription_env(fake_llm, gateway)
 
     async def test_a_voice_note_is_answered_from_its_transcript(
         self, nicobot_client, nicobot_bot, fake_llm, gateway
@@ -134,6 +140,29 @@ class TestWithATranscriptionModel:
         await nicobot_bot.pipeline.wait_idle(30)
         assert await sent_texts(gateway, 1) == [NON_TEXT]
         assert fake_llm.transcriptions == []
+
+
+class TestTranscriptionInTheLLMProcess:
+    """``[llm] process = "separate"`` with an OpenAI-compatible chat model: the reply is
+    POSTed from the server, the transcription (a litellm call) runs in the child."""
+
+    @pytest.fixture
+    def nicobot_env(self, fake_llm, gateway):
+        return {
+            **transcription_env(fake_llm, gateway),
+            "NICOBOT_LLM__PROCESS": "separate",
+        }
+
+    async def test_the_transcription_runs_in_the_child(
+        self, nicobot_client, nicobot_bot, fake_llm, gateway
+    ):
+        await post(nicobot_client, voice_note("VOICE-CHILD"))
+        await nicobot_bot.pipeline.wait_idle(60)
+        assert await sent_texts(gateway, 1) == ["Echo: Hola, ¿a qué hora abren mañana?"]
+        assert len(fake_llm.transcriptions) == 1
+        runner = nicobot_bot.agent.llm
+        assert runner.pid == os.getpid()  # where the completion ran
+        assert runner.child.pid not in (None, os.getpid())  # where the transcription ran
 
 
 class TestWithoutATranscriptionModel:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import i18n, offline_answer
 from .knowledge import KnowledgeBase, Snippet
-from .llm_process import InlineLLM, LLMProcess, LLMRunner, client_for
+from .llm_process import LLMRunner, client_for, runner_for
 from .models import ChatSession, Message, Role
 
 if TYPE_CHECKING:
@@ -137,9 +137,7 @@ class Agent:
         self._offline: str | None = None
         self._warm_up: asyncio.Future[str | None] | None = None
         client = client_for(settings.llm.model, settings.llm.api_base)
-        self.llm: LLMRunner = (
-            LLMProcess(client) if settings.llm.process == "separate" else InlineLLM(client)
-        )
+        self.llm: LLMRunner = runner_for(settings.llm.process, client)
 
     async def offline(self) -> str | None:
         """Why replies come from the knowledge base alone, or None when an LLM answers."""

@@ -233,6 +233,46 @@ class InlineLLM:
         await _clients.close()
 
 
+class DirectFirstLLM:
+    """``[llm] process = "separate"`` for a model on an OpenAI-compatible server: its
+    completions are POSTed from this process (one HTTP call costs less CPU than passing it
+    to a child and back), and litellm's calls (voice notes, image checks) go to the child
+    process, started on the first of them, so litellm's memory stays out of the server."""
+
+    def __init__(self) -> None:
+        self.direct = InlineLLM("openai")
+        self.child = LLMProcess("litellm")
+
+    @property
+    def ready(self) -> bool:
+        return self.direct.ready
+
+    @property
+    def pid(self) -> int | None:
+        """The process completions run in: this one."""
+        return self.direct.pid
+
+    async def start(self) -> None:
+        await self.direct.start()
+
+    async def call(self, name: str, within: float, **kwargs: Any) -> Any:
+        if client_needed(name, kwargs) == "openai":
+            return await self.direct.call(name, within, **kwargs)
+        return await self.child.call(name, within, **kwargs)
+
+    async def stop(self) -> None:
+        await self.child.stop()
+        await self.direct.stop()
+
+
+def runner_for(process: str, client: str) -> LLMRunner:
+    """Where the LLM calls run: ``process`` is ``[llm] process``, ``client`` what the
+    configured model needs (:func:`client_for`)."""
+    if process == "inline":
+        return InlineLLM(client)
+    return DirectFirstLLM() if client == "openai" else LLMProcess(client)
+
+
 class LLMProcess:
     """The parent's side: start the child on first use, send calls, restart it if it dies
     (not more often than every RESTART_SECONDS when it dies before it is ready)."""
