@@ -104,6 +104,27 @@ class TestInAConversation:
         ]
         assert not (await nicobot_bot.store.get_session(session.id)).opted_out
 
+    async def test_baja_and_alta_count_while_a_person_has_the_conversation(
+        self, nicobot_client, nicobot_bot, fake_channel, fake_llm
+    ):
+        await deliver(nicobot_client, "p1", "hola")
+        await nicobot_bot.pipeline.wait_idle(20)
+        [session] = await nicobot_bot.store.list_sessions(channel="fake")
+        assert await nicobot_bot.pause(session.id, 30)
+        await deliver(nicobot_client, "p2", "baja")
+        await nicobot_bot.pipeline.wait_idle(20)
+        assert (await nicobot_bot.store.get_session(session.id)).opted_out
+        assert [m.text for m in fake_channel.sent] == ["Echo: hola"]  # the person answers
+        await nicobot_bot.resume(session.id)
+        await deliver(nicobot_client, "p3", "una consulta")
+        await nicobot_bot.pipeline.wait_idle(20)
+        assert [m.text for m in fake_channel.sent] == ["Echo: hola"]  # opted out: silence
+        assert await nicobot_bot.pause(session.id, 30)
+        await deliver(nicobot_client, "p4", "alta")
+        await nicobot_bot.pipeline.wait_idle(20)
+        assert not (await nicobot_bot.store.get_session(session.id)).opted_out
+        assert len(fake_llm.requests) == 1
+
     async def test_a_longer_message_is_answered(self, nicobot_client, nicobot_bot, fake_channel):
         await deliver(nicobot_client, "x1", "no quiero darme de baja")
         await nicobot_bot.pipeline.wait_idle(20)

@@ -295,6 +295,8 @@ class Bot:
         if queued is None:
             self.metrics.duplicates.labels(message.channel).inc()
             return False
+        if queued[0].paused:
+            await self.gate.note_while_paused(queued[0], message.text)
         self.notifications.emit("message_received", bot=self, session=queued[0], message=message)
         self.metrics.received.labels(message.channel).inc()
         self.pipeline.wake_turns()

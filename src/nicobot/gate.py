@@ -21,7 +21,7 @@ from .optout import OptOutKeywords
 
 if TYPE_CHECKING:
     from .config import Settings
-    from .models import ClaimedTurn
+    from .models import ChatSession, ClaimedTurn
     from .store import Store
 
 log = logging.getLogger("nicobot.gate")
@@ -102,6 +102,18 @@ class Gate:
                 _canned(self.settings, "opt_out", "opt_out", keyword=keyword), "opt_out"
             )
         return None
+
+    async def note_while_paused(self, session: ChatSession, text: str) -> None:
+        """A message to a paused conversation is not answered (a person has it), but
+        "baja" and "alta" in it still count: they are recorded, silently."""
+        if not self.settings.optout.enabled:
+            return
+        if session.opted_out and self.optout.wants_in(text):
+            await self.store.set_opted_out(session.id, False)
+            log.info("the customer of paused session %s opted in again", session.id)
+        elif not session.opted_out and self.optout.wants_out(text):
+            await self.store.set_opted_out(session.id, True)
+            log.info("the customer of paused session %s opted out", session.id)
 
     async def _out_of_office(self, turn: ClaimedTurn) -> Decision | None:
         """Closed, with ``[hours] out_of_office``: one reply per closed period, and the
