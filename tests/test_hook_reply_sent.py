@@ -76,3 +76,32 @@ async def test_a_reply_that_never_left_is_not_reported(nicobot_client, nicobot_b
     await nicobot_bot.pipeline.wait_idle(20)
     await nicobot_bot.notifications.drain(5)
     assert [text for _, text, _ in RECORDER.seen] == ["Echo: second"]
+
+
+async def test_a_reply_another_process_queued_is_reported_once_when_whole(
+    nicobot_bot, fake_channel
+):
+    """Queued by a worker that died (or by another worker): this process never saw the
+    reply being stored, and reports it once its last part is sent, from the store."""
+    import socket
+
+    from nicobot.pipeline import Pipeline
+
+    await nicobot_bot.pipeline.stop(1)
+    store = nicobot_bot.store
+    await store.enqueue(
+        IncomingMessage(channel="fake", address="5550009", text="hola", message_id="other-1"),
+        debounce=0,
+        max_wait=0,
+    )
+    other = f"{socket.gethostname()}:999999999:dead"
+    [turn] = await store.claim_turns(other, 1, lease=3600)
+    parts = ["First part.", "Second part.", "Third part."]
+    await store.complete_turn(turn, "First part. Second part. Third part.", {}, parts)
+    await store.release_worker(other)
+    nicobot_bot.pipeline = Pipeline(nicobot_bot)
+    await nicobot_bot.pipeline.start()
+    await nicobot_bot.pipeline.wait_idle(20)
+    await nicobot_bot.notifications.drain(5)
+    assert [m.text for m in fake_channel.sent] == parts
+    assert RECORDER.seen == [("fake", "First part. Second part. Third part.", parts)]

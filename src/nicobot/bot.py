@@ -49,6 +49,8 @@ PROMPT_KEYS = ("name", "persona", "business", "system_prompt")
 CHANNEL_STATE_PREFIX = "channel."
 #: How long stopping waits for queued notifications (reply_sent...) to reach plugins.
 NOTIFICATION_DRAIN_SECONDS = 5.0
+#: How far back a delivered part's transcript line is looked for (see after_delivery).
+REPLY_LOOKBACK = 200
 
 
 def make_store(pm: pluggy.PluginManager, settings: Settings) -> Store:
@@ -509,10 +511,30 @@ class Bot:
         completed = self._reply_parts.delivered(entry.session_id, entry.text)
         if completed is None or not self.notifications.wanted("reply_sent"):
             return
+        if completed is False:
+            completed = await self._completed_from_store(entry)
+            if completed is None:
+                return
         session = await self.store.get_session(entry.session_id)
         if session is not None:
             text, parts = completed
             self._emit_reply_sent(session, entry.channel, entry.address, text, parts)
+
+    async def _completed_from_store(self, entry: OutboxEntry) -> tuple[str, list[str]] | None:
+        """The reply ``entry`` completes, for a part another process queued: once every
+        part of its transcript line is sent (None before, or if one failed for good)."""
+        if entry.message_id is None:
+            return entry.text, [entry.text]
+        parts = [
+            d for d in await self.store.session_deliveries(entry.session_id)
+            if d.message_id == entry.message_id
+        ]  # fmt: skip
+        if not parts or any(d.status != "sent" for d in parts) or parts[-1].id != entry.id:
+            return None
+        recent = await self.store.list_messages(entry.session_id, limit=REPLY_LOOKBACK)
+        line = next((m for m in recent if m.id == entry.message_id), None)
+        texts = [d.text for d in parts]
+        return (line.text if line is not None else "\n".join(texts)), texts
 
     def _emit_reply_sent(
         self, session: ChatSession, channel: str, address: str, text: str, parts: list[str]

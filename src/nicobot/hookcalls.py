@@ -16,7 +16,7 @@ import contextlib
 import inspect
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import pluggy
 
@@ -198,10 +198,12 @@ class ReplyParts:
     def expect(self, session_id: str, text: str, parts: list[str]) -> None:
         self._open.setdefault(session_id, []).append(_OpenReply(text, list(parts)))
 
-    def delivered(self, session_id: str, part: str) -> tuple[str, list[str]] | None:
+    def delivered(
+        self, session_id: str, part: str
+    ) -> tuple[str, list[str]] | Literal[False] | None:
         """``(reply, parts)`` once ``part`` completes a reply, None while parts are
-        missing. A part this process did not queue (resumed after a restart, retried
-        from the admin page, queued by another worker) is a reply of its own."""
+        missing, False for a part this process did not queue (resumed after a restart,
+        retried from the admin page, queued by another worker): only the store knows."""
         replies = self._open.get(session_id, [])
         while replies:
             head = replies[0]
@@ -216,4 +218,4 @@ class ReplyParts:
                 self._open.pop(session_id, None)
             return head.text, head.parts
         self._open.pop(session_id, None)
-        return part, [part]
+        return False
