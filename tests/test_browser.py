@@ -118,3 +118,24 @@ def test_failed_messages_are_listed_beside_failed_sends_and_retried(tmp_path, ni
     row.locator("button").click()
     page.locator("#turns-empty").wait_for(state="visible")
     assert page.locator("#turns-rows tr").count() == 0
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_knowledge_tab_shows_whole_file_names_and_their_delete_button(
+    tmp_path, nicobot_server, page, width
+):
+    project = make_project(tmp_path / "p")
+    (project / "knowledge" / "preguntas-frecuentes-de-la-tienda.md").write_text(
+        "# Preguntas\n\nAbrimos de 10 a 19.\n", encoding="utf-8"
+    )
+    server = nicobot_server(project)
+    page.set_viewport_size({"width": width, "height": 844})
+    log_in(page, server)
+    page.goto(server.url + "/admin?tab=knowledge")
+    name = page.locator("#knowledge-documents code", has_text="preguntas-frecuentes")
+    name.wait_for()
+    font_size = float(name.evaluate("e => parseFloat(getComputedStyle(e).fontSize)"))
+    assert name.bounding_box()["height"] < 1.8 * font_size  # one line, not cut mid-word
+    for button in page.locator("#knowledge-documents button").all():
+        box = button.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width  # on screen, no scrolling
