@@ -753,3 +753,40 @@ async def test_a_transcript_becomes_the_messages_text(store):
     [stored] = await store.list_messages(session.id)
     assert stored.text == "¿Abren el sábado?"
     assert stored.meta == {"message_id": "V1", "kind": "audio", "transcribed": True}
+
+
+async def test_a_burst_of_enqueues_stores_each_message_once(store):
+    """Webhooks arriving together (the SQLite store writes them in one transaction): each
+    message is stored once, and a duplicate within the same burst is refused."""
+    burst = [
+        IncomingMessage(
+            channel="fake", address=f"54911{n:08d}", text=f"m{n}", message_id=f"burst-{n % 40}"
+        )
+        for n in range(50)
+    ]
+    results = await asyncio.gather(*(store.enqueue(m, debounce=0, max_wait=0) for m in burst))
+    stored = [r for r in results if r is not None]
+    assert len(stored) == 40 and results[40:] == [None] * 10
+    assert len({entry_id for _session, entry_id in stored}) == 40
+    assert (await store.pipeline_counts())["turns_pending"] == 40
+
+
+async def test_a_message_that_cannot_be_stored_fails_alone_in_its_burst(sqlite_store):
+    """One transaction for the burst, a savepoint per message: the bad one is rolled back
+    (its new session too) and fails; the others commit."""
+    good = [message(f"54911{n:08d}", f"ok-{n}") for n in range(6)]
+    bad = IncomingMessage(
+        channel="fake",
+        address="5491199999999",
+        text="bad",
+        message_id=["a", "list"],  # type: ignore[arg-type]
+    )
+    results = await asyncio.gather(
+        *(sqlite_store.enqueue(m, debounce=0, max_wait=0) for m in [*good[:3], bad, *good[3:]]),
+        return_exceptions=True,
+    )
+    assert isinstance(results[3], sqlite3.Error)
+    assert all(isinstance(r, tuple) for r in results[:3] + results[4:])
+    assert (await sqlite_store.pipeline_counts())["turns_pending"] == 6
+    addresses = {s.address for s in await sqlite_store.list_sessions(limit=50)}
+    assert "5491199999999" not in addresses and len(addresses) == 6

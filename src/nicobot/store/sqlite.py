@@ -38,6 +38,7 @@ from ..models import (
     utcnow,
 )
 from .base import LostClaim, Store
+from .group_commit import GroupCommit
 
 if TYPE_CHECKING:
     from typing import Self
@@ -50,6 +51,8 @@ DB_FILE = "nicobot.sqlite3"
 
 P = ParamSpec("P")
 T = TypeVar("T")
+#: What one enqueue writes: the message, its debounce and its max_wait.
+EnqueueRequest = tuple[IncomingMessage, float, float]
 Connection = sqlite3.Connection
 
 MIGRATIONS: tuple[str, ...] = (
@@ -288,6 +291,10 @@ class SQLiteStore(Store):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
+        #: Webhooks arriving together share one transaction (see group_commit).
+        self._enqueues: GroupCommit[EnqueueRequest, tuple[ChatSession, int] | None] = GroupCommit(
+            self._enqueue_batch
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -414,7 +421,12 @@ class SQLiteStore(Store):
     async def enqueue(
         self, message: IncomingMessage, *, debounce: float, max_wait: float
     ) -> tuple[ChatSession, int] | None:
-        return await self._run(_in_transaction(_enqueue), message, debounce, max_wait)
+        return await self._enqueues.submit((message, debounce, max_wait))
+
+    async def _enqueue_batch(
+        self, requests: list[EnqueueRequest]
+    ) -> list[tuple[ChatSession, int] | Exception | None]:
+        return await self._run(_enqueue_many, requests)
 
     async def record_operator_message(
         self, message: IncomingMessage, *, pause_for: timedelta
@@ -895,6 +907,25 @@ def _pause(db: Connection, session_id: str, until: datetime | None) -> bool:
             (session_id,),
         )
     return bool(cursor.rowcount > 0)
+
+
+def _enqueue_many(
+    db: Connection, requests: list[EnqueueRequest]
+) -> list[tuple[ChatSession, int] | Exception | None]:
+    """Each request's :func:`_enqueue`, in one transaction; a request that fails is rolled
+    back alone (a savepoint each) and gets its error, the others commit."""
+    results: list[tuple[ChatSession, int] | Exception | None] = []
+    with _transaction(db):
+        for message, debounce, max_wait in requests:
+            db.execute("SAVEPOINT enqueue")
+            try:
+                results.append(_enqueue(db, message, debounce, max_wait))
+            except Exception as exc:  # this message alone
+                db.execute("ROLLBACK TO enqueue")
+                results.append(exc)
+            finally:
+                db.execute("RELEASE enqueue")
+    return results
 
 
 def _enqueue(
