@@ -47,12 +47,21 @@ def test_a_late_loop_cuts_what_is_in_flight_by_a_quarter_at_most_every_interval(
     assert limit.value == 1  # never zero: the backlog always moves
 
 
-def test_it_grows_back_one_at_a_time_and_holds_in_between():
+def test_it_grows_back_by_a_quarter_at_least_one_and_holds_in_between():
     limit = AdaptiveLimit(8)
     limit.update(LATE, 4, now=0.0)
     assert limit.value == 3
     assert limit.update(BETWEEN, 3, now=1.0) == 3
     assert [limit.update(ON_TIME, 3, now=2.0 + i) for i in range(7)] == [4, 5, 6, 7, 8, 8, 8]
+    # from deep down a large bound comes back in a few dozen looks, not hundreds
+    limit = AdaptiveLimit(256)
+    for step in range(40):
+        limit.update(LATE, limit.value, now=step * SHRINK_EVERY_SECONDS * 1.01)
+    assert limit.value == 1
+    looks = 0
+    while limit.update(ON_TIME, limit.value, now=100.0 + looks) < 256:
+        looks += 1
+    assert looks < 40
 
 
 async def test_the_loop_claims_no_more_than_the_limit_allows():

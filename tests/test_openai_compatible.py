@@ -86,3 +86,20 @@ def test_retries_wait_longer_each_time_up_to_eight_seconds():
     assert 0.375 <= waits[0] <= 0.5
     assert all(6.0 <= w <= 8.0 for w in waits[5:])
     assert waits[3] > waits[1]
+
+
+async def test_more_calls_than_aiohttps_default_pool_are_in_flight_at_once(fake_llm: FakeLLM):
+    """The pipeline bounds the calls in flight (``concurrency`` up to 1000); the client
+    must not queue them behind a pool of its own (aiohttp's default holds 100)."""
+    import asyncio
+
+    fake_llm.latency = 1.0
+    client = OpenAICompatibleClient(fake_llm.api_base, "fake-key")
+    try:
+        replies = await asyncio.gather(
+            *(client.complete("fake-model", MESSAGES, 30) for _ in range(150))
+        )
+    finally:
+        await client.close()
+    assert replies == ["Echo: hola"] * 150
+    assert fake_llm.max_in_flight == 150

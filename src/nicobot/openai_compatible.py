@@ -41,7 +41,10 @@ class OpenAICompatibleClient:
         self.max_retries = max_retries
         self.proxy, self.proxy_auth = _proxy_for(self.url)
         self._session = aiohttp.ClientSession(
-            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+            # no cap of its own (aiohttp's default is 100 connections): the pipeline's
+            # `concurrency` bounds the calls in flight
+            connector=aiohttp.TCPConnector(limit=0),
         )
 
     @property

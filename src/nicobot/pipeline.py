@@ -111,8 +111,9 @@ class LoopLag:
 
 class AdaptiveLimit:
     """Work in flight allowed now: ``bound`` while the event loop keeps up; cut by a
-    quarter (at most every SHRINK_EVERY_SECONDS) while it runs late; one more per look
-    once it keeps up again."""
+    quarter (at most every SHRINK_EVERY_SECONDS) while it runs late; a quarter more (at
+    least one) per look once it keeps up again, so that after a burst of webhooks many
+    slow LLM calls are soon in flight again (waiting on them costs no CPU)."""
 
     def __init__(self, bound: int) -> None:
         self.bound = bound
@@ -125,7 +126,7 @@ class AdaptiveLimit:
                 self.value = max(1, min(self.value, active) * 3 // 4)
                 self._shrunk_at = now
         elif lag_seconds < LAG_LOW_SECONDS:
-            self.value = min(self.bound, self.value + 1)
+            self.value = min(self.bound, self.value + max(1, self.value // 4))
         return self.value
 
 

@@ -36,6 +36,9 @@ class FakeLLM:
     #: (``model``, ``language``, ``filename``, ``content_type``, ``data``).
     transcript: str = "Hola, ¿a qué hora abren mañana?"
     transcriptions: list[dict[str, Any]] = field(default_factory=list)
+    #: Completions being answered now, and the most at once since the last reset.
+    in_flight: int = 0
+    max_in_flight: int = 0
 
     @property
     def api_base(self) -> str:
@@ -55,6 +58,7 @@ class FakeLLM:
         self.latency = 0.0
         self.fail_status = None
         self.requests.clear()
+        self.max_in_flight = 0
         self.transcript = "Hola, ¿a qué hora abren mañana?"
         self.transcriptions.clear()
 
@@ -91,8 +95,13 @@ class FakeLLM:
             return
         request = json.loads(body or b"{}")
         self.requests.append(request)
-        if self.latency:
-            await asyncio.sleep(self.latency)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+        finally:
+            self.in_flight -= 1
         if self.fail_status:
             await _respond(
                 send,
