@@ -4,12 +4,14 @@ plugins installed as real entry points for the command line."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
+from nicobot import IncomingMessage, Store
 from nicobot.testing import FAKE_SECRET
 
 HEADERS = {"Authorization": "", "X-Fake-Secret": FAKE_SECRET}
@@ -23,6 +25,23 @@ async def deliver(client: Any, message_id: str, address: str, text: str, **extra
     )
     assert response.status_code == 200
     return await response.get_json()
+
+
+DEAD_WORKER = f"{socket.gethostname()}:999999999:dead"
+
+
+async def answered_by_a_dead_worker(
+    store: Store, address: str, message_id: str, reply: str, parts: list[str]
+) -> None:
+    """A customer message that a worker of this host, now dead, answered: the reply and
+    its outbox parts are stored, the worker never sent them (it held nothing else)."""
+    await store.enqueue(
+        IncomingMessage(channel="fake", address=address, text="hola", message_id=message_id),
+        debounce=0,
+        max_wait=0,
+    )
+    [turn] = await store.claim_turns(DEAD_WORKER, 1, lease=3600)
+    await store.complete_turn(turn, reply, {}, parts)
 
 
 def install_plugin(site: Path, name: str, source: str) -> dict[str, str]:

@@ -16,11 +16,25 @@ class Writer:
         self.batches: list[list[int]] = []
         self.release = asyncio.Event()
         self.release.set()
+        self.writing = asyncio.Event()
 
     async def __call__(self, requests: list[int]) -> list[int | Exception]:
         self.batches.append(list(requests))
+        self.writing.set()
         await self.release.wait()
         return [ValueError(f"bad {r}") if r < 0 else r * 10 for r in requests]
+
+
+async def held_in_a_write(
+    request: int,
+) -> tuple[Writer, GroupCommit[int, int], asyncio.Future[int]]:
+    """A group commit whose writer holds ``request``'s batch until released."""
+    writer = Writer()
+    writer.release.clear()
+    commit = GroupCommit(writer)
+    call = asyncio.ensure_future(commit.submit(request))
+    await writer.writing.wait()
+    return writer, commit, call
 
 
 async def test_alone_a_call_is_written_at_once_in_a_batch_of_its_own():
@@ -31,12 +45,7 @@ async def test_alone_a_call_is_written_at_once_in_a_batch_of_its_own():
 
 
 async def test_calls_arriving_during_a_write_go_together_in_the_next_batch():
-    writer = Writer()
-    writer.release.clear()
-    commit = GroupCommit(writer)
-    first = asyncio.ensure_future(commit.submit(1))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    writer, commit, first = await held_in_a_write(1)
     assert writer.batches == [[1]]  # being written
     later = [asyncio.ensure_future(commit.submit(n)) for n in range(2, 8)]
     await asyncio.sleep(0)
@@ -65,12 +74,7 @@ async def test_each_caller_gets_its_own_error_and_a_failed_batch_fails_only_its_
 
 
 async def test_a_caller_that_gives_up_still_has_its_request_written():
-    writer = Writer()
-    writer.release.clear()
-    commit = GroupCommit(writer)
-    waiting = asyncio.ensure_future(commit.submit(5))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    writer, commit, waiting = await held_in_a_write(5)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hook_support import deliver
+from hook_support import DEAD_WORKER, answered_by_a_dead_worker, deliver
 from nicobot import IncomingMessage, hookimpl
 from nicobot.testing import FakeChannelPlugin
 
@@ -83,22 +83,15 @@ async def test_a_reply_another_process_queued_is_reported_once_when_whole(
 ):
     """Queued by a worker that died (or by another worker): this process never saw the
     reply being stored, and reports it once its last part is sent, from the store."""
-    import socket
-
     from nicobot.pipeline import Pipeline
 
     await nicobot_bot.pipeline.stop(1)
     store = nicobot_bot.store
-    await store.enqueue(
-        IncomingMessage(channel="fake", address="5550009", text="hola", message_id="other-1"),
-        debounce=0,
-        max_wait=0,
-    )
-    other = f"{socket.gethostname()}:999999999:dead"
-    [turn] = await store.claim_turns(other, 1, lease=3600)
     parts = ["First part.", "Second part.", "Third part."]
-    await store.complete_turn(turn, "First part. Second part. Third part.", {}, parts)
-    await store.release_worker(other)
+    await answered_by_a_dead_worker(
+        store, "5550009", "other-1", "First part. Second part. Third part.", parts
+    )
+    await store.release_worker(DEAD_WORKER)
     nicobot_bot.pipeline = Pipeline(nicobot_bot)
     await nicobot_bot.pipeline.start()
     await nicobot_bot.pipeline.wait_idle(20)

@@ -241,22 +241,14 @@ async def test_a_send_a_dead_process_had_in_flight_is_looked_up_first(
 ):
     """Killed while sending: the platform may have the reply. The restarted pipeline
     asks the channel before sending it again."""
-    import socket
-
-    from nicobot import IncomingMessage, SentCheck
+    from hook_support import DEAD_WORKER, answered_by_a_dead_worker
+    from nicobot import SentCheck
     from nicobot.pipeline import Pipeline
 
     await nicobot_bot.pipeline.stop(1)
     store = nicobot_bot.store
-    await store.enqueue(
-        IncomingMessage(channel="fake", address="5491100000012", text="hola", message_id="k1"),
-        debounce=0,
-        max_wait=0,
-    )
-    dead = f"{socket.gethostname()}:999999999:dead"
-    [turn] = await store.claim_turns(dead, 1, lease=3600)
-    await store.complete_turn(turn, "Echo: hola", {}, ["Echo: hola"])
-    [entry] = await store.claim_outbox(dead, 1, lease=3600)  # then the process died
+    await answered_by_a_dead_worker(store, "5491100000012", "k1", "Echo: hola", ["Echo: hola"])
+    [entry] = await store.claim_outbox(DEAD_WORKER, 1, lease=3600)  # then the process died
     fake_channel.sent_check = SentCheck.sent("P-1") if went_out else SentCheck.not_sent()
     nicobot_bot.pipeline = Pipeline(nicobot_bot)
     await nicobot_bot.pipeline.start()
