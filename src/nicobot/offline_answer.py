@@ -18,6 +18,10 @@ from .knowledge import Snippet
 from .rag import hashing
 from .rag.chunking import is_table_rule
 
+#: A runner-up passage is quoted too when it scores at least this much...
+RUNNER_UP_MIN_SCORE = 0.4
+#: ...and at least this share of the best passage's score.
+RUNNER_UP_RATIO = 0.5
 #: A passage this short is quoted whole.
 SHORT_PASSAGE = 220
 #: At most this many lines of a passage are kept.
@@ -45,8 +49,10 @@ def question_parts(question: str) -> list[str]:
 
 
 def pick_passages(question: str, snippets: list[Snippet]) -> list[Snippet]:
-    """The best snippet and, for a question in several parts, the first one after it from
-    another document (the agent puts each part's best passage right after the best)."""
+    """The best snippet, and a second one: for a question in several parts the first one
+    after it from another document (the agent puts each part's best passage right after
+    the best); otherwise the runner-up when it is nearly as sure to answer (when the best
+    one is wrong, the right one is most often second)."""
     if not snippets:
         return []
     best, rest = snippets[0], snippets[1:]
@@ -54,6 +60,13 @@ def pick_passages(question: str, snippets: list[Snippet]) -> list[Snippet]:
         other = next((s for s in rest if s.source != best.source), None)
         if other is not None:
             return [best, other]
+    runner_up = rest[0] if rest else None
+    if (
+        runner_up is not None
+        and runner_up.score >= RUNNER_UP_MIN_SCORE
+        and runner_up.score >= RUNNER_UP_RATIO * best.score
+    ):
+        return [best, runner_up]
     return [best]
 
 

@@ -90,7 +90,9 @@ class TestLaFormulaOffline:
         assert "vela" not in (await chat(nicobot_client, "¿a qué hora abren?"))["reply"].lower()
         for question in ("¿Hacen envíos a Córdoba?", "hola! hacen envios a cordoba?"):
             reply = (await chat(nicobot_client, question))["reply"]
-            assert "Córdoba" in reply and "fuera de Argentina" not in reply, (question, reply)
+            abroad = reply.find("fuera de Argentina")  # may follow, as the runner-up
+            assert "Córdoba" in reply, (question, reply)
+            assert abroad == -1 or reply.index("Córdoba") < abroad, (question, reply)
 
     async def test_each_part_of_a_question_is_searched(self, nicobot_client):
         # the whole question finds only price and hair passages; its second part alone
