@@ -39,14 +39,17 @@ SCHEMAS = SHARED / "schemas"
 FIXTURE = SHARED / "v2_messages_upsert_conversation_with_http_headers.json"
 PYTHON = sys.executable
 API_KEY = "bench-gateway-key"
-#: What nicobot puts before a reply that comes later than [pipeline] delayed_reply_seconds.
-LATE_PREFIX = "Sorry for the late reply.\n\n"
 #: A real, priced model name pointed at the fake LLM, as a deployment would configure it
 #: (an unknown name such as ``openai/fake-model`` costs litellm ~2 ms more CPU per call
 #: in its cost lookup).
 MODEL = "openai/gpt-4o-mini"
 
+from nicobot.agent import CANNED_DEFAULTS  # noqa: E402
 from nicobot.testing import ServerProcess, free_port, make_project  # noqa: E402
+
+#: What nicobot puts before a reply that comes later than [pipeline] delayed_reply_seconds
+#: (the benchmark's projects are in English; see Bot._with_delay_apology).
+LATE_PREFIX = CANNED_DEFAULTS["delayed"] + "\n\n"
 
 
 class BenchError(Exception):

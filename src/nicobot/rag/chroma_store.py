@@ -565,39 +565,36 @@ class ChromaKnowledgeBase(KnowledgeBase):
                 include=["documents", "metadatas", "distances"],
             )
         question = hashing.embed_one(lexical_question(text)) if hybrid else None
-        rows = list(
-            zip(
-                found["ids"][0],
-                found["documents"][0],
-                found["metadatas"][0],
-                found["distances"][0],
-                strict=True,
-            )
-        )
-        headings = [str((meta or {}).get("heading") or "") or None for _i, _d, meta, _x in rows]
+        metas = [meta or {} for meta in found["metadatas"][0]]
+        documents = [document or "" for document in found["documents"][0]]
+        headings = [str(meta.get("heading") or "") or None for meta in metas]
         similar, covered = _lexical_evidence(
             question,
-            [
-                (heading, document or "")
-                for heading, (_i, document, _m, _x) in zip(headings, rows, strict=True)
-            ],
+            list(zip(headings, documents, strict=True)),
             with_coverage=bool(calibration.rank_coverage_weight),
         )
         ranked: list[tuple[float, Snippet]] = []
-        for (chunk_id, document, meta, distance), heading, lexical, share in zip(
-            rows, headings, similar, covered, strict=True
+        for chunk_id, document, meta, heading, distance, lexical, share in zip(
+            found["ids"][0],
+            documents,
+            metas,
+            headings,
+            found["distances"][0],
+            similar,
+            covered,
+            strict=True,
         ):
             dense = 1.0 - float(distance)
             score = calibration.score(dense, lexical)
             if score <= 0.0:
                 continue  # nothing in common (e.g. a greeting with no content words)
             snippet = Snippet(
-                text=document or "",
-                source=str((meta or {}).get("source", "")),
+                text=document,
+                source=str(meta.get("source", "")),
                 score=score,
                 heading=heading,
                 chunk_id=chunk_id,
-                meta={"chunk": (meta or {}).get("chunk")},
+                meta={"chunk": meta.get("chunk")},
             )
             ranked.append((calibration.rank(dense, lexical, share), snippet))
         ranked.sort(key=lambda pair: pair[0], reverse=True)

@@ -40,8 +40,7 @@ BIGRAM_WEIGHT = 0.35
 BIAS = 0.35
 _BIAS_SLOT = 0  # the constant component
 _EMPTY_SLOT = 1  # the whole vector of a text without content words
-_RESERVED = 2
-RESERVED_SLOTS = _RESERVED
+RESERVED_SLOTS = 2  # the two above
 
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -89,7 +88,7 @@ def words(text: str) -> list[str]:
 
 def _slot(feature: str, dim: int) -> tuple[int, float]:
     value = zlib.crc32(feature.encode())
-    return _RESERVED + value % (dim - _RESERVED), (1.0 if (value >> 31) & 1 else -1.0)
+    return RESERVED_SLOTS + value % (dim - RESERVED_SLOTS), (1.0 if (value >> 31) & 1 else -1.0)
 
 
 #: Each cached word holds about 3 KB of slots: 8192 words stay under 25 MiB (65536 could
