@@ -16,6 +16,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -34,6 +35,8 @@ import httpx
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
+#: A folder the servers' logs are copied to at the end of each run (unset: not kept).
+LOGS_ENV = "NICOBOT_BENCH_LOGS"
 SHARED = ROOT.parent / "shared" / "fixtures" / "evolution"
 SCHEMAS = SHARED / "schemas"
 FIXTURE = SHARED / "v2_messages_upsert_conversation_with_http_headers.json"
@@ -238,7 +241,20 @@ class Processes:
             server.stop(timeout=15)
         for process in reversed(self.children):
             self.stop(process)
+        self.keep_logs()
         self.tmp.cleanup()
+
+    def keep_logs(self) -> None:
+        """Copy the servers' logs to ``$NICOBOT_BENCH_LOGS`` (when set) before the run's
+        folder goes."""
+        target = os.environ.get(LOGS_ENV)
+        if not target:
+            return
+        folder = Path(target) / self.dir.name
+        for log in self.dir.rglob("*.log"):
+            destination = folder / log.relative_to(self.dir)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(log, destination)
 
 
 def wait_http(
