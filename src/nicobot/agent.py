@@ -189,6 +189,7 @@ class Agent:
         their own; each one's best passage follows the first, so every part can be answered."""
         if self.knowledge is None or not text.strip():
             return []
+        text = self.settings.knowledge.search_text(text)
         found = await self.knowledge.query(text, k=self.settings.knowledge.top_k)
         parts = offline_answer.question_parts(text)
         if len(parts) < 2 or not found:
@@ -241,7 +242,9 @@ class Agent:
         """The reply with no LLM: what answers in the best passages, or the fallback."""
         if not snippets:
             return AgentReply(canned_message(self.settings, "offline_fallback"), [], "offline")
-        quoted, used = offline_answer.compose(question, snippets)
+        quoted, used = offline_answer.compose(
+            self.settings.knowledge.search_text(question), snippets
+        )
         intro = canned_message(self.settings, "offline_intro")
         return AgentReply(f"{intro}\n\n{quoted}", used, "offline")
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
+from .question import search_text
 
 __all__ = ["ConfigError", "Settings", "load_settings"]
 
@@ -142,6 +143,15 @@ class KnowledgeSettings(_Section):
     backend: str = Field("chroma", description="Name of the knowledge plugin; empty for none.")
     top_k: int = Field(4, ge=1, le=50)
     min_score: float = Field(0.2, ge=0, le=1)
+    synonyms: dict[str, str] = Field(
+        default_factory=dict,
+        description="The business's own terms and what they mean, added to questions.",
+    )
+    chat_shorthand: bool = Field(True, description="Spell out chat shorthand in questions.")
+
+    def search_text(self, text: str) -> str:
+        """A customer's question as the knowledge base is asked it (see nicobot.question)."""
+        return search_text(text, self.synonyms, self.chat_shorthand)
 
 
 class PipelineSettings(_Section):

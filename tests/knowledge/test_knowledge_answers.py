@@ -101,6 +101,14 @@ class TestLaFormulaOffline:
         reply = (await chat(nicobot_client, question))["reply"]
         assert "$ 9.800" in reply and "2 a 4 días hábiles" in reply, reply
 
+    async def test_customers_words_find_the_documents_words(self, nicobot_client):
+        # "caba" is the documents' "Ciudad de Buenos Aires" ([knowledge.synonyms] in
+        # nicobot.toml) and "q" is "que" (chat shorthand); without them the short "Envíos al
+        # exterior" passage comes first and the price of the city's shipping is not quoted
+        turn = await chat(nicobot_client, "q sale el envio a caba? vivo en almagro")
+        assert "$ 4.500" in turn["reply"], turn["reply"]
+        assert "fuera de Argentina" not in turn["reply"], turn["reply"]
+
     async def test_the_answer_is_trimmed_to_what_answers(self, nicobot_client):
         turn = await chat(nicobot_client, "cuanto cuesta el serum de vitamina c?")
         assert "$ 22.000" in turn["reply"]

@@ -89,6 +89,9 @@ def test_errors_are_one_line(tmp_path: Path):
     result = invoke("ingest", "--project", empty)
     assert result.exit_code == 1 and "folder" in result.stderr
     assert invoke("list", "--project", empty).stdout.startswith("The knowledge base is empty")
+    assert invoke("query", "envíos", "--project", empty).stdout.startswith(
+        "The knowledge base is empty"
+    )
 
 
 def test_help_and_plugins_do_not_import_chromadb_or_litellm(tmp_path: Path):

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 PROGRESS_MIN_FILES = 4
+EMPTY = "The knowledge base is empty; add documents with `nicobot knowledge ingest`."
 
 
 def load_knowledge_base(project: Path) -> ChromaKnowledgeBase:
@@ -126,7 +127,7 @@ def list_documents(project: Path) -> None:
 
     documents = run(kb, work)
     if not documents:
-        click.echo("The knowledge base is empty; add documents with `nicobot knowledge ingest`.")
+        click.echo(EMPTY)
         return
     echo_table(
         [[d.source, d.chunks, (d.updated_at or "").replace("T", " ")[:16]] for d in documents],
@@ -154,12 +155,12 @@ def query(text: tuple[str, ...], project: Path, top_k: int | None, full: bool) -
     k = top_k or settings.knowledge.top_k
     min_score = settings.knowledge.min_score
 
-    async def work() -> list[Any]:
-        return await kb.search(question, k)
+    async def work() -> tuple[list[Any], int]:
+        return await kb.search(settings.knowledge.search_text(question), k), await kb.count()
 
-    snippets = run(kb, work)
+    snippets, chunks = run(kb, work)
     if not snippets:
-        click.echo("Nothing found.")
+        click.echo("Nothing found." if chunks else EMPTY)
         return
     for snippet in snippets:
         where = snippet.source + (f" > {snippet.heading}" if snippet.heading else "")

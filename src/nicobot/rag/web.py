@@ -156,7 +156,7 @@ def make_blueprint() -> Blueprint:
             raise ApiError(f"'q' is longer than {MAX_QUERY_CHARS} characters")
         settings = current_app.extensions["nicobot"].settings.knowledge
         k = _int(params.get("k"), settings.top_k)
-        snippets = await kb.search(text, k)
+        snippets = await kb.search(settings.search_text(text), k)
         return jsonify(
             q=text.strip(),
             min_score=settings.min_score,
