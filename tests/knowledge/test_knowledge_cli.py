@@ -46,6 +46,8 @@ def test_ingest_list_query_remove_reindex(laformula: Path):
     assert result.exit_code == 0
     first = result.stdout.splitlines()[0]
     assert first.startswith("[0.") and "envios.md > Envíos" in first
+    result = invoke("query", "-p", laformula, "-k", "1", "q", "sale", "el", "envio?")
+    assert result.stdout.splitlines()[0] == "Searched as: que sale el envio?"
 
     result = invoke("remove", "envios.md", "--project", laformula)
     assert result.exit_code == 0 and "Removed envios.md." in result.stdout

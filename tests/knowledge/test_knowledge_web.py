@@ -84,8 +84,11 @@ async def test_upload_then_query_then_delete(app, client):
     best = data["snippets"][0]
     assert best["source"] == "Envios_y_costos.md" and best["heading"] == "Envíos > Costo"
     assert best["used"] is True and data["min_score"] == 0.2
-    posted = await client.post(f"{API}/query", json={"q": "envio gratis?"})
-    assert (await posted.get_json())["snippets"][0]["chunk_id"] == best["chunk_id"]
+    assert data["q"] == data["searched"] == "envio gratis?"
+    posted = await client.post(f"{API}/query", json={"q": "envio gratis x moto?"})
+    posted_data = await posted.get_json()
+    assert posted_data["snippets"][0]["chunk_id"] == best["chunk_id"]
+    assert posted_data["searched"] == "envio gratis por moto?"  # chat shorthand spelled out
 
     # the bot answers from it (offline: no model configured), with its sources kept
     turn = await (

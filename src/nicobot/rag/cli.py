@@ -155,10 +155,14 @@ def query(text: tuple[str, ...], project: Path, top_k: int | None, full: bool) -
     k = top_k or settings.knowledge.top_k
     min_score = settings.knowledge.min_score
 
+    searched = settings.knowledge.search_text(question)
+
     async def work() -> tuple[list[Any], int]:
-        return await kb.search(settings.knowledge.search_text(question), k), await kb.count()
+        return await kb.search(searched, k), await kb.count()
 
     snippets, chunks = run(kb, work)
+    if searched != question:
+        click.echo(f"Searched as: {searched}")
     if not snippets:
         click.echo("Nothing found." if chunks else EMPTY)
         return

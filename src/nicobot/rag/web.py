@@ -156,9 +156,11 @@ def make_blueprint() -> Blueprint:
             raise ApiError(f"'q' is longer than {MAX_QUERY_CHARS} characters")
         settings = current_app.extensions["nicobot"].settings.knowledge
         k = _int(params.get("k"), settings.top_k)
-        snippets = await kb.search(settings.search_text(text), k)
+        searched = settings.search_text(text.strip())
+        snippets = await kb.search(searched, k)
         return jsonify(
             q=text.strip(),
+            searched=searched,
             min_score=settings.min_score,
             snippets=[{**s.to_dict(), "used": s.score >= settings.min_score} for s in snippets],
         )
