@@ -141,9 +141,11 @@ async def score_set(
     agent: Agent,
     threshold: float,
     query: Search | None = None,
+    forget: Callable[[], None] = lambda: None,
 ) -> dict[str, Any]:
     """``search`` finds what a turn answers from; ``query`` (one knowledge query, when a
-    turn may run several) is timed on its own for the query latency."""
+    turn may run several) is timed on its own for the query latency. ``forget`` drops what
+    the knowledge base keeps of the questions it was asked, before each timing."""
     ranks: list[int | None] = []
     latencies: list[float] = []
     cpu_times: list[float] = []
@@ -153,9 +155,11 @@ async def score_set(
     answerable = [q for q in questions if q.answers]
     unanswerable = [q for q in questions if not q.answers]
     for question in questions:
+        forget()
         found, wall, cpu = await timed(search, question.text)
         turn_latencies.append(wall)
         if query is not None:
+            forget()
             _found, wall, cpu = await timed(query, question.text)
         latencies.append(wall)
         cpu_times.append(cpu)
@@ -217,7 +221,10 @@ async def evaluate_embedder(embedder: str, corpus: str, questions: list[Question
                 agent.search,
                 agent,
                 settings.knowledge.min_score,
-                query=lambda text: kb.search(text, settings.knowledge.top_k),
+                query=lambda text: kb.search(
+                    settings.knowledge.search_text(text), settings.knowledge.top_k
+                ),
+                forget=kb.forget_questions,
             )
         finally:
             await kb.close()

@@ -28,8 +28,10 @@ class FakeEmbeddings(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeEmbeddings.calls.append({"path": self.path, "auth": self.headers["Authorization"]})
         texts = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        FakeEmbeddings.calls.append(
+            {"path": self.path, "auth": self.headers["Authorization"], "input": texts}
+        )
         data = [
             {"object": "embedding", "index": i, "embedding": hashing.embed_one(t, 256).tolist()}
             for i, t in enumerate(texts)
@@ -80,6 +82,28 @@ async def test_litellm_embedder(tmp_path: Path, embeddings_server: str, open_kb:
     config = kb._collection.configuration_json["embedding_function"]
     assert config["name"] == "nicobot_litellm"
     assert config["config"] == {"model": "openai/fake-embedding", "api_base": embeddings_server}
+
+
+async def test_a_question_asked_again_is_not_embedded_again(
+    tmp_path: Path, embeddings_server: str, open_kb: Any
+):
+    project = write_project(
+        tmp_path / "p",
+        'embedder = "litellm:openai/fake-embedding"\n'
+        f'embedder_api_base = "{embeddings_server}"\n'
+        'embedder_api_key = "sk-test"',
+    )
+    (project / "knowledge" / "envios.md").write_text("# Envíos\n\nGratis desde 60000.")
+    kb = open_kb(project)
+    await kb.open()
+    first = await kb.query("envios gratis", k=1)
+    again = await kb.query("envios gratis", k=1)
+    other = await kb.query("horarios", k=1)
+    assert first == again and other != first
+    asked = [
+        c["input"] for c in FakeEmbeddings.calls if c["input"] in (["envios gratis"], ["horarios"])
+    ]
+    assert asked == [["envios gratis"], ["horarios"]]
 
 
 async def test_a_failing_provider_fails_the_file_not_the_run(tmp_path: Path, open_kb: Any):

@@ -11,6 +11,7 @@ import asyncio
 import functools
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -49,6 +50,8 @@ BATCH_SIZE = 1000  # chunks per Chroma write (its limit is about 5000)
 #: Dense candidates re-ranked with their lexical score by a hybrid embedder.
 HYBRID_CANDIDATES = 12
 WRITES_LOCK_FILE = "writes.lock"
+#: Question vectors kept: customers send the same words again ("hola", "precios?").
+QUESTION_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +165,7 @@ class ChromaKnowledgeBase(KnowledgeBase):
         self._writes_depth = 0
         self._snapshot: Snapshot | None = None
         self._snapshot_stale = True
+        self._question_vectors: OrderedDict[tuple[str, str], Any] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Self:
@@ -553,7 +557,7 @@ class ChromaKnowledgeBase(KnowledgeBase):
         assert self._embedder is not None
         calibration = self._embedder.calibration
         hybrid = calibration.hybrid
-        [vector] = self._embedder.embed_query([text])
+        vector = self._question_vector(text)
         n_results = max(k, HYBRID_CANDIDATES) if hybrid else k
         snapshot = self._current_snapshot()
         if snapshot is not None:
@@ -599,6 +603,28 @@ class ChromaKnowledgeBase(KnowledgeBase):
             ranked.append((calibration.rank(dense, lexical, share), snippet))
         ranked.sort(key=lambda pair: pair[0], reverse=True)
         return _non_increasing([snippet for _rank, snippet in ranked[:k]])
+
+    def _question_vector(self, text: str) -> Any:
+        """The embedder's vector for a question, kept for the next time it is asked (under
+        the store's lock, like every search)."""
+        assert self._embedder is not None
+        key = (self._embedder.identity(), text)
+        vector = self._question_vectors.get(key)
+        if vector is None:
+            [embedded] = self._embedder.embed_query([text])
+            vector = np.array(embedded, dtype=np.float32)
+            vector.flags.writeable = False  # shared by every search of this question
+            self._question_vectors[key] = vector
+            if len(self._question_vectors) > QUESTION_CACHE_SIZE:
+                self._question_vectors.popitem(last=False)
+        else:
+            self._question_vectors.move_to_end(key)
+        return vector
+
+    def forget_questions(self) -> None:
+        """Drop the kept question vectors (a benchmark times each search from scratch)."""
+        with self._lock:
+            self._question_vectors.clear()
 
     def _changed(self) -> None:
         self._snapshot, self._snapshot_stale = None, True
