@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from knowledge_helpers import write_project
 
-from nicobot.rag import snapshot
 from nicobot.rag.snapshot import Snapshot
 
 
@@ -39,14 +38,12 @@ def test_it_finds_what_chroma_finds(tmp_path: Path):
     assert held.query(vectors[0], 500)["ids"][0][0] == "p0"  # more than it holds: all of them
 
 
-def test_a_collection_too_large_to_hold_is_left_to_chroma(tmp_path, monkeypatch):
+def test_a_collection_too_large_to_hold_is_left_to_chroma(tmp_path):
     client = chromadb.PersistentClient(path=str(tmp_path / "chroma"))
     collection = client.create_collection("big")
     collection.add(ids=["a", "b"], embeddings=[[1.0] * 64, [0.5] * 64], documents=["a", "b"])
-    monkeypatch.setattr(snapshot, "MAX_BYTES", 2 * 64 * 4 - 1)
-    assert Snapshot.of(collection) is None
-    monkeypatch.setattr(snapshot, "MAX_BYTES", 2 * 64 * 4)
-    assert Snapshot.of(collection) is not None
+    assert Snapshot.of(collection, max_bytes=2 * 64 * 4 - 1) is None
+    assert Snapshot.of(collection, max_bytes=2 * 64 * 4) is not None
 
 
 def test_an_empty_collection_finds_nothing(tmp_path):

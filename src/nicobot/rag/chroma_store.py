@@ -11,6 +11,8 @@ import asyncio
 import functools
 import logging
 import threading
+import time
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -29,7 +31,7 @@ from .manifest import Entry, Manifest, file_hash, now
 from .options import KnowledgeOptions, read_options
 from .readers import UnreadableDocument, read_chunks
 from .scoring import coverage, lexical_question
-from .snapshot import Snapshot
+from .snapshot import MAX_BYTES, SHARED_MAX_BYTES, Snapshot
 
 if TYPE_CHECKING:
     from typing import Self
@@ -45,6 +47,11 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 EMBEDDER_KEY = "nicobot_embedder"
+#: Collection metadata changed by every write on a shared server, so that the other
+#: workers know their copy in memory is out of date.
+REVISION_KEY = "nicobot_revision"
+#: How often a worker on a shared server asks whether the collection changed.
+SHARED_CHECK_SECONDS = 1.0
 FILES_PER_WRITE = 32
 BATCH_SIZE = 1000  # chunks per Chroma write (its limit is about 5000)
 #: Dense candidates re-ranked with their lexical score by a hybrid embedder.
@@ -165,6 +172,8 @@ class ChromaKnowledgeBase(KnowledgeBase):
         self._writes_depth = 0
         self._snapshot: Snapshot | None = None
         self._snapshot_stale = True
+        self._snapshot_revision: tuple[str, str | None] | None = None
+        self._revision_checked = 0.0
         self._question_vectors: OrderedDict[tuple[str, str], Any] = OrderedDict()
 
     @classmethod
@@ -505,6 +514,7 @@ class ChromaKnowledgeBase(KnowledgeBase):
                 embeddings=embeddings[start:end],
                 metadatas=metadatas[start:end],
             )
+        self._publish_change()
         for prepared in pending:
             self.manifest.entries[prepared.source] = Entry(
                 self.manifest.stored_path(prepared.path),
@@ -520,6 +530,7 @@ class ChromaKnowledgeBase(KnowledgeBase):
             known = self.manifest.entries.pop(source, None) is not None
             found = self._collection.get(where={"source": source}, limit=1, include=[])
             self._collection.delete(where={"source": source})
+            self._publish_change()
             if known:
                 self.manifest.save()
             return known or bool(found["ids"])
@@ -630,13 +641,34 @@ class ChromaKnowledgeBase(KnowledgeBase):
         self._snapshot, self._snapshot_stale = None, True
 
     def _current_snapshot(self) -> Snapshot | None:
-        """The collection in memory, taken again after a change; None on a shared server
-        (other workers change it) or for a collection too large to hold."""
-        if self.shared:
-            return None
+        """The collection in memory, taken again after a change; None for a collection
+        too large to hold. On a shared server other workers change it too: their writes
+        change the collection's revision, checked at most every SHARED_CHECK_SECONDS."""
+        if self.shared and time.monotonic() - self._revision_checked >= SHARED_CHECK_SECONDS:
+            self._revision_checked = time.monotonic()
+            revision = self._shared_revision()
+            if revision != self._snapshot_revision:
+                self._snapshot_stale, self._snapshot_revision = True, revision
         if self._snapshot_stale:
-            self._snapshot, self._snapshot_stale = Snapshot.of(self._collection), False
+            limit = SHARED_MAX_BYTES if self.shared else MAX_BYTES
+            self._snapshot, self._snapshot_stale = Snapshot.of(self._collection, limit), False
         return self._snapshot
+
+    def _shared_revision(self) -> tuple[str, str | None]:
+        """The shared collection's id and revision; a collection another worker re-created
+        (``nicobot knowledge reindex``) is opened again."""
+        current = self._client.get_collection(self.options.collection, embedding_function=None)
+        if current.id != self._collection.id:
+            self._collection = self._open_collection(create=False)
+        return str(current.id), (current.metadata or {}).get(REVISION_KEY)
+
+    def _publish_change(self) -> None:
+        """Tell the other workers of a shared server that the collection changed."""
+        if self.shared:
+            assert self._embedder is not None
+            self._collection.modify(
+                metadata={EMBEDDER_KEY: self._embedder.identity(), REVISION_KEY: uuid.uuid4().hex}
+            )
 
     async def query(self, text: str, k: int = 4) -> list[Snippet]:
         """Like :meth:`search`, but a failing store answers nothing rather than failing
