@@ -5,9 +5,11 @@ send one message each, all at once (closed loop, ``--connections`` senders), thr
 same real stack as ``webhook.py``. For each ``NICOBOT_PIPELINE__CONCURRENCY`` in
 ``--bounds`` (8, 32, 128) a fresh ``nicobot serve`` answers them all; the answered
 messages per second (first webhook to last reply) are compared with the ideal,
-bound / latency.
+bound / latency. ``--workers`` runs that many server processes (each with the bound);
+``--embedder`` is the knowledge base's (``hashing`` by default, as in ``peers.py``: the
+ideal assumes the LLM is the only wait; ``e5`` embeds each question, about 40 ms of CPU).
 
-    .venv/bin/python benchmarks/concurrency.py [--quick] [--bounds 8,32,128]
+    .venv/bin/python benchmarks/concurrency.py [--quick] [--bounds 8,32,128] [--workers 2]
 """
 
 from __future__ import annotations
@@ -20,7 +22,15 @@ import _harness as h
 
 def run_bound(bound: int, args: argparse.Namespace) -> dict[str, Any]:
     with h.Processes() as procs:
-        stack = h.start_stack(procs, latency=args.latency_ms / 1000, concurrency=bound)
+        stack = h.start_stack(
+            procs,
+            latency=args.latency_ms / 1000,
+            concurrency=bound,
+            extra_env={
+                "NICOBOT_SERVER__WORKERS": str(args.workers),
+                "NICOBOT_KNOWLEDGE__EMBEDDER": args.embedder,
+            },
+        )
         h.warm_up(stack)
         result = h.measure_load(
             stack,
@@ -29,7 +39,7 @@ def run_bound(bound: int, args: argparse.Namespace) -> dict[str, Any]:
             connections=args.connections,
             drain_idle=max(20.0, 3 * args.latency_ms / 1000),
         )
-    ideal = bound / (args.latency_ms / 1000)
+    ideal = bound * args.workers / (args.latency_ms / 1000)
     return {
         "bound": bound,
         "ideal_per_s": ideal,
@@ -79,6 +89,8 @@ def run() -> None:
     parser.add_argument("--messages", type=int, help="conversations, one message each (500)")
     parser.add_argument("--latency-ms", type=float, default=1000.0, help="fake LLM latency")
     parser.add_argument("--connections", type=int, default=64, help="generator connection pool")
+    parser.add_argument("--workers", type=int, default=1, help="nicobot serve --workers")
+    parser.add_argument("--embedder", default="hashing", help="[knowledge] embedder")
     args = parser.parse_args()
     args.bounds = args.bounds or ("8,32" if args.quick else "8,32,128")
     args.messages = args.messages or (64 if args.quick else 500)
@@ -86,7 +98,12 @@ def run() -> None:
     data: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
         "machine": h.machine(),
-        "settings": {"messages": args.messages, "latency_ms": args.latency_ms},
+        "settings": {
+            "messages": args.messages,
+            "latency_ms": args.latency_ms,
+            "workers": args.workers,
+            "embedder": args.embedder,
+        },
         "runs": [run_bound(int(b), args) for b in args.bounds.split(",")],
     }
     print(report(data))

@@ -53,12 +53,17 @@ def part_of(stack: str) -> str:
     return "other"
 
 
-def profile(messages: int, rate: int) -> dict[str, Any]:
+def profile(messages: int, rate: int, embedder: str) -> dict[str, Any]:
     if shutil.which("py-spy") is None and not Path(h.PYTHON).with_name("py-spy").exists():
         raise h.BenchError("py-spy is not installed (pip install py-spy)")
     spy_bin = shutil.which("py-spy") or str(Path(h.PYTHON).with_name("py-spy"))
     with h.Processes() as procs, tempfile.TemporaryDirectory() as tmp:
-        stack = h.start_stack(procs, latency=0.0, concurrency=256)
+        stack = h.start_stack(
+            procs,
+            latency=0.0,
+            concurrency=256,
+            extra_env={"NICOBOT_KNOWLEDGE__EMBEDDER": embedder},
+        )
         h.warm_up(stack)
         plain = h.measure_load(stack, count=messages, conversations=1000, dup=0.1)
         raw = Path(tmp) / "samples.txt"
@@ -125,12 +130,19 @@ def run() -> None:
     parser.add_argument("--quick", action="store_true", help="200 messages")
     parser.add_argument("--messages", type=int, default=1500)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
+    parser.add_argument(
+        "--embedder",
+        default="hashing",
+        help="[knowledge] embedder (hashing: as peers.py; e5 spends most of its CPU outside "
+        "the GIL, where py-spy --gil does not see it)",
+    )
     args = parser.parse_args()
     messages = 200 if args.quick else args.messages
     data: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
         "machine": h.machine(),
-        "result": profile(messages, args.rate),
+        "embedder": args.embedder,
+        "result": profile(messages, args.rate, args.embedder),
     }
     print(report(data))
     print(f"wrote {h.write_result('cpu_profile', data)}")

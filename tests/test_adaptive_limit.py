@@ -96,6 +96,39 @@ async def test_the_loop_claims_no_more_than_the_limit_allows():
     await loop.stop(grace=5)
 
 
+async def test_work_waiting_on_the_llm_does_not_hold_back_new_work():
+    """A late loop cuts the busy work, not the turns parked on a slow LLM call: they cost
+    no CPU, and only the configured bound limits them."""
+    lag = LoopLag()
+    loop = Loop("turns", 8, lag)
+    gates: list[asyncio.Event] = []
+    busy_gate = asyncio.Event()
+
+    async def claim(n: int) -> list[int]:
+        start = len(gates)
+        gates.extend(asyncio.Event() for _ in range(n))
+        return list(range(start, start + n))
+
+    async def run(index: int) -> None:
+        if index == 0:
+            await busy_gate.wait()  # one turn stays busy: it makes the loop look again
+            return
+        with loop.waiting():
+            await gates[index].wait()
+
+    loop.start(claim, run)
+    await until(lambda: len(loop.active) == 8 and loop.busy == 1)
+    lag.seconds, lag.cpu_share = LATE, 1.0
+    busy_gate.set()  # it ends: the loop looks again while late
+    await until(lambda: loop.limit < 8)
+    await until(lambda: len(loop.active) == 8)  # the free place is taken all the same
+    assert loop.busy <= loop.limit and loop.waiting_count >= 7
+    loop.stopping = True
+    for gate in gates:
+        gate.set()
+    await loop.stop(grace=5)
+
+
 async def test_a_late_loop_on_a_busy_machine_keeps_the_limit():
     """Other processes make the loop late; this one is idle (its turns wait for the LLM):
     fewer turns in flight would only slow the answers down."""

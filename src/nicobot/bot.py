@@ -491,7 +491,8 @@ class Bot:
         context.llm_messages = self.agent.build_messages(context, self.prompt_settings())
         attach_images(context.llm_messages, images or [])
         await self.hooks.run_each("before_reply", bot=self, context=context)
-        reply = await self.agent.reply(context)
+        with self.pipeline.turns.waiting():
+            reply = await self.agent.reply(context)
         reply.text = await self.hooks.chain(
             "after_reply", "reply", bot=self, context=context, reply=reply.text
         )

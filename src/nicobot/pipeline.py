@@ -14,7 +14,7 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -110,20 +110,19 @@ class LoopLag:
 
 
 class AdaptiveLimit:
-    """Work in flight allowed now: ``bound`` while the event loop keeps up; cut by a
-    quarter (at most every SHRINK_EVERY_SECONDS) while it runs late; a quarter more (at
-    least one) per look once it keeps up again, so that after a burst of webhooks many
-    slow LLM calls are soon in flight again (waiting on them costs no CPU)."""
+    """Busy work allowed now (work in flight that is not waiting on the LLM): ``bound``
+    while the event loop keeps up; cut by a quarter (at most every SHRINK_EVERY_SECONDS)
+    while it runs late; a quarter more (at least one) per look once it keeps up again."""
 
     def __init__(self, bound: int) -> None:
         self.bound = bound
         self.value = bound
         self._shrunk_at = -SHRINK_EVERY_SECONDS
 
-    def update(self, lag_seconds: float, active: int, now: float) -> int:
+    def update(self, lag_seconds: float, busy: int, now: float) -> int:
         if lag_seconds > LAG_HIGH_SECONDS:
             if now - self._shrunk_at >= SHRINK_EVERY_SECONDS:
-                self.value = max(1, min(self.value, active) * 3 // 4)
+                self.value = max(1, min(self.value, busy) * 3 // 4)
                 self._shrunk_at = now
         elif lag_seconds < LAG_LOW_SECONDS:
             self.value = min(self.bound, self.value + max(1, self.value // 4))
@@ -133,9 +132,11 @@ class AdaptiveLimit:
 class Loop:
     """A claim-and-run loop with a bound on work in flight and a wake-up signal.
 
-    With a ``lag`` probe the bound adapts: work in flight shrinks while the event loop
-    runs late and grows back (up to ``bound``) once it keeps up, so that a saturated
-    server still answers webhooks at once and lets the backlog wait in the store."""
+    With a ``lag`` probe the bound adapts: busy work (work in flight not inside
+    :meth:`waiting`) shrinks while the event loop runs late and grows back (up to
+    ``bound``) once it keeps up, so that a saturated server still answers webhooks at once
+    and lets the backlog wait in the store. Work waiting on something else (a turn's LLM
+    call) costs no CPU: only ``bound`` limits it, so that many slow calls stay in flight."""
 
     def __init__(self, name: str, bound: int, lag: LoopLag | None = None) -> None:
         self.name = name
@@ -144,6 +145,7 @@ class Loop:
         self._limit = AdaptiveLimit(bound)
         self.wakeup = asyncio.Event()
         self.active: set[asyncio.Task[None]] = set()
+        self.waiting_count = 0
         self.stopping = False
         self._runner: asyncio.Task[None] | None = None
 
@@ -158,6 +160,25 @@ class Loop:
     def wake(self) -> None:
         self.wakeup.set()
 
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """Mark work in flight as waiting on something else, not using the CPU."""
+        self.waiting_count += 1
+        if self.limit < self.bound:
+            self.wakeup.set()  # room for busy work
+        try:
+            yield
+        finally:
+            self.waiting_count -= 1
+
+    @property
+    def busy(self) -> int:
+        return len(self.active) - self.waiting_count
+
+    def room(self) -> int:
+        """How much more work may be claimed now."""
+        return max(0, min(self.bound - len(self.active), self.limit - self.busy))
+
     async def _loop(
         self,
         claim: Callable[[int], Awaitable[list[Any]]],
@@ -169,7 +190,7 @@ class Loop:
             self._adapt()
             claimed: list[Any] = []
             try:
-                claimed = await claim(self.limit - len(self.active))
+                claimed = await claim(self.room())
             except Exception:
                 log.exception("%s: could not claim work; trying again in a second", self.name)
                 await asyncio.sleep(CLAIM_RETRY_SECONDS)
@@ -183,7 +204,7 @@ class Loop:
             timeout = IDLE_POLL_SECONDS
             if self.limit < self.bound:
                 timeout = LAG_PROBE_SECONDS  # look again soon: the loop may have caught up
-            if next_at is not None and len(self.active) < self.limit:
+            if next_at is not None and self.room() > 0:
                 try:
                     ready = await next_at()
                 except Exception:
@@ -199,7 +220,7 @@ class Loop:
 
     def _adapt(self) -> None:
         if self.lag is not None:
-            self._limit.update(self.lag.own_seconds, len(self.active), time.monotonic())
+            self._limit.update(self.lag.own_seconds, self.busy, time.monotonic())
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self.active.discard(task)
