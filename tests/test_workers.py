@@ -223,3 +223,44 @@ def test_a_second_worker_set_on_a_busy_folder_is_one_line(tmp_path):
         assert "Traceback" not in busy.log()
     finally:
         holder.stop()
+
+
+#: What stops a replacement worker from starting: a config edited into an invalid one (the
+#: app cannot be made), or a store that does not answer (the app's start-up fails).
+BREAKAGES = {
+    "invalid config": "\n[pipeline]\nconcurrency = -1\n",
+    "store down": '\n[store]\nbackend = "postgres"\nurl = "postgresql://nicobot@127.0.0.1:9/nicobot"\n',
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_a_worker_that_cannot_start_again_does_not_stop_the_others(tmp_path, breakage):
+    """uvicorn alone stops every worker when a replacement fails its start-up; here the
+    others keep serving and the replacement is started again until it starts."""
+    project = make_project(tmp_path / "bot")
+    server = ServerProcess(
+        project,
+        {"NICOBOT_SERVER__WORKERS": "2", "NICOBOT_KNOWLEDGE__EMBEDDER": "hashing"},
+        port=free_port(),
+    )
+    server.start(timeout=90)
+    config = project / "nicobot.toml"
+    good = config.read_text(encoding="utf-8")
+    try:
+        wait_until("both started", lambda: server.log().count("startup complete") >= 2)
+        config.write_text(good + BREAKAGES[breakage], encoding="utf-8")
+        os.kill(worker_pids(server.log())[0], signal.SIGKILL)
+        wait_until("a failed restart", lambda: "could not start; the other workers" in server.log())
+        with server.client() as api:
+            for n in range(3):  # the other worker answers meanwhile
+                chat = api.post(
+                    "/api/chat", json={"phone_number": f"549110000092{n}", "message": "hola"}
+                )
+                assert chat.status_code == 200, chat.text
+        config.write_text(good, encoding="utf-8")
+        wait_until("the replacement started", lambda: server.log().count("startup complete") >= 3)
+        assert server.process is not None and server.process.poll() is None
+    finally:
+        config.write_text(good, encoding="utf-8")
+        code = server.stop()
+    assert code == 0

@@ -1,7 +1,8 @@
 """``nicobot serve --workers N``: N server processes on one port, sharing the store.
 
 uvicorn's supervisor starts the workers (each a whole nicobot: webhooks, pipeline, LLM
-process), restarts one that dies, and stops them all on Ctrl-C or SIGTERM. Everything
+process), restarts one that dies, and stops them all on Ctrl-C or SIGTERM; a worker that
+cannot start while others serve is started again later (:class:`WorkerSupervisor`). Everything
 they share goes through the environment, set here before they start: the project, the
 address, one admin password, and the Chroma server that this process starts for them
 (``chroma run`` on the project's ``data/chroma``, holding its lock so that no other
@@ -10,6 +11,8 @@ process opens that folder meanwhile), unless ``[knowledge] chroma_url`` names on
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import secrets
 import socket
@@ -31,6 +34,8 @@ LOG_LEVEL_ENV = "NICOBOT_WORKER_LOG_LEVEL"
 CHROMA_URL_ENV = "NICOBOT_KNOWLEDGE__CHROMA_URL"
 CHROMA_START_SECONDS = 30.0
 GIL_SWITCH_SECONDS = 0.001
+#: The longest wait before starting again a worker that could not start.
+RESTART_MAX_SECONDS = 30.0
 
 
 def free_port() -> int:
@@ -41,16 +46,24 @@ def free_port() -> int:
 
 
 def worker_app() -> Quart:
-    """The app of one worker process (uvicorn's factory, imported in each worker)."""
+    """The app of one worker process (uvicorn's factory, imported in each worker). A
+    config that no longer loads (edited since the start) is one log line and uvicorn's
+    start-up failure, which :func:`worker_supervisor` retries later."""
+    from uvicorn.config import STARTUP_FAILURE
+
     from .. import redact
     from ..app import create_app
-    from ..config import load_settings
+    from ..config import ConfigError, load_settings
     from ..logs import configure as configure_logging
 
     configure_logging(os.environ.get(LOG_LEVEL_ENV, "info"))
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
-    settings = load_settings(Path(os.environ[PROJECT_ENV]))
-    app = create_app(settings)
+    try:
+        settings = load_settings(Path(os.environ[PROJECT_ENV]))
+        app = create_app(settings)
+    except ConfigError as exc:
+        logging.getLogger("nicobot").error("this worker cannot start: %s", exc)
+        sys.exit(STARTUP_FAILURE)
     redact.install(
         redact.secrets_in(
             settings.env, [app.config["NICOBOT_ADMIN_PASSWORD"], str(app.config["SECRET_KEY"])]
@@ -127,6 +140,70 @@ class ChromaServer:
         self.lock.release()
 
 
+def worker_supervisor() -> type:
+    """uvicorn's supervisor, except for a worker that fails to start (its app's start-up
+    failed: the store or the Chroma server did not answer in time, a config file being
+    edited) while other workers serve. uvicorn then stops every worker, and the whole
+    service is down until someone starts it again; this one keeps the others serving and
+    starts that worker again after 1, 2, 4... up to RESTART_MAX_SECONDS. When no worker
+    serves, a start-up failure stops them all, as in uvicorn (a broken config fails at once).
+    """
+    from uvicorn.config import STARTUP_FAILURE
+    from uvicorn.supervisors.multiprocess import Multiprocess, Process, logger
+
+    class WorkerSupervisor(Multiprocess):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.retry_at: dict[int, float] = {}
+            self.failures: dict[int, int] = {}
+
+        def keep_subprocess_alive(self) -> None:
+            if self.should_exit.is_set():
+                return
+            for index, process in enumerate(self.processes):
+                if index in self.retry_at:
+                    if time.monotonic() >= self.retry_at[index]:
+                        del self.retry_at[index]
+                        self.start_worker(index)
+                    continue
+                if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                    if index in self.failures and process.is_ready(timeout=1):
+                        del self.failures[index]  # it started this time
+                    continue
+                process.kill()
+                process.join()
+                if self.should_exit.is_set():
+                    return
+                if process.exitcode == STARTUP_FAILURE and not self.others_serve(index):
+                    logger.error(f"Child process [{process.pid}] failed to start, stopping.")
+                    self.should_exit.set()
+                    return
+                if process.exitcode == STARTUP_FAILURE:
+                    failures = self.failures[index] = self.failures.get(index, 0) + 1
+                    delay = min(RESTART_MAX_SECONDS, 2.0 ** (failures - 1))
+                    logger.warning(
+                        f"Child process [{process.pid}] could not start; the other workers "
+                        f"serve; starting it again in {delay:.0f} s"
+                    )
+                    self.retry_at[index] = time.monotonic() + delay
+                    continue
+                logger.info(f"Child process [{process.pid}] died")
+                self.start_worker(index)
+
+        def others_serve(self, index: int) -> bool:
+            return any(
+                other != index and other not in self.retry_at and process.process.is_alive()
+                for other, process in enumerate(self.processes)
+            )
+
+        def start_worker(self, index: int) -> None:
+            process = Process(self.config, self.sockets)
+            process.start()
+            self.processes[index] = process
+
+    return WorkerSupervisor
+
+
 def needs_chroma_server(settings: Settings) -> bool:
     extra: dict[str, Any] = dict(settings.knowledge.model_extra or {})
     return settings.knowledge.backend == "chroma" and not extra.get("chroma_url")
@@ -162,7 +239,7 @@ def serve_workers(settings: Settings, workers: int, log_level: str, **uvicorn: A
         click.echo(f"  knowledge: Chroma server at {chroma.url} for {workers} workers")
     click.echo(f"  {workers} workers")
     try:
-        server.run(
+        config = server.Config(
             f"{__name__}:worker_app",
             factory=True,
             host=host,
@@ -171,6 +248,8 @@ def serve_workers(settings: Settings, workers: int, log_level: str, **uvicorn: A
             log_level=log_level,
             **uvicorn,
         )
+        with contextlib.suppress(KeyboardInterrupt):
+            worker_supervisor()(config, sockets=[config.bind_socket()]).run()
     finally:
         if chroma is not None:
             chroma.stop()
