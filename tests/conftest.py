@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from nicobot.cli.workers import ChromaServer
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -92,3 +94,14 @@ def store_env(store_backend: str, request: pytest.FixtureRequest) -> dict[str, s
         return {}
     url = request.getfixturevalue("postgres_url")
     return {"NICOBOT_STORE__BACKEND": "postgres", "NICOBOT_STORE__URL": url}
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
+    """A real Chroma server (`chroma run`, as `nicobot serve --workers` starts one) on a
+    free loopback port, on its own folder."""
+    folder = tmp_path / "chroma-server"
+    folder.mkdir()
+    server = ChromaServer(folder).start()
+    yield server
+    server.stop()

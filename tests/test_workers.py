@@ -30,15 +30,6 @@ def gateway() -> Iterator[GatewayProcess]:
     gw.stop()
 
 
-@pytest.fixture
-def chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
-    folder = tmp_path / "chroma-server"
-    folder.mkdir()
-    server = ChromaServer(folder).start()
-    yield server
-    server.stop()
-
-
 def whatsapp_env(gateway: GatewayProcess, fake_llm: FakeLLM, public_url: str) -> dict[str, str]:
     return {
         **fake_llm.env,
@@ -167,14 +158,19 @@ def worker_pids(log: str) -> list[int]:
     return [int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", log)]
 
 
-def test_serve_with_two_workers_shares_the_store_and_knowledge(tmp_path):
-    project = make_project(tmp_path / "bot")
+def two_workers(project: Path) -> ServerProcess:
+    """`nicobot serve` with two workers on ``project``, started."""
     server = ServerProcess(
         project,
         {"NICOBOT_SERVER__WORKERS": "2", "NICOBOT_KNOWLEDGE__EMBEDDER": "hashing"},
         port=free_port(),
     )
-    server.start(timeout=90)
+    return server.start(timeout=90)
+
+
+def test_serve_with_two_workers_shares_the_store_and_knowledge(tmp_path):
+    project = make_project(tmp_path / "bot")
+    server = two_workers(project)
     try:
         wait_until("two workers", lambda: len(worker_pids(server.log())) >= 2, timeout=60)
         wait_until("both started", lambda: server.log().count("startup complete") >= 2)
@@ -238,12 +234,7 @@ def test_a_worker_that_cannot_start_again_does_not_stop_the_others(tmp_path, bre
     """uvicorn alone stops every worker when a replacement fails its start-up; here the
     others keep serving and the replacement is started again until it starts."""
     project = make_project(tmp_path / "bot")
-    server = ServerProcess(
-        project,
-        {"NICOBOT_SERVER__WORKERS": "2", "NICOBOT_KNOWLEDGE__EMBEDDER": "hashing"},
-        port=free_port(),
-    )
-    server.start(timeout=90)
+    server = two_workers(project)
     config = project / "nicobot.toml"
     good = config.read_text(encoding="utf-8")
     try:

@@ -61,13 +61,18 @@ def embeddings_server() -> Iterator[str]:
     server.server_close()
 
 
-async def test_litellm_embedder(tmp_path: Path, embeddings_server: str, open_kb: Any):
-    project = write_project(
-        tmp_path / "p",
+def litellm_project(directory: Path, embeddings_server: str) -> Path:
+    """A project whose embedder is the fake provider, through litellm."""
+    return write_project(
+        directory,
         'embedder = "litellm:openai/fake-embedding"\n'
         f'embedder_api_base = "{embeddings_server}"\n'
         'embedder_api_key = "sk-test"',
     )
+
+
+async def test_litellm_embedder(tmp_path: Path, embeddings_server: str, open_kb: Any):
+    project = litellm_project(tmp_path / "p", embeddings_server)
     (project / "knowledge" / "envios.md").write_text("# Envíos\n\nGratis desde 60000.")
     (project / "knowledge" / "horarios.md").write_text("# Horarios\n\nDe 10 a 19.")
     kb = open_kb(project)
@@ -87,12 +92,7 @@ async def test_litellm_embedder(tmp_path: Path, embeddings_server: str, open_kb:
 async def test_a_question_asked_again_is_not_embedded_again(
     tmp_path: Path, embeddings_server: str, open_kb: Any
 ):
-    project = write_project(
-        tmp_path / "p",
-        'embedder = "litellm:openai/fake-embedding"\n'
-        f'embedder_api_base = "{embeddings_server}"\n'
-        'embedder_api_key = "sk-test"',
-    )
+    project = litellm_project(tmp_path / "p", embeddings_server)
     (project / "knowledge" / "envios.md").write_text("# Envíos\n\nGratis desde 60000.")
     kb = open_kb(project)
     await kb.open()

@@ -6,26 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import pytest
 from knowledge_helpers import write_project
 
-from nicobot.cli.workers import ChromaServer
 from nicobot.rag.chroma_store import SHARED_CHECK_SECONDS
 
 #: Long enough for a busy machine; a change shows after about SHARED_CHECK_SECONDS.
 SEEN_WITHIN = 30 * SHARED_CHECK_SECONDS
-
-
-@pytest.fixture
-def chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
-    folder = tmp_path / "chroma-server"
-    folder.mkdir()
-    server = ChromaServer(folder).start()
-    yield server
-    server.stop()
 
 
 def host(directory: Path, url: str) -> Path:
