@@ -2,8 +2,8 @@
 
 uvicorn's supervisor starts the workers (each a whole nicobot: webhooks, pipeline, LLM
 process), restarts one that dies, and stops them all on Ctrl-C or SIGTERM; a worker that
-cannot start while others serve is started again later (:class:`WorkerSupervisor`). Everything
-they share goes through the environment, set here before they start: the project, the
+cannot start while others serve is started again later (:func:`worker_supervisor`).
+Everything they share goes through the environment, set here before they start: the project, the
 address, one admin password, and the Chroma server that this process starts for them
 (``chroma run`` on the project's ``data/chroma``, holding its lock so that no other
 process opens that folder meanwhile), unless ``[knowledge] chroma_url`` names one.
