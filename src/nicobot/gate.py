@@ -86,34 +86,36 @@ class Gate:
         session = turn.session
         if not self.settings.optout.enabled:
             return None
-        texts = [entry.message.text for entry in turn.entries]
-        if session.opted_out:
-            if not any(self.optout.wants_in(text) for text in texts):
-                return Decision(None, "opted_out")
-            await self.store.set_opted_out(session.id, False)
+        change = self._asked_for(session, [entry.message.text for entry in turn.entries])
+        if change is None:
+            return Decision(None, "opted_out") if session.opted_out else None
+        await self.store.set_opted_out(session.id, change)
+        if not change:
             session.opted_out_at = None
             log.info("the customer of session %s opted in again", session.id)
             return Decision(_canned(self.settings, "opt_in", "opt_in"), "opt_in")
-        if any(self.optout.wants_out(text) for text in texts):
-            await self.store.set_opted_out(session.id, True)
-            log.info("the customer of session %s opted out; the bot stays silent", session.id)
-            keyword = self.optout.opt_in_word.upper()
-            return Decision(
-                _canned(self.settings, "opt_out", "opt_out", keyword=keyword), "opt_out"
-            )
-        return None
+        log.info("the customer of session %s opted out; the bot stays silent", session.id)
+        keyword = self.optout.opt_in_word.upper()
+        return Decision(_canned(self.settings, "opt_out", "opt_out", keyword=keyword), "opt_out")
+
+    def _asked_for(self, session: ChatSession, texts: list[str]) -> bool | None:
+        """The opt-out state ``texts`` ask for ("baja" while in, "alta" while out), or
+        None when they leave it as it is."""
+        if session.opted_out:
+            return False if any(self.optout.wants_in(text) for text in texts) else None
+        return True if any(self.optout.wants_out(text) for text in texts) else None
 
     async def note_while_paused(self, session: ChatSession, text: str) -> None:
         """A message to a paused conversation is not answered (a person has it), but
         "baja" and "alta" in it still count: they are recorded, silently."""
-        if not self.settings.optout.enabled:
-            return
-        if session.opted_out and self.optout.wants_in(text):
-            await self.store.set_opted_out(session.id, False)
-            log.info("the customer of paused session %s opted in again", session.id)
-        elif not session.opted_out and self.optout.wants_out(text):
-            await self.store.set_opted_out(session.id, True)
-            log.info("the customer of paused session %s opted out", session.id)
+        change = self._asked_for(session, [text]) if self.settings.optout.enabled else None
+        if change is not None:
+            await self.store.set_opted_out(session.id, change)
+            log.info(
+                "the customer of paused session %s opted %s",
+                session.id,
+                "out" if change else "in again",
+            )
 
     async def _out_of_office(self, turn: ClaimedTurn) -> Decision | None:
         """Closed, with ``[hours] out_of_office``: one reply per closed period, and the

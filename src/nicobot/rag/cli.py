@@ -157,14 +157,15 @@ def query(text: tuple[str, ...], project: Path, top_k: int | None, full: bool) -
 
     searched = settings.knowledge.search_text(question)
 
-    async def work() -> tuple[list[Any], int]:
-        return await kb.search(searched, k), await kb.count()
+    async def work() -> tuple[list[Any], bool]:
+        found = await kb.search(searched, k)
+        return found, not found and await kb.count() == 0  # counted only when needed
 
-    snippets, chunks = run(kb, work)
+    snippets, empty = run(kb, work)
     if searched != question:
         click.echo(f"Searched as: {searched}")
     if not snippets:
-        click.echo("Nothing found." if chunks else EMPTY)
+        click.echo(EMPTY if empty else "Nothing found.")
         return
     for snippet in snippets:
         where = snippet.source + (f" > {snippet.heading}" if snippet.heading else "")
