@@ -185,8 +185,8 @@ class Agent:
 
     async def search(self, text: str) -> list[Snippet]:
         """The best passages for ``text``, sure or not, best first. A question in several
-        parts ("¿cuánto sale el shampoo y dónde quedan?") also has its later parts searched on
-        their own; each one's best passage follows the first, so every part can be answered."""
+        parts ("¿cuánto sale el shampoo y dónde quedan?") also has each part searched on its
+        own; each one's best passage follows the first, so every part can be answered."""
         if self.knowledge is None or not text.strip():
             return []
         text = self.settings.knowledge.search_text(text)
@@ -195,7 +195,7 @@ class Agent:
         if len(parts) < 2 or not found:
             return found
         best_of_parts = []
-        for part in parts[1:MAX_PARTS]:  # the whole question mostly finds the first part
+        for part in parts[:MAX_PARTS]:
             best_of_parts.extend(await self.knowledge.query(part, k=1))
         return _unique([found[0], *best_of_parts, *found[1:]])
 

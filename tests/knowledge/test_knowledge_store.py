@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from knowledge_helpers import make_pdf, write_project
 
+import nicobot
+from nicobot.agent import Agent
 from nicobot.rag.e5_support import E5_DEFAULT_THREADS
 from nicobot.rag.ingest import ingest_paths
 from nicobot.rag.readers import UnreadableDocument
@@ -228,3 +230,19 @@ def test_the_embedder_is_rebuilt_by_chroma_in_a_fresh_process(laformula, tmp_pat
     assert config == {"model": "multilingual-e5-small-q4", "threads": E5_DEFAULT_THREADS}
     assert found_id in chunk_ids  # the same vectors: the dense best is among the ranked
     assert onnx is False  # Chroma's default (downloading) embedder was never loaded
+
+
+async def test_each_part_of_a_question_is_searched_on_its_own(tmp_path, open_kb):
+    project = write_project(tmp_path / "p", 'embedder = "hashing"\ntop_k = 1')
+    (project / "knowledge" / "hours.md").write_text("# Hours\n\nOpen on Saturdays 10 to 14.")
+    (project / "knowledge" / "parking.md").write_text(
+        "# Parking\n\nNo parking of our own; there is a parking garage at Cabrera 5020."
+    )
+    kb = open_kb(project)
+    await ingest_paths(kb, [kb.knowledge_dir])
+    agent = Agent(nicobot.load_settings(project), kb)
+    question = "open on saturdays? and is there a parking garage for parking?"
+    [whole] = await kb.search(question, 1)
+    assert whole.source == "parking.md"  # the whole question finds only its second part
+    found = [s.source for s in await agent.search(question)]
+    assert found[0] == "parking.md" and "hours.md" in found
