@@ -105,6 +105,13 @@ async def drive(page: Any, server_url: str) -> None:
     assert "El envío es <b>gratis</b>" in shown  # shown as text, not HTML
     assert "se usa" in shown
     assert await page.locator("#knowledge-results img, #knowledge-results b").count() == 0
+    assert not await page.locator("#knowledge-searched").is_visible()  # searched as written
+
+    await page.fill("#knowledge-q", "q sale el envio?")  # chat shorthand, spelled out
+    await page.click("#knowledge-search")
+    searched = page.locator("#knowledge-searched")
+    await searched.wait_for()
+    assert await searched.inner_text() == "Se buscó como: que sale el envio?"
     directory = os.environ.get("NICOBOT_SCREENSHOTS")
     if directory:
         await page.screenshot(path=str(Path(directory) / "knowledge-tab.png"), full_page=True)
