@@ -24,3 +24,19 @@ async def test_the_status_follows_the_rotating_qr(make_channel: MakeChannel, fak
     await asyncio.to_thread(fake.refuse, INSTANCE)
     after = await channel.get_status()
     assert not after.connected and after.qr_code is None
+
+
+async def test_looking_at_the_status_while_no_qr_comes_asks_the_gateway_no_more(
+    make_channel: MakeChannel, fake: FakeGateway
+):
+    """A gateway that cannot reach WhatsApp never makes a QR, and each ``GET
+    /instance/connect`` may start one more dialing loop: pairing asks once, and the looks
+    that follow within the wait do not ask again."""
+    fake.not_ready_connects = 100
+    channel = make_channel().channel
+    assert (await channel.connect()).state == "scanning"
+    for _ in range(5):
+        status = await channel.get_status()
+        assert status.state == "scanning" and status.qr_code is None
+    connects = [r for r in fake.requests if r[1].startswith("/instance/connect/")]
+    assert connects == [("GET", f"/instance/connect/{INSTANCE}")]

@@ -181,7 +181,7 @@ def test_pairing_the_flood_and_logout_against_the_real_gateway(
     rate_after = flood_rate(nicobot, seconds=3.0)
     print(f"connection.update flood: {rate_before:.1f}/s, after 12 status looks {rate_after:.1f}/s")
     # looking at the status starts no more dialing loops: the flood does not grow
-    assert rate_after <= rate_before * 1.5 + 1
+    assert rate_after <= rate_before * 1.25 + 1  # one more loop adds about 3/s
     assert webhook_calls(nicobot, "rejected") == webhook_calls(nicobot, "failed") == 0
     new_lines = app_log_lines(nicobot)[logged_before:]
     assert len(new_lines) <= 2, new_lines  # no line per webhook

@@ -32,7 +32,14 @@ from nicobot import (
 )
 
 from .auth import authenticate
-from .client import WEBHOOK_EVENTS, EvolutionClient, EvolutionError, QRCode, jid_of
+from .client import (
+    WEBHOOK_EVENTS,
+    ConnectAnswer,
+    EvolutionClient,
+    EvolutionError,
+    QRCode,
+    jid_of,
+)
 from .config import WhatsAppConfig, merge_config
 from .history import ConnectionHistory
 from .media import decode_media
@@ -59,8 +66,10 @@ LOGOUT_QUIET_SECONDS = 1.5
 LOGOUT_WITHIN_SECONDS = 20.0
 #: A "connecting" webhook this recent means the gateway is still dialing.
 DIAL_GRACE_SECONDS = 10.0
-#: While no QR has come yet, the status asks the gateway for one at most this often.
+#: While no QR has come yet, the status asks the gateway for one at most this often at
+#: first, then twice as long after each answer without one, up to the maximum.
 QR_WAIT_REFRESH_SECONDS = 10.0
+QR_WAIT_REFRESH_MAX_SECONDS = 300.0
 #: Reconciling a send: how far past now to look (clocks differ), and at most how many
 #: pages of 50 of the chat's sent messages to read.
 FIND_SENT_AHEAD = timedelta(minutes=5)
@@ -143,7 +152,8 @@ class WhatsAppChannel(Channel):
         self._history = ConnectionHistory(context.load_state, context.save_state)
         self._catching_up: asyncio.Task[None] | None = None
         self._webhook_state: tuple[str | None, float] = (None, 0.0)
-        self._qr_asked_at = -QR_WAIT_REFRESH_SECONDS
+        self._qr_asked_at = -QR_WAIT_REFRESH_MAX_SECONDS
+        self._qr_wait = QR_WAIT_REFRESH_SECONDS
         #: The start-up webhook update, while it runs (awaitable, e.g. in tests).
         self.webhook_sync: asyncio.Task[None] | None = None
 
@@ -341,19 +351,27 @@ class WhatsAppChannel(Channel):
         return state == "connecting" and time.monotonic() - at < DIAL_GRACE_SECONDS
 
     def _may_refresh_qr(self) -> bool:
-        """With a QR shown, follow its rotation on every look. Without one yet, ask at
-        most every QR_WAIT_REFRESH_SECONDS: a gateway that cannot reach WhatsApp never
-        makes one, takes seconds to say so, and may start one more dialing loop per
-        ``GET /instance/connect``."""
-        return self._qr is not None or (
-            time.monotonic() - self._qr_asked_at >= QR_WAIT_REFRESH_SECONDS
-        )
+        """With a QR shown, follow its rotation on every look. Without one yet, ask only
+        once the wait since the last ask is over (pairing asks too): a gateway that cannot
+        reach WhatsApp never makes one, takes seconds to say so, and may start one more
+        dialing loop per ``GET /instance/connect``."""
+        return self._qr is not None or time.monotonic() - self._qr_asked_at >= self._qr_wait
+
+    async def _ask_for_qr(self, instance: str) -> ConnectAnswer:
+        """``GET /instance/connect``, remembered: the wait before the next ask without a
+        QR grows while the gateway answers with none."""
+        self._qr_asked_at = time.monotonic()
+        answer = await self.client.connect(instance)
+        if answer.qr is not None and answer.qr.ready:
+            self._qr_wait = QR_WAIT_REFRESH_SECONDS
+        else:
+            self._qr_wait = min(2 * self._qr_wait, QR_WAIT_REFRESH_MAX_SECONDS)
+        return answer
 
     async def _refresh_qr(self) -> str:
         """While pairing, the gateway rotates the QR every few tens of seconds: take the
         current one (``GET /instance/connect`` only reads it while connecting)."""
-        self._qr_asked_at = time.monotonic()
-        answer = await self.client.connect(self.config.instance)
+        answer = await self._ask_for_qr(self.config.instance)
         if answer.state is not None:
             return answer.state
         current = self._qr.code if self._qr is not None else None
@@ -396,8 +414,9 @@ class WhatsAppChannel(Channel):
             if state == "open":
                 status = self._status_for_state("open")
             else:
+                self._qr_wait = QR_WAIT_REFRESH_SECONDS  # a new pairing: the first wait
                 if qr is None or not qr.ready:
-                    answer = await self.client.connect(instance)
+                    answer = await self._ask_for_qr(instance)
                     if answer.state == "open":
                         qr = None
                         state = "open"
