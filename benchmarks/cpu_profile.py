@@ -31,7 +31,7 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("store (SQLite)", ("nicobot/store/", "aiosqlite/", "sqlite3/")),
     ("knowledge (Chroma, embedder)", ("nicobot/rag/", "chromadb/", "numpy/")),
     ("LLM call (litellm, openai, its HTTP)", ("litellm/", "openai/")),
-    ("gateway sends (httpx, aiohttp)", ("nicobot_whatsapp_evolution/client.py",)),
+    ("gateway sends (aiohttp)", ("nicobot_whatsapp_evolution/client.py",)),
     ("webhook parsing and auth", ("nicobot_whatsapp_evolution/",)),
     ("pipeline and bot", ("nicobot/pipeline.py", "nicobot/bot.py", "nicobot/agent.py")),
     # uvicorn's server.py and _compat.py are below every task: only its protocols count

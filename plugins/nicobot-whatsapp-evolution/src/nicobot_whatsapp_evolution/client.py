@@ -11,9 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import httpx
 from aiohttp.helpers import get_env_proxy_for_url
-from httpx_aiohttp import AiohttpTransport
 from yarl import URL
 
 #: The webhook events nicobot asks for.
@@ -187,14 +185,15 @@ def _state_of(body: Any) -> str | None:
 
 def _never_sent(cause: BaseException) -> bool:
     """True when the request cannot have reached the gateway (no connection was made)."""
-    return isinstance(
-        cause,
-        aiohttp.ClientConnectorError
-        | aiohttp.ConnectionTimeoutError
-        | httpx.ConnectError
-        | httpx.ConnectTimeout
-        | httpx.PoolTimeout,
-    )
+    return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+
+
+def _body(raw: bytes) -> Any:
+    """A response's JSON, or its text when it is not JSON."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", errors="replace")
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -220,7 +219,7 @@ class MessagePage:
 
 def proxied(url: str) -> bool:
     """Whether the environment (``HTTP(S)_PROXY``, ``NO_PROXY``) sends ``url`` through a
-    proxy, as httpx would decide."""
+    proxy."""
     try:
         get_env_proxy_for_url(URL(url))
     except LookupError:
@@ -228,7 +227,7 @@ def proxied(url: str) -> bool:
     return True
 
 
-def _session_factory(base_url: str) -> Callable[[], aiohttp.ClientSession]:
+def _session_factory(base_url: str) -> Callable[..., aiohttp.ClientSession]:
     """Sessions that honour the proxy settings, read once: a session that trusts the
     environment reads it (and ~/.netrc) again on every request."""
     trust_env = proxied(base_url)
@@ -242,17 +241,20 @@ class EvolutionClient:
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 15.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers={"apikey": api_key, "user-agent": USER_AGENT},
-            timeout=httpx.Timeout(timeout),
-            # httpx's API over aiohttp's connection pool: about a third of the CPU per
-            # request of httpx's own transport, which matters at one send per reply
-            transport=AiohttpTransport(client=_session_factory(self.base_url)),
-        )
+        self._headers = {"apikey": api_key, "user-agent": USER_AGENT}
+        self._new_session = _session_factory(self.base_url)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        """The connection pool, made on first use (inside the event loop it serves)."""
+        if self._session is None or self._session.closed:
+            self._session = self._new_session(headers=self._headers)
+        return self._session
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
 
     async def __aenter__(self) -> EvolutionClient:
         return self
@@ -270,32 +272,31 @@ class EvolutionClient:
     ) -> Any:
         timeout = self.timeout + max(0.0, extra_seconds)
         try:
-            response = await self._http.request(method, path, json=body, timeout=timeout)
-        except (httpx.HTTPError, aiohttp.ClientError) as exc:
-            # the transport reports every aiohttp connection error as a connect timeout:
-            # the aiohttp error underneath says what happened
-            cause = exc.__cause__ if isinstance(exc, httpx.HTTPError) and exc.__cause__ else exc
-            if isinstance(cause, (TimeoutError, httpx.TimeoutException)):
+            async with self._http().request(
+                method,
+                self.base_url + path,
+                json=body,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                status, raw = response.status, await response.read()
+                retry_after = response.headers.get("retry-after")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError):
                 reason = f"no answer within {timeout:g} s"
             else:
-                reason = str(cause) or type(cause).__name__
+                reason = str(exc) or type(exc).__name__
             raise EvolutionError(
                 0,
                 [f"gateway unreachable: {reason} ({self.base_url})"],
-                ambiguous=not _never_sent(cause),
+                ambiguous=not _never_sent(exc),
             ) from None
-        try:
-            data: Any = response.json()
-        except ValueError:
-            data = response.text
-        if response.status_code >= 400:
+        data = _body(raw)
+        if status >= 400:
             raise EvolutionError(
-                response.status_code,
-                error_messages(data),
-                retry_after=_retry_after(response.headers.get("retry-after")),
+                status, error_messages(data), retry_after=_retry_after(retry_after)
             )
         if isinstance(data, dict) and data.get("error") is True:
-            raise EvolutionError(response.status_code, error_messages(data) or ["gateway error"])
+            raise EvolutionError(status, error_messages(data) or ["gateway error"])
         return data
 
     @staticmethod
