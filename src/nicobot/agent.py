@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import i18n, offline_answer
+from .answer_kind import asks_price, can_answer
 from .knowledge import KnowledgeBase, Snippet
 from .llm_process import LLMRunner, client_for, runner_for
 from .models import ChatSession, Message, Role
@@ -186,17 +187,24 @@ class Agent:
     async def search(self, text: str) -> list[Snippet]:
         """The best passages for ``text``, sure or not, best first. A question in several
         parts ("¿cuánto sale el shampoo y dónde quedan?") also has each part searched on its
-        own; each one's best passage follows the first, so every part can be answered."""
+        own; each one's best passage follows the first, so every part can be answered. A
+        question (or part) asking a price keeps only passages that state one
+        (:mod:`nicobot.answer_kind`)."""
         if self.knowledge is None or not text.strip():
             return []
         text = self.settings.knowledge.search_text(text)
-        found = await self.knowledge.query(text, k=self.settings.knowledge.top_k)
+        top_k = self.settings.knowledge.top_k
+        found = await self.knowledge.query(text, k=top_k)
         parts = offline_answer.question_parts(text)
-        if len(parts) < 2 or not found:
+        if len(parts) < 2:
+            return _can_answer(text, found)
+        if not found:
             return found
         best_of_parts = []
         for part in parts[:MAX_PARTS]:
-            best_of_parts.extend(await self.knowledge.query(part, k=1))
+            # a part asking a price may find its answer below a description of the product
+            answers = await self.knowledge.query(part, k=top_k if asks_price(part) else 1)
+            best_of_parts.extend(_can_answer(part, answers)[:1])
         return _unique([found[0], *best_of_parts, *found[1:]])
 
     def system_prompt(self, persona: Mapping[str, Any] | None = None) -> str:
@@ -290,6 +298,10 @@ class Agent:
                 canned_message(self.settings, "apology"), [], "apology", error=_short(exc)
             )
         return AgentReply(text, context.snippets, "llm", llm_seconds=time.perf_counter() - started)
+
+
+def _can_answer(question: str, snippets: list[Snippet]) -> list[Snippet]:
+    return [s for s in snippets if can_answer(question, s.text)]
 
 
 def _unique(snippets: list[Snippet]) -> list[Snippet]:

@@ -48,6 +48,9 @@ def test_ingest_list_query_remove_reindex(laformula: Path):
     assert first.startswith("[0.") and "envios.md > Envíos" in first
     result = invoke("query", "-p", laformula, "-k", "1", "q", "sale", "el", "envio?")
     assert result.stdout.splitlines()[0] == "Searched as: que sale el envio?"
+    result = invoke("query", "-p", laformula, "-k", "2", "cuanto sale la crema de cacao?")
+    [description] = [line for line in result.stdout.splitlines() if "productos.md" in line]
+    assert description.endswith("(states no price, and the question asks one: not used)")
 
     result = invoke("remove", "envios.md", "--project", laformula)
     assert result.exit_code == 0 and "Removed envios.md." in result.stdout

@@ -246,3 +246,27 @@ async def test_each_part_of_a_question_is_searched_on_its_own(tmp_path, open_kb)
     assert whole.source == "parking.md"  # the whole question finds only its second part
     found = [s.source for s in await agent.search(question)]
     assert found[0] == "parking.md" and "hours.md" in found
+
+
+async def test_a_question_asking_a_price_is_answered_only_by_passages_that_state_one(
+    tmp_path, open_kb
+):
+    project = write_project(tmp_path / "p", 'embedder = "hashing"')
+    (project / "knowledge" / "productos.md").write_text(
+        "# Crema de cacao\n\nCrema corporal de manteca de cacao, 200 g, para la piel seca."
+    )
+    (project / "knowledge" / "precios.md").write_text(
+        "# Precios\n\n| Producto | Precio |\n| --- | --- |\n| Vela de soja | $ 11.000 |"
+    )
+    kb = open_kb(project)
+    await ingest_paths(kb, [kb.knowledge_dir])
+    agent = Agent(nicobot.load_settings(project), kb)
+    question = "cuanto sale la crema de manteca de cacao?"
+    assert (await kb.search(question, 1))[0].source == "productos.md"  # the description
+    assert [s.source for s in await agent.search(question)] == ["precios.md"]
+    # a question about the product itself still gets its description
+    found = await agent.search("la crema de manteca de cacao es para piel seca?")
+    assert found[0].source == "productos.md"
+    # in a question of several parts, only the part asking the price is held to it
+    found = await agent.search("la crema de cacao es para piel seca? y cuanto sale la vela?")
+    assert {"productos.md", "precios.md"} <= {s.source for s in found}

@@ -89,6 +89,15 @@ async def test_upload_then_query_then_delete(app, client):
     posted_data = await posted.get_json()
     assert posted_data["snippets"][0]["chunk_id"] == best["chunk_id"]
     assert posted_data["searched"] == "envio gratis por moto?"  # chat shorthand spelled out
+    asked = await client.get(f"{API}/query", query_string={"q": "cuanto sale el envio?"})
+    shown = {s["source"]: s for s in (await asked.get_json())["snippets"]}
+    assert shown["Envios_y_costos.md"]["used"] is True  # it states a price
+    assert shown["Envios_y_costos.md"]["not_used"] is None
+    if shown["nosotros.md"]["score"] >= 0.2:  # no price: not what a price question needs
+        assert shown["nosotros.md"]["not_used"] == "no_price"
+    else:
+        assert shown["nosotros.md"]["not_used"] == "min_score"
+    assert shown["nosotros.md"]["used"] is False
 
     # the bot answers from it (offline: no model configured), with its sources kept
     turn = await (

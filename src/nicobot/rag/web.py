@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from quart import Blueprint, current_app, jsonify, request
 from werkzeug.utils import secure_filename
 
+from ..answer_kind import answers_whole
+from ..knowledge import Snippet
 from ..web.auth import admin_required
 from . import SUPPORTED_SUFFIXES
 from .readers import UnreadableDocument, read_chunks
@@ -162,10 +164,21 @@ def make_blueprint() -> Blueprint:
             q=text.strip(),
             searched=searched,
             min_score=settings.min_score,
-            snippets=[{**s.to_dict(), "used": s.score >= settings.min_score} for s in snippets],
+            snippets=[_shown(searched, s, settings.min_score) for s in snippets],
         )
 
     return blueprint
+
+
+def _shown(question: str, snippet: Snippet, min_score: float) -> dict[str, Any]:
+    """A snippet as the query API shows it: ``used`` by the bot, or why not
+    (``not_used``: ``"min_score"``, or ``"no_price"`` for a question asking a price)."""
+    reason = None
+    if snippet.score < min_score:
+        reason = "min_score"
+    elif not answers_whole(question, snippet.text):
+        reason = "no_price"
+    return {**snippet.to_dict(), "used": reason is None, "not_used": reason}
 
 
 def _int(value: Any, default: int) -> int:

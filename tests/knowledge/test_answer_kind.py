@@ -1,0 +1,58 @@
+"""Which questions ask a price and which passages state one, as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from nicobot.answer_kind import answers_whole, asks_price, can_answer, states_price
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "cuánto sale el envío a Córdoba?",
+        "que cuesta la vela de soja?",
+        "precio del acondicionador",
+        "How much is the vitamin C serum?",
+        "what's the price of the kit?",
+        "Quanto custa o sérum?",
+    ],
+)
+def test_questions_asking_a_price(question: str):
+    assert asks_price(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "a qué hora abren?",
+        "cuánto tarda el envío?",
+        "los precios incluyen IVA?",  # about prices in general
+        "how much time does shipping take?",
+        "hacen envíos a Córdoba?",
+    ],
+)
+def test_questions_not_asking_a_price(question: str):
+    assert not asks_price(question)
+
+
+def test_passages_that_state_a_price_or_that_it_costs_nothing():
+    assert states_price("| Vela de soja | $ 11.000 |")
+    assert states_price("Cuesta 4500 pesos.")
+    assert states_price("El envío es gratis desde $60.000.")
+    assert states_price("Retiro sin cargo en el local.")
+    assert states_price("Free shipping over 60,000.")
+    assert not states_price("Crema corporal de manteca de cacao (200 g).")
+    assert not states_price("Precios en pesos argentinos, vigentes para el mes en curso.")
+
+
+def test_a_price_question_needs_a_passage_with_a_price():
+    assert not can_answer("cuánto sale la crema?", "Crema corporal (200 g).")
+    assert can_answer("cuánto sale la crema?", "Crema corporal: $ 15.000")
+    assert can_answer("la crema es para piel seca?", "Crema corporal (200 g).")
+
+
+def test_a_question_in_several_parts_is_not_held_to_one_kind_as_a_whole():
+    question = "cuánto sale el shampoo? y cuánto tarda el envío?"
+    assert answers_whole(question, "Entrega en 2 a 4 días hábiles.")
+    assert not answers_whole("cuánto sale el shampoo?", "Entrega en 2 a 4 días hábiles.")
