@@ -232,15 +232,22 @@ def test_the_embedder_is_rebuilt_by_chroma_in_a_fresh_process(laformula, tmp_pat
     assert onnx is False  # Chroma's default (downloading) embedder was never loaded
 
 
-async def test_each_part_of_a_question_is_searched_on_its_own(tmp_path, open_kb):
-    project = write_project(tmp_path / "p", 'embedder = "hashing"\ntop_k = 1')
-    (project / "knowledge" / "hours.md").write_text("# Hours\n\nOpen on Saturdays 10 to 14.")
-    (project / "knowledge" / "parking.md").write_text(
-        "# Parking\n\nNo parking of our own; there is a parking garage at Cabrera 5020."
-    )
+async def agent_over(directory: Path, open_kb, documents: dict[str, str], toml: str = ""):
+    """An agent over a hashing knowledge base holding ``documents`` (name: text)."""
+    project = write_project(directory, f'embedder = "hashing"\n{toml}')
+    for name, text in documents.items():
+        (project / "knowledge" / name).write_text(text)
     kb = open_kb(project)
     await ingest_paths(kb, [kb.knowledge_dir])
-    agent = Agent(nicobot.load_settings(project), kb)
+    return kb, Agent(nicobot.load_settings(project), kb)
+
+
+async def test_each_part_of_a_question_is_searched_on_its_own(tmp_path, open_kb):
+    documents = {
+        "hours.md": "# Hours\n\nOpen on Saturdays 10 to 14.",
+        "parking.md": "# Parking\n\nNo parking of our own; a parking garage at Cabrera 5020.",
+    }
+    kb, agent = await agent_over(tmp_path / "p", open_kb, documents, "top_k = 1")
     question = "open on saturdays? and is there a parking garage for parking?"
     [whole] = await kb.search(question, 1)
     assert whole.source == "parking.md"  # the whole question finds only its second part
@@ -251,16 +258,11 @@ async def test_each_part_of_a_question_is_searched_on_its_own(tmp_path, open_kb)
 async def test_a_question_asking_a_price_is_answered_only_by_passages_that_state_one(
     tmp_path, open_kb
 ):
-    project = write_project(tmp_path / "p", 'embedder = "hashing"')
-    (project / "knowledge" / "productos.md").write_text(
-        "# Crema de cacao\n\nCrema corporal de manteca de cacao, 200 g, para la piel seca."
-    )
-    (project / "knowledge" / "precios.md").write_text(
-        "# Precios\n\n| Producto | Precio |\n| --- | --- |\n| Vela de soja | $ 11.000 |"
-    )
-    kb = open_kb(project)
-    await ingest_paths(kb, [kb.knowledge_dir])
-    agent = Agent(nicobot.load_settings(project), kb)
+    documents = {
+        "productos.md": "# Crema de cacao\n\nCrema corporal de manteca de cacao, para piel seca.",
+        "precios.md": "# Precios\n\n| Producto | Precio |\n| --- | --- |\n| Vela | $ 11.000 |",
+    }
+    kb, agent = await agent_over(tmp_path / "p", open_kb, documents)
     question = "cuanto sale la crema de manteca de cacao?"
     assert (await kb.search(question, 1))[0].source == "productos.md"  # the description
     assert [s.source for s in await agent.search(question)] == ["precios.md"]
