@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -279,6 +280,33 @@ async def test_timeout_is_unreachable(silent_port: int) -> None:
         with pytest.raises(EvolutionError) as err:
             await client.connection_state(INSTANCE)
     assert err.value.status == 0 and "no answer within 0.3 s" in str(err.value)
+    assert err.value.ambiguous  # the request went out: the gateway may have acted on it
+
+
+@pytest.fixture
+def full_port() -> Iterator[int]:
+    """A listening socket whose queue of connections to accept is full: a new connection
+    never opens."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(0)
+        port = int(s.getsockname()[1])
+        fillers = [socket.socket() for _ in range(4)]
+        for filler in fillers:
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", port))
+        yield port
+        for filler in fillers:
+            filler.close()
+
+
+async def test_a_connection_that_never_opens_is_known_not_sent(full_port: int) -> None:
+    async with EvolutionClient(f"http://127.0.0.1:{full_port}", "k", timeout=0.3) as client:
+        with pytest.raises(EvolutionError) as err:
+            await client.connection_state(INSTANCE)
+    assert err.value.unreachable and "no answer within 0.3 s" in str(err.value)
+    assert not err.value.ambiguous  # no connection, so nothing reached the gateway
 
 
 @pytest.fixture

@@ -67,9 +67,10 @@ LOGOUT_WITHIN_SECONDS = 20.0
 #: A "connecting" webhook this recent means the gateway is still dialing.
 DIAL_GRACE_SECONDS = 10.0
 #: While no QR has come yet, the status asks the gateway for one at most this often at
-#: first, then twice as long after each answer without one, up to the maximum.
+#: first (pairing's own ask included), then twice as long after each of its answers without
+#: one, up to the maximum.
 QR_WAIT_REFRESH_SECONDS = 10.0
-QR_WAIT_REFRESH_MAX_SECONDS = 300.0
+QR_WAIT_REFRESH_MAX_SECONDS = 60.0
 #: Reconciling a send: how far past now to look (clocks differ), and at most how many
 #: pages of 50 of the chat's sent messages to read.
 FIND_SENT_AHEAD = timedelta(minutes=5)
@@ -357,12 +358,12 @@ class WhatsAppChannel(Channel):
         dialing loop per ``GET /instance/connect``."""
         return self._qr is not None or time.monotonic() - self._qr_asked_at >= self._qr_wait
 
-    async def _ask_for_qr(self, instance: str) -> ConnectAnswer:
-        """``GET /instance/connect``, remembered: the wait before the next ask without a
-        QR grows while the gateway answers with none."""
+    async def _ask_for_qr(self, instance: str, *, pairing: bool = False) -> ConnectAnswer:
+        """``GET /instance/connect``, remembered. Pairing's ask (usually answered before the
+        QR exists) starts the wait; each later answer without a QR doubles it."""
         self._qr_asked_at = time.monotonic()
         answer = await self.client.connect(instance)
-        if answer.qr is not None and answer.qr.ready:
+        if pairing or (answer.qr is not None and answer.qr.ready):
             self._qr_wait = QR_WAIT_REFRESH_SECONDS
         else:
             self._qr_wait = min(2 * self._qr_wait, QR_WAIT_REFRESH_MAX_SECONDS)
@@ -416,7 +417,7 @@ class WhatsAppChannel(Channel):
             else:
                 self._qr_wait = QR_WAIT_REFRESH_SECONDS  # a new pairing: the first wait
                 if qr is None or not qr.ready:
-                    answer = await self._ask_for_qr(instance)
+                    answer = await self._ask_for_qr(instance, pairing=True)
                     if answer.state == "open":
                         qr = None
                         state = "open"

@@ -185,7 +185,19 @@ def _state_of(body: Any) -> str | None:
 
 def _never_sent(cause: BaseException) -> bool:
     """True when the request cannot have reached the gateway (no connection was made)."""
-    return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return isinstance(
+        cause,
+        aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError | aiohttp.InvalidURL,
+    )
+
+
+def _timeouts(seconds: float) -> aiohttp.ClientTimeout:
+    """``seconds`` for each phase (a connection, then each read), as httpx counts them: a
+    connection that never opens fails as a connection timeout, so the call is known not to
+    have reached the gateway."""
+    return aiohttp.ClientTimeout(
+        total=None, connect=seconds, sock_connect=seconds, sock_read=seconds
+    )
 
 
 def _body(raw: bytes) -> Any:
@@ -276,7 +288,7 @@ class EvolutionClient:
                 method,
                 self.base_url + path,
                 json=body,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                timeout=_timeouts(timeout),
             ) as response:
                 status, raw = response.status, await response.read()
                 retry_after = response.headers.get("retry-after")
