@@ -14,21 +14,31 @@ from .offline_answer import question_parts
 from .rag.hashing import fold
 
 #: Questions asking a price, on folded text (lower case, no accents), in es, pt and en.
-#: "precio" but not "precios": "¿los precios incluyen IVA?" asks about prices in general.
+#: Only the forms that ask one: "¿el precio incluye IVA?" or "¿por qué sale rechazada la
+#: tarjeta?" do not, nor "precios" ("¿los precios incluyen IVA?" asks about prices in general).
 _ASKS_PRICE = re.compile(
     r"\b(?:"
-    r"cuanto (?:sale|salen|cuesta|cuestan|esta|estan|vale|valen|me sale|me cuesta|seria)"
-    r"|que (?:sale|salen|cuesta|cuestan|precio|valor)"
-    r"|precio|costo del|costos? de"
-    r"|quanto (?:custa|custam|sai|fica|e)|preco"
-    r"|how much (?:is|are|does|do|for)|price|costs?"
-    r")\b"
+    r"cuanto (?:sale|salen|cuesta|cuestan|esta|estan|vale|valen|es el|es la|cobr\w+|me sale"
+    r"|me cuesta|seria)"
+    r"|(?<!por )(?<!lo )que (?:sale|salen|cuesta|cuestan|precio)"
+    r"|(?:el |cual es el |a que )?precio (?:de|del|tiene|tienen)\b|^precio\b"
+    r"|(?:el |cual es el )?(?:valor|costo) (?:de|del)\b"
+    r"|quanto (?:custa|custam|sai|fica|esta)|(?:qual (?:e )?o )?(?:preco|valor) (?:de|do|da)\b"
+    r"|how much (?:is|are|for|would|will)|how much does .{1,40} cost|price (?:of|for)"
+    r"|what does .{1,40} cost"
+    r")"
 )
+_AMOUNT = r"\d[\d.,]*(?:\s?mil)?"
 #: Passages stating a price or that something costs nothing.
 _STATES_PRICE = re.compile(
-    r"\$\s?\d|\b\d[\d.,]*\s?(?:pesos|ars|usd|reais)\b"
-    r"|\b(?:gratis|gratuit[oa]s?|free)\b|\bsin (?:cargo|costo)\b|\bsem custo\b"
+    r"(?:\$|\b(?:ars|usd|u\$[sd]|brl|eur|r\$))\s?\d"
+    rf"|{_AMOUNT}\s?(?:\$|\b(?:pesos?|dolares?|reales|reais|euros?)\b)"
+    r"|\b(?:gratis|gratuit[oa]s?|free|bonificad[oa]s?|de graca)\b"
+    r"|\b(?:sin|sem|no tiene|at no|no) (?:cargo|costo|custo|cost|charge)\b"
 )
+#: A table or list with a price column: "| Producto | Precio |" and amounts under it.
+_PRICE_HEADER = re.compile(r"\b(?:precios?|price|prices|precos?|valor)\b")
+_BARE_AMOUNT = re.compile(r"\b\d{1,3}(?:[.,]\d{3})+\b|\b\d{4,}\b")
 
 
 def asks_price(question: str) -> bool:
@@ -36,7 +46,10 @@ def asks_price(question: str) -> bool:
 
 
 def states_price(passage: str) -> bool:
-    return _STATES_PRICE.search(fold(passage)) is not None
+    text = fold(passage)
+    if _STATES_PRICE.search(text):
+        return True
+    return bool(_PRICE_HEADER.search(text) and _BARE_AMOUNT.search(text))
 
 
 def can_answer(question: str, passage: str) -> bool:

@@ -16,6 +16,11 @@ from nicobot.answer_kind import answers_whole, asks_price, can_answer, states_pr
         "How much is the vitamin C serum?",
         "what's the price of the kit?",
         "Quanto custa o sérum?",
+        "cuánto es el envío?",
+        "cuánto cobran el envío?",
+        "cuál es el valor del envío?",
+        "qual o valor do frete?",
+        "how much does shipping cost?",
     ],
 )
 def test_questions_asking_a_price(question: str):
@@ -30,6 +35,12 @@ def test_questions_asking_a_price(question: str):
         "los precios incluyen IVA?",  # about prices in general
         "how much time does shipping take?",
         "hacen envíos a Córdoba?",
+        "el precio incluye IVA?",
+        "Does the price include VAT?",
+        "por qué sale rechazada la tarjeta?",
+        "lo que sale en la foto es de ustedes?",
+        "How much does it weigh?",
+        "quanto é o prazo de entrega?",
     ],
 )
 def test_questions_not_asking_a_price(question: str):
@@ -42,8 +53,13 @@ def test_passages_that_state_a_price_or_that_it_costs_nothing():
     assert states_price("El envío es gratis desde $60.000.")
     assert states_price("Retiro sin cargo en el local.")
     assert states_price("Free shipping over 60,000.")
+    for stated in ("ARS 4500", "USD 20", "U$S 20", "4500$", "5 mil pesos", "R$ 30", "20 reais"):
+        assert states_price(stated), stated
+    assert states_price("Envío bonificado.") and states_price("No tiene costo.")
+    assert states_price("| Producto | Precio |\n| --- | --- |\n| Shampoo | 4.500 |")
     assert not states_price("Crema corporal de manteca de cacao (200 g).")
     assert not states_price("Precios en pesos argentinos, vigentes para el mes en curso.")
+    assert not states_price("Abrimos de 10 a 19; hay 12 lugares por taller.")
 
 
 def test_a_price_question_needs_a_passage_with_a_price():

@@ -261,6 +261,7 @@ async def test_a_question_asking_a_price_is_answered_only_by_passages_that_state
     documents = {
         "productos.md": "# Crema de cacao\n\nCrema corporal de manteca de cacao, para piel seca.",
         "precios.md": "# Precios\n\n| Producto | Precio |\n| --- | --- |\n| Vela | $ 11.000 |",
+        "envios.md": "# Envíos\n\nLos envíos tardan de 3 a 7 días hábiles.",
     }
     kb, agent = await agent_over(tmp_path / "p", open_kb, documents)
     question = "cuanto sale la crema de manteca de cacao?"
@@ -272,3 +273,7 @@ async def test_a_question_asking_a_price_is_answered_only_by_passages_that_state
     # in a question of several parts, only the part asking the price is held to it
     found = await agent.search("la crema de cacao es para piel seca? y cuanto sale la vela?")
     assert {"productos.md", "precios.md"} <= {s.source for s in found}
+    # and the description the whole question finds first does not lead for the price part
+    found = await agent.search("cuanto sale la crema de manteca de cacao? y tardan los envios?")
+    assert found[0].source != "productos.md"
+    assert [s.source for s in found][:2] == ["precios.md", "envios.md"]
