@@ -205,9 +205,11 @@ class Agent:
             # a part asking a price may find its answer below a description of the product
             answers = await self.knowledge.query(part, k=top_k if asks_price(part) else 1)
             best_of_parts.extend(_can_answer(part, answers)[:1])
-        # the whole question's best leads unless a part asking a price finds no price in it
-        lead = [found[0]] if all(can_answer(p, found[0].text) for p in parts) else []
-        return _unique([*lead, *best_of_parts, *found[1:]])
+        best, rest = found[0], found[1:]
+        if all(can_answer(part, best.text) for part in parts):
+            return _unique([best, *best_of_parts, *rest])
+        # a part asking a price finds no price in the whole question's best: it follows
+        return _unique([*best_of_parts, best, *rest])
 
     def system_prompt(self, persona: Mapping[str, Any] | None = None) -> str:
         """The system prompt with ``{name}``, ``{persona}`` and ``{business}`` filled in."""
