@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import i18n, offline_answer
-from .answer_kind import asks_price, can_answer
+from .answer_kind import asks_price, states_price
 from .knowledge import KnowledgeBase, Snippet
 from .llm_process import LLMRunner, client_for, runner_for
 from .models import ChatSession, Message, Role
@@ -197,16 +197,17 @@ class Agent:
         found = await self.knowledge.query(text, k=top_k)
         parts = offline_answer.question_parts(text)
         if len(parts) < 2:
-            return _can_answer(text, found)
+            return _stating_price(found) if asks_price(text) else found
         if not found:
             return found
+        asked = [asks_price(part) for part in parts]
         best_of_parts = []
-        for part in parts[:MAX_PARTS]:
+        for part, price_asked in zip(parts[:MAX_PARTS], asked, strict=False):
             # a part asking a price may find its answer below a description of the product
-            answers = await self.knowledge.query(part, k=top_k if asks_price(part) else 1)
-            best_of_parts.extend(_can_answer(part, answers)[:1])
+            answers = await self.knowledge.query(part, k=top_k if price_asked else 1)
+            best_of_parts.extend((_stating_price(answers) if price_asked else answers)[:1])
         best, rest = found[0], found[1:]
-        if all(can_answer(part, best.text) for part in parts):
+        if not any(asked) or states_price(best.text):
             return _unique([best, *best_of_parts, *rest])
         # a part asking a price finds no price in the whole question's best: it follows
         return _unique([*best_of_parts, best, *rest])
@@ -304,8 +305,8 @@ class Agent:
         return AgentReply(text, context.snippets, "llm", llm_seconds=time.perf_counter() - started)
 
 
-def _can_answer(question: str, snippets: list[Snippet]) -> list[Snippet]:
-    return [s for s in snippets if can_answer(question, s.text)]
+def _stating_price(snippets: list[Snippet]) -> list[Snippet]:
+    return [s for s in snippets if states_price(s.text)]
 
 
 def _unique(snippets: list[Snippet]) -> list[Snippet]:

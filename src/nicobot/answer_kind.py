@@ -57,8 +57,24 @@ def can_answer(question: str, passage: str) -> bool:
     return not asks_price(question) or states_price(passage)
 
 
-def answers_whole(question: str, passage: str) -> bool:
-    """:func:`can_answer` for a whole question. One in several parts ("¿cuánto sale el
+def whole_asks_price(question: str) -> bool:
+    """:func:`asks_price` for a whole question. One in several parts ("¿cuánto sale el
     shampoo y cuánto tarda el envío?") is checked part by part (:meth:`nicobot.Agent.search`):
-    any passage may answer one of its parts."""
-    return len(question_parts(question)) >= 2 or can_answer(question, passage)
+    as a whole it asks for nothing in particular."""
+    return len(question_parts(question)) < 2 and asks_price(question)
+
+
+def answers_whole(question: str, passage: str) -> bool:
+    """:func:`can_answer` for a whole question (see :func:`whole_asks_price`)."""
+    return not whole_asks_price(question) or states_price(passage)
+
+
+def unused_reason(score: float, min_score: float, price_asked: bool, passage: str) -> str | None:
+    """Why the bot does not answer from a passage: ``"min_score"`` (it scores under it),
+    ``"no_price"`` (the question asks a price, ``price_asked``, and it states none), or None
+    when it does."""
+    if score < min_score:
+        return "min_score"
+    if price_asked and not states_price(passage):
+        return "no_price"
+    return None

@@ -146,7 +146,7 @@ def query(text: tuple[str, ...], project: Path, top_k: int | None, full: bool) -
     Scores go from 0 to 1; chunks under [knowledge] min_score are not given to the bot.
     """
     import nicobot
-    from nicobot.answer_kind import answers_whole
+    from nicobot.answer_kind import unused_reason, whole_asks_price
 
     kb = load_knowledge_base(project)
     settings = nicobot.load_settings(project)
@@ -168,13 +168,15 @@ def query(text: tuple[str, ...], project: Path, top_k: int | None, full: bool) -
     if not snippets:
         click.echo(EMPTY if empty else "Nothing found.")
         return
+    notes = {
+        None: "",
+        "min_score": f"  (under min_score {min_score}: not used)",
+        "no_price": "  (states no price, and the question asks one: not used)",
+    }
+    price_asked = whole_asks_price(searched)
     for snippet in snippets:
         where = snippet.source + (f" > {snippet.heading}" if snippet.heading else "")
-        note = ""
-        if snippet.score < min_score:
-            note = f"  (under min_score {min_score}: not used)"
-        elif not answers_whole(searched, snippet.text):
-            note = "  (states no price, and the question asks one: not used)"
+        note = notes[unused_reason(snippet.score, min_score, price_asked, snippet.text)]
         click.echo(click.style(f"[{snippet.score:.3f}] {where}", bold=True) + note)
         body = snippet.text if full else clip(snippet.text, 300)
         click.echo(textwrap.indent(body, "    "))

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from quart import Blueprint, current_app, jsonify, request
 from werkzeug.utils import secure_filename
 
-from ..answer_kind import answers_whole
+from ..answer_kind import unused_reason, whole_asks_price
 from ..knowledge import Snippet
 from ..web.auth import admin_required
 from . import SUPPORTED_SUFFIXES
@@ -160,24 +160,21 @@ def make_blueprint() -> Blueprint:
         k = _int(params.get("k"), settings.top_k)
         searched = settings.search_text(text.strip())
         snippets = await kb.search(searched, k)
+        price_asked = whole_asks_price(searched)
         return jsonify(
             q=text.strip(),
             searched=searched,
             min_score=settings.min_score,
-            snippets=[_shown(searched, s, settings.min_score) for s in snippets],
+            snippets=[_shown(s, settings.min_score, price_asked) for s in snippets],
         )
 
     return blueprint
 
 
-def _shown(question: str, snippet: Snippet, min_score: float) -> dict[str, Any]:
-    """A snippet as the query API shows it: ``used`` by the bot, or why not
-    (``not_used``: ``"min_score"``, or ``"no_price"`` for a question asking a price)."""
-    reason = None
-    if snippet.score < min_score:
-        reason = "min_score"
-    elif not answers_whole(question, snippet.text):
-        reason = "no_price"
+def _shown(snippet: Snippet, min_score: float, price_asked: bool) -> dict[str, Any]:
+    """A snippet as the query API shows it: ``used`` by the bot, or why not (``not_used``,
+    see :func:`nicobot.answer_kind.unused_reason`)."""
+    reason = unused_reason(snippet.score, min_score, price_asked, snippet.text)
     return {**snippet.to_dict(), "used": reason is None, "not_used": reason}
 
 
