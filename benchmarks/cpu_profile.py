@@ -53,7 +53,7 @@ def part_of(stack: str) -> str:
     return "other"
 
 
-def profile(messages: int, rate: int, embedder: str) -> dict[str, Any]:
+def profile(messages: int, rate: int, embedder: str, offered: float | None) -> dict[str, Any]:
     if shutil.which("py-spy") is None and not Path(h.PYTHON).with_name("py-spy").exists():
         raise h.BenchError("py-spy is not installed (pip install py-spy)")
     spy_bin = shutil.which("py-spy") or str(Path(h.PYTHON).with_name("py-spy"))
@@ -65,7 +65,7 @@ def profile(messages: int, rate: int, embedder: str) -> dict[str, Any]:
             extra_env={"NICOBOT_KNOWLEDGE__EMBEDDER": embedder},
         )
         h.warm_up(stack)
-        plain = h.measure_load(stack, count=messages, conversations=1000, dup=0.1)
+        plain = h.measure_load(stack, count=messages, conversations=1000, dup=0.1, rate=offered)
         raw = Path(tmp) / "samples.txt"
         spy = subprocess.Popen(
             [
@@ -86,7 +86,9 @@ def profile(messages: int, rate: int, embedder: str) -> dict[str, Any]:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        sampled = h.measure_load(stack, count=messages, conversations=1000, dup=0.1)
+        sampled = h.measure_load(
+            stack, count=messages, conversations=1000, dup=0.1, rate=offered
+        )
         spy.send_signal(signal.SIGINT)
         _out, err = spy.communicate(timeout=60)
         if not raw.exists():
@@ -101,6 +103,7 @@ def profile(messages: int, rate: int, embedder: str) -> dict[str, Any]:
     per_message = plain["nicobot_cpu_ms_per_message"]
     return {
         "messages": messages,
+        "offered_per_s": offered,
         "samples": total,
         "cpu_ms_per_message": per_message,
         "answered_per_s": plain["answered_per_s"],
@@ -131,6 +134,12 @@ def run() -> None:
     parser.add_argument("--messages", type=int, default=1500)
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument(
+        "--offered",
+        type=float,
+        default=None,
+        help="webhooks/s, open loop (default: closed loop, as fast as nicobot answers)",
+    )
+    parser.add_argument(
         "--embedder",
         default="hashing",
         help="[knowledge] embedder (hashing: as peers.py; e5 spends most of its CPU outside "
@@ -142,7 +151,7 @@ def run() -> None:
         "mode": "quick" if args.quick else "full",
         "machine": h.machine(),
         "embedder": args.embedder,
-        "result": profile(messages, args.rate, args.embedder),
+        "result": profile(messages, args.rate, args.embedder, args.offered),
     }
     print(report(data))
     print(f"wrote {h.write_result('cpu_profile', data)}")

@@ -358,7 +358,8 @@ async def test_a_permanent_refusal_fails_at_once_and_retry_after_is_obeyed(
     await deliver(nicobot_client, "later-1", "5491100000031", "hola")
 
     async def waiting() -> bool:
-        return bool(await nicobot_bot.store.list_outbox("pending"))
+        # pending from the start: it waits once the first attempt was refused
+        return any(entry.attempts for entry in await nicobot_bot.store.list_outbox("pending"))
 
     await eventually("the reply to wait", waiting)
     assert await nicobot_bot.store.claim_outbox("probe", 5, lease=1) == []  # waits an hour

@@ -21,6 +21,7 @@ from .plugins import call_registration, make_plugin_manager
 from .version import __version__
 from .web import api, events, inbox, pages, webhooks
 from .web.auth import CredentialThrottle, csrf_token
+from .web.direct import DirectWebhooks
 from .web.limits import BodyRejected, check_json_body, path_value_ok
 from .web.security import add_security_headers, cookie_name, secret_key
 
@@ -79,6 +80,7 @@ def create_app(
     _setup_errors(app)
     _setup_limits(app)
     add_security_headers(app)
+    app.asgi_app = DirectWebhooks(app, app.asgi_app, MAX_REQUEST_BYTES)  # type: ignore[method-assign,assignment]
 
     @app.before_serving
     async def start_bot() -> None:

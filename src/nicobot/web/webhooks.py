@@ -2,68 +2,114 @@
 
 The channel authenticates and parses (a pure function of the payload); the core
 records each message through the bot's single entry point and answers at once.
+:func:`answer_webhook` is the route; the server reaches it straight from ASGI
+(:mod:`nicobot.web.direct`), and Quart's route below serves the test client's and any
+other caller's requests that come through the app.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from quart import Blueprint, jsonify, request
 
 from ..channels import WebhookRejected, WebhookRequest
-from .auth import client_address, throttle, too_many_failures
-from .common import current_bot, error
+from .auth import CredentialThrottle, client_address, throttle
+from .common import current_bot
+
+if TYPE_CHECKING:
+    from ..bot import Bot
 
 log = logging.getLogger("nicobot.webhooks")
 blueprint = Blueprint("webhooks", __name__)
 
 
-@blueprint.post("/api/webhooks/<slug>")
-@blueprint.post("/api/webhooks/<slug>/<path:subpath>")
-async def receive_webhook(slug: str, subpath: str = "") -> Any:
-    bot = current_bot()
-    channel = bot.channels.by_webhook_slug(slug)
+@dataclass(frozen=True)
+class WebhookAnswer:
+    """What the route answers: a status, a JSON object and extra headers."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WebhookCall:
+    """One call to the route, as the web server received it."""
+
+    slug: str
+    subpath: str
+    method: str
+    headers: Mapping[str, str]  # names in lower case
+    query: Mapping[str, str]
+    body: bytes
+    client: str
+
+
+async def answer_webhook(
+    bot: Bot, failures: CredentialThrottle, call: WebhookCall
+) -> WebhookAnswer:
+    channel = bot.channels.by_webhook_slug(call.slug)
     if channel is None or not channel.configured:
-        return error(f"no channel takes webhooks at {slug!r}", 404)
-    credential = f"webhook:{slug}"
-    refused = too_many_failures(credential)
-    if refused is not None:
-        return refused
-    body = await request.get_data(cache=False)
-    assert isinstance(body, bytes)
+        return WebhookAnswer(404, {"error": f"no channel takes webhooks at {call.slug!r}"})
+    credential = f"webhook:{call.slug}"
+    wait = failures.retry_after((credential, call.client))
+    if wait is not None:
+        message = f"too many failed attempts; try again in {wait} s"
+        return WebhookAnswer(429, {"error": message}, {"Retry-After": str(wait)})
     webhook = WebhookRequest(
-        method=request.method,
-        headers={k.lower(): v for k, v in request.headers.items()},
-        subpath=subpath,
-        query=dict(request.args.items()),
-        body=body,
-        json=_parse_json(body),
+        method=call.method,
+        headers=dict(call.headers),
+        subpath=call.subpath,
+        query=dict(call.query),
+        body=call.body,
+        json=_parse_json(call.body),
     )
     try:
         result = await channel.handle_webhook(webhook)
     except WebhookRejected as exc:
         if exc.status in (401, 403):
-            throttle().failed((credential, client_address()))
-        bot.metrics.webhook_calls.labels(slug, "rejected").inc()
-        log.warning("rejected a %s webhook from %s: %s", slug, client_address(), exc)
-        return error(str(exc), exc.status)
+            failures.failed((credential, call.client))
+        bot.metrics.webhook_calls.labels(call.slug, "rejected").inc()
+        log.warning("rejected a %s webhook from %s: %s", call.slug, call.client, exc)
+        return WebhookAnswer(exc.status, {"error": str(exc)})
     except Exception:
-        bot.metrics.webhook_calls.labels(slug, "failed").inc()
-        log.exception("the %s channel failed on a webhook; answered 200 and dropped it", slug)
-        return jsonify(ok=False, dropped=True)
-    bot.metrics.webhook_calls.labels(slug, "handled").inc()
+        bot.metrics.webhook_calls.labels(call.slug, "failed").inc()
+        log.exception("the %s channel failed on a webhook; answered 200 and dropped it", call.slug)
+        return WebhookAnswer(200, {"ok": False, "dropped": True})
+    bot.metrics.webhook_calls.labels(call.slug, "handled").inc()
     accepted = duplicates = 0
-    for message in result.messages:
-        if await bot.submit(message):
+    for incoming in result.messages:
+        if await bot.submit(incoming):
             accepted += 1
         else:
             duplicates += 1
     body_out = dict(result.body)
     if result.messages:
         body_out.update(accepted=accepted, duplicates=duplicates)
-    return jsonify(body_out), result.status
+    return WebhookAnswer(result.status, body_out)
+
+
+@blueprint.post("/api/webhooks/<slug>")
+@blueprint.post("/api/webhooks/<slug>/<path:subpath>")
+async def receive_webhook(slug: str, subpath: str = "") -> Any:
+    body = await request.get_data(cache=False)
+    assert isinstance(body, bytes)
+    call = WebhookCall(
+        slug=slug,
+        subpath=subpath,
+        method=request.method,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.args.items()),
+        body=body,
+        client=client_address(),
+    )
+    answer = await answer_webhook(current_bot(), throttle(), call)
+    return jsonify(answer.body), answer.status, answer.headers
 
 
 def _parse_json(body: bytes) -> Any:
