@@ -37,6 +37,17 @@ def test_the_limit_is_the_bound_while_the_loop_keeps_up():
     ]
 
 
+def test_a_busy_loop_that_keeps_up_lets_the_limit_grow_back():
+    """A server answering 100 messages a second runs its timers 5 to 15 ms late: that is
+    keeping up, and a limit cut earlier must grow back rather than hold."""
+    limit = AdaptiveLimit(64)
+    limit.update(LATE, 2, now=0.0)
+    assert limit.value == 1
+    for look in range(30):
+        limit.update(0.012, limit.value, now=1.0 + look)
+    assert limit.value == 64
+
+
 def test_a_late_loop_cuts_what_is_in_flight_by_a_quarter_at_most_every_interval():
     limit = AdaptiveLimit(32)
     assert limit.update(LATE, 20, now=100.0) == 15  # from what is in flight, not the bound

@@ -34,9 +34,12 @@ SEND_LEASE_SECONDS = 90.0
 #: How often a worker looks for dead workers of this host that still hold work.
 REAP_EVERY_SECONDS = 3.0
 LAG_PROBE_SECONDS = 0.01
-#: Above this event-loop lag turns in flight shrink; below LAG_LOW they grow back.
-LAG_HIGH_SECONDS = 0.015
-LAG_LOW_SECONDS = 0.005
+#: Above this event-loop lag turns in flight shrink; below LAG_LOW they grow back. A loop
+#: busy with webhooks and turns but keeping up runs timers a few milliseconds late; limits
+#: that counted that as late held a moderately loaded server to a turn or two at a time,
+#: and its replies waited seconds.
+LAG_HIGH_SECONDS = 0.05
+LAG_LOW_SECONDS = 0.02
 SHRINK_EVERY_SECONDS = 0.1
 #: Below this share of a core used by this process, a late loop is other processes'
 #: doing (a busy machine): fewer turns in flight would not help, and slow LLM calls
