@@ -86,9 +86,7 @@ def profile(messages: int, rate: int, embedder: str, offered: float | None) -> d
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        sampled = h.measure_load(
-            stack, count=messages, conversations=1000, dup=0.1, rate=offered
-        )
+        sampled = h.measure_load(stack, count=messages, conversations=1000, dup=0.1, rate=offered)
         spy.send_signal(signal.SIGINT)
         _out, err = spy.communicate(timeout=60)
         if not raw.exists():
