@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from typing import TYPE_CHECKING
@@ -49,5 +50,12 @@ def handoff_keywords(settings: Settings) -> tuple[str, ...]:
 
 
 def asks_for_a_person(text: str, keywords: tuple[str, ...]) -> bool:
-    folded = fold(text)
-    return any(re.search(rf"\b{re.escape(k)}\b", folded) for k in keywords)
+    return keywords_pattern(keywords).search(fold(text)) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def keywords_pattern(keywords: tuple[str, ...]) -> re.Pattern[str]:
+    """Any of ``keywords`` as whole words (a pattern that matches nothing when empty)."""
+    if not keywords:
+        return re.compile(r"(?!)")
+    return re.compile("|".join(rf"\b{re.escape(k)}\b" for k in keywords))
