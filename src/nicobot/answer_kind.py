@@ -52,21 +52,11 @@ def states_price(passage: str) -> bool:
     return bool(_PRICE_HEADER.search(text) and _BARE_AMOUNT.search(text))
 
 
-def can_answer(question: str, passage: str) -> bool:
-    """False for a passage that holds no answer of the kind the question asks for."""
-    return not asks_price(question) or states_price(passage)
-
-
 def whole_asks_price(question: str) -> bool:
     """:func:`asks_price` for a whole question. One in several parts ("¿cuánto sale el
     shampoo y cuánto tarda el envío?") is checked part by part (:meth:`nicobot.Agent.search`):
     as a whole it asks for nothing in particular."""
     return len(question_parts(question)) < 2 and asks_price(question)
-
-
-def answers_whole(question: str, passage: str) -> bool:
-    """:func:`can_answer` for a whole question (see :func:`whole_asks_price`)."""
-    return not whole_asks_price(question) or states_price(passage)
 
 
 def unused_reason(score: float, min_score: float, price_asked: bool, passage: str) -> str | None:

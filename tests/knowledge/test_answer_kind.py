@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nicobot.answer_kind import answers_whole, asks_price, can_answer, states_price
+from nicobot.answer_kind import asks_price, states_price, unused_reason, whole_asks_price
 
 
 @pytest.mark.parametrize(
@@ -62,13 +62,18 @@ def test_passages_that_state_a_price_or_that_it_costs_nothing():
     assert not states_price("Abrimos de 10 a 19; hay 12 lugares por taller.")
 
 
+def not_used(question: str, passage: str) -> str | None:
+    """Why the bot would not answer ``question`` from ``passage``, scoring well."""
+    return unused_reason(1.0, 0.0, whole_asks_price(question), passage)
+
+
 def test_a_price_question_needs_a_passage_with_a_price():
-    assert not can_answer("cuánto sale la crema?", "Crema corporal (200 g).")
-    assert can_answer("cuánto sale la crema?", "Crema corporal: $ 15.000")
-    assert can_answer("la crema es para piel seca?", "Crema corporal (200 g).")
+    assert not_used("cuánto sale la crema?", "Crema corporal (200 g).") == "no_price"
+    assert not_used("cuánto sale la crema?", "Crema corporal: $ 15.000") is None
+    assert not_used("la crema es para piel seca?", "Crema corporal (200 g).") is None
 
 
 def test_a_question_in_several_parts_is_not_held_to_one_kind_as_a_whole():
     question = "cuánto sale el shampoo? y cuánto tarda el envío?"
-    assert answers_whole(question, "Entrega en 2 a 4 días hábiles.")
-    assert not answers_whole("cuánto sale el shampoo?", "Entrega en 2 a 4 días hábiles.")
+    assert not_used(question, "Entrega en 2 a 4 días hábiles.") is None
+    assert not_used("cuánto sale el shampoo?", "Entrega en 2 a 4 días hábiles.") == "no_price"
