@@ -22,7 +22,7 @@ from .version import __version__
 from .web import api, events, inbox, pages, webhooks
 from .web.auth import CredentialThrottle, csrf_token
 from .web.direct import DirectWebhooks
-from .web.limits import BodyRejected, check_json_body, path_value_ok
+from .web.limits import FORM_TYPES, BodyRejected, check_json_body, path_value_ok
 from .web.security import add_security_headers, cookie_name, secret_key
 
 log = logging.getLogger("nicobot.app")
@@ -131,7 +131,6 @@ def _setup_i18n(app: Quart, settings: Settings) -> None:
         g.lang = chosen if chosen in ("en", "es") else settings.bot.language
 
 
-FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

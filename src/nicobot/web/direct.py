@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from .error_text import translate_error
-from .limits import BodyRejected, check_json_body, path_value_ok
-from .security import CSP
+from .limits import FORM_TYPES, BodyRejected, check_json_body, path_value_ok
+from .security import security_headers
 from .webhooks import WebhookAnswer, WebhookCall, answer_webhook
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
 
 PREFIX = "/api/webhooks/"
-FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 
 
 class BodyTooLarge(Exception):
@@ -106,15 +105,13 @@ class DirectWebhooks:
 
     async def _send(self, send: Send, answer: WebhookAnswer) -> None:
         payload = (json.dumps(answer.body, separators=(",", ":")) + "\n").encode()
-        headers = [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(payload)).encode()),
-            (b"content-security-policy", CSP.format(nonce=secrets.token_urlsafe(16)).encode()),
-            (b"x-frame-options", b"DENY"),
-            (b"x-content-type-options", b"nosniff"),
-            (b"referrer-policy", b"same-origin"),
-        ]
-        headers += [(k.lower().encode(), v.encode("latin-1")) for k, v in answer.headers.items()]
+        named = {
+            "content-type": "application/json",
+            "content-length": str(len(payload)),
+            **security_headers(secrets.token_urlsafe(16)),
+            **answer.headers,
+        }
+        headers = [(k.lower().encode(), v.encode("latin-1")) for k, v in named.items()]
         await send({"type": "http.response.start", "status": answer.status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
 

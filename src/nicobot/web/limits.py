@@ -17,6 +17,8 @@ MAX_JSON_BYTES = 4 * 1024 * 1024
 MAX_JSON_DEPTH = 64
 MAX_ID = 2**63 - 1
 MAX_PATH_VALUE_CHARS = 1024
+#: Bodies that are forms, not JSON: the JSON checks leave them alone.
+FORM_TYPES = frozenset({"multipart/form-data", "application/x-www-form-urlencoded"})
 
 # A JSON string, or an unterminated one running to the end of the body: every match at a
 # quote succeeds, so removing strings takes one pass whatever the body holds.

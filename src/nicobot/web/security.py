@@ -67,10 +67,17 @@ def add_security_headers(app: Quart) -> None:
     app.jinja_env.globals["csp_nonce"] = csp_nonce
 
     @app.after_request
-    async def security_headers(response: Response) -> Response:
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", CSP.format(nonce=csp_nonce()))
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "same-origin")
+    async def add_headers(response: Response) -> Response:
+        for name, value in security_headers(csp_nonce()).items():
+            response.headers.setdefault(name, value)
         return response
+
+
+def security_headers(nonce: str) -> dict[str, str]:
+    """What every page and answer carries (a route may set its own first)."""
+    return {
+        "Content-Security-Policy": CSP.format(nonce=nonce),
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+    }
