@@ -2,16 +2,16 @@
 
 The channel authenticates and parses (a pure function of the payload); the core
 records each message through the bot's single entry point and answers at once.
-:func:`answer_webhook` is the route; the server reaches it straight from ASGI
-(:mod:`nicobot.web.direct`), and Quart's route below serves the test client's and any
-other caller's requests that come through the app.
+:func:`answer_webhook` is the route. Every call through the app (the server's and the
+test client's) reaches it straight from ASGI (:mod:`nicobot.web.direct`); Quart's route
+below declares it to Quart (other methods get 405) and answers the same when Quart is
+called without that front.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +44,8 @@ class WebhookCall:
     slug: str
     subpath: str
     method: str
-    headers: Mapping[str, str]  # names in lower case
-    query: Mapping[str, str]
+    headers: dict[str, str]  # names in lower case
+    query: dict[str, str]
     body: bytes
     client: str
 
@@ -63,9 +63,9 @@ async def answer_webhook(
         return WebhookAnswer(429, {"error": message}, {"Retry-After": str(wait)})
     webhook = WebhookRequest(
         method=call.method,
-        headers=dict(call.headers),
+        headers=call.headers,
         subpath=call.subpath,
-        query=dict(call.query),
+        query=call.query,
         body=call.body,
         json=_parse_json(call.body),
     )
