@@ -22,6 +22,7 @@ from .version import __version__
 from .web import api, events, inbox, pages, webhooks
 from .web.auth import CredentialThrottle, csrf_token
 from .web.direct import DirectWebhooks
+from .web.error_text import INTERNAL_ERROR
 from .web.limits import FORM_TYPES, BodyRejected, check_json_body, path_value_ok
 from .web.security import add_security_headers, cookie_name, secret_key
 
@@ -171,7 +172,7 @@ def _setup_errors(app: Quart) -> None:
     async def unexpected_error(exc: Exception) -> Any:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if request.path.startswith("/api/"):
-            return jsonify(error="internal error; see the server log"), 500
+            return jsonify(error=INTERNAL_ERROR), 500
         return Response(
             "500 Internal Server Error", status=500, content_type="text/plain; charset=utf-8"
         )

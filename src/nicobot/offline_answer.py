@@ -5,12 +5,16 @@ the question (a table keeps its header row); a passage that is short already, or
 line stands out, is kept whole. A question in several parts ("¿cuánto sale el envío y a
 qué hora abren?") also gets the best passage of another document, when retrieval found one
 (:meth:`nicobot.Agent.search` searches each part too).
+
+A long table is indexed as groups of rows, each under the table's header; the groups that
+retrieval found for one question are quoted as one table again, in the document's order,
+so that "pasame la lista de precios" gets the list rather than two pieces of it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -46,6 +50,52 @@ class Line:
 def question_parts(question: str) -> list[str]:
     """The parts of a question that asks several things, each with content words."""
     return [p.strip() for p in _PART_SPLIT.split(question) if hashing.words(p)]
+
+
+def join_table_parts(snippets: list[Snippet]) -> list[Snippet]:
+    """``snippets`` with the row groups of each table (same document, heading and header)
+    joined into one passage, at the place of the first of them: the header once, the rows
+    in the document's order, none twice."""
+    parts: dict[tuple[str, str | None, str], list[Snippet]] = {}
+    for snippet in snippets:
+        key = _table_key(snippet)
+        if key is not None:
+            parts.setdefault(key, []).append(snippet)
+    joined: list[Snippet] = []
+    done: set[tuple[str, str | None, str]] = set()
+    for snippet in snippets:
+        key = _table_key(snippet)
+        if key is None or len(parts[key]) < 2:
+            joined.append(snippet)
+        elif key not in done:
+            done.add(key)
+            joined.append(_joined(parts[key]))
+    return joined
+
+
+def _table_key(snippet: Snippet) -> tuple[str, str | None, str] | None:
+    """What identifies the table a passage is a row group of; None for other passages."""
+    lines = snippet.text.strip().split("\n")
+    if len(lines) < 3 or not is_table_rule(lines[1]):
+        return None
+    if not all(line.strip().startswith("|") for line in lines):
+        return None
+    return (snippet.source, snippet.heading, lines[0].strip())
+
+
+def _joined(parts: list[Snippet]) -> Snippet:
+    first = parts[0]
+    header = first.text.strip().split("\n")[:2]
+    rows: dict[str, None] = {}
+    for part in sorted(parts, key=_chunk_index):
+        rows.update(dict.fromkeys(line.strip() for line in part.text.strip().split("\n")[2:]))
+    return replace(first, text="\n".join([*header, *rows]), score=max(p.score for p in parts))
+
+
+def _chunk_index(snippet: Snippet) -> int:
+    """The passage's place in its document (the number after ``#`` in its chunk id)."""
+    index = (snippet.chunk_id or "").rpartition("#")[2]
+    return int(index) if index.isdigit() else 0
 
 
 def pick_passages(question: str, snippets: list[Snippet]) -> list[Snippet]:
@@ -112,5 +162,5 @@ def _cut(text: str, limit: int) -> str:
 
 def compose(question: str, snippets: list[Snippet]) -> tuple[str, list[Snippet]]:
     """The quoted text of an offline reply and the snippets it quotes."""
-    chosen = pick_passages(question, snippets)
+    chosen = pick_passages(question, join_table_parts(snippets))
     return "\n\n".join(trim(question, s) for s in chosen), chosen

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from nicobot.knowledge import Snippet
-from nicobot.offline_answer import compose, pick_passages, question_parts, trim
+from nicobot.offline_answer import (
+    compose,
+    join_table_parts,
+    pick_passages,
+    question_parts,
+    trim,
+)
 from nicobot.rag import hashing
 from nicobot.rag.chroma_store import _non_increasing
 from nicobot.rag.scoring import BOUNDARY, IDENTITY, Calibration, coverage, lexical_question
@@ -62,6 +68,47 @@ def test_a_question_in_two_parts_gets_a_passage_of_each_document():
     text, used = compose(question, [hours, same_doc, shipping])
     assert used == [hours, shipping]
     assert text == "Sábados de 10 a 14.\n\nEl envío cuesta $ 4.500."
+
+
+HEADER = "| Producto | Precio |\n| --- | --- |\n"
+
+
+def row_group(index: int, rows: str, score: float, heading: str = "Precios > Lista") -> Snippet:
+    return Snippet(
+        text=HEADER + rows,
+        source="precios.md",
+        score=score,
+        heading=heading,
+        chunk_id=f"precios.md#{index}",
+    )
+
+
+def test_row_groups_of_one_table_are_quoted_as_that_table_in_the_documents_order():
+    third = row_group(3, "| Vela de soja | $ 11.000 |", 0.9)
+    first = row_group(1, "| Crema de día | $ 18.500 |\n| Sérum | $ 22.000 |", 0.7)
+    other = snippet("Aceptamos efectivo y transferencia.", "precios.md", 0.8)
+    joined = join_table_parts([third, other, first])
+    assert [s.text for s in joined] == [
+        HEADER + "| Crema de día | $ 18.500 |\n| Sérum | $ 22.000 |\n| Vela de soja | $ 11.000 |",
+        other.text,
+    ]
+    assert joined[0].score == 0.9  # the best part's place and score
+    quoted, used = compose("pasame la lista de precios", [third, other, first])
+    assert "$ 18.500" in quoted and "$ 11.000" in quoted
+    assert quoted.count("| Producto | Precio |") == 1
+    assert used == [joined[0], other]  # the reply's sources: the whole table, then the runner-up
+    # a row asked about is still picked out, from any of the groups
+    quoted, _ = compose("cuanto sale la vela de soja", [third, first])
+    assert quoted == "| Producto | Precio |\n| Vela de soja | $ 11.000 |"
+
+
+def test_only_row_groups_of_the_same_table_are_joined():
+    prices = row_group(1, "| Crema | $ 18.500 |", 0.9)
+    other_section = row_group(5, "| Kit | $ 32.000 |", 0.8, heading="Precios > Kits")
+    lone = row_group(2, "| Sérum | $ 22.000 |", 0.7, heading="Otra tabla")
+    prose = snippet("Emitimos factura A o B.\nPara factura A hay que indicar el CUIT.")
+    kept = [prices, other_section, lone, prose]
+    assert join_table_parts(kept) == kept
 
 
 def test_calibration_maps_each_embedders_boundary_to_the_same_score():

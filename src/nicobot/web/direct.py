@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from .error_text import translate_error
+from .error_text import INTERNAL_ERROR, translate_error
 from .limits import FORM_TYPES, BodyRejected, check_json_body, path_value_ok
 from .security import security_headers
 from .webhooks import WebhookAnswer, WebhookCall, answer_webhook
@@ -58,7 +58,7 @@ class DirectWebhooks:
             answer = await self._answer(scope, receive, *route)
         except Exception:
             log.exception("unhandled error on POST %s", scope["path"])
-            answer = WebhookAnswer(500, {"error": "internal error; see the server log"})
+            answer = WebhookAnswer(500, {"error": INTERNAL_ERROR})
         if answer is not None:
             await self._send(send, answer)
 

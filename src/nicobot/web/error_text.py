@@ -19,11 +19,14 @@ def _(message: str) -> str:
     return message
 
 
+#: What an unexpected failure answers (the traceback goes to the log, never to the client).
+INTERNAL_ERROR = _("internal error; see the server log")
+
 TEMPLATES = (
     _("no such session"),
     _("authentication required"),
     _("missing or wrong CSRF token; reload the page"),
-    _("internal error; see the server log"),
+    INTERNAL_ERROR,
     _("request too large"),
     _("the body must be a JSON object"),
     _("%(key)s is required"),
