@@ -9,6 +9,9 @@ qué hora abren?") also gets the best passage of another document, when retrieva
 A long table is indexed as groups of rows, each under the table's header; the groups that
 retrieval found for one question are quoted as one table again, in the document's order,
 so that "pasame la lista de precios" gets the list rather than two pieces of it.
+
+Chat apps show no tables: a quoted table's rows become list items, "- Shampoo sólido (80 g):
+$ 9.800", with the header's names before the values of any third column and on.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import numpy as np
 
 from .knowledge import Snippet
 from .rag import hashing
-from .rag.chunking import is_table_rule
+from .rag.chunking import is_table_rule, table_cells
 
 #: A runner-up passage is quoted too when it scores at least this much...
 RUNNER_UP_MIN_SCORE = 0.4
@@ -160,7 +163,35 @@ def _cut(text: str, limit: int) -> str:
     return (cut[: end + 1] if end > limit // 2 else cut.rstrip()) + " …"
 
 
+def rows_as_items(text: str) -> str:
+    """``text`` with each Markdown table written as list items: a row's first cell, then
+    its other cells (each after its column's name from the second on); prose as it is."""
+    out: list[str] = []
+    columns: list[str] | None = None
+    for line in text.split("\n"):
+        if not line.strip().startswith("|"):
+            columns = None
+            out.append(line)
+        elif is_table_rule(line):
+            continue
+        elif columns is None:
+            columns = table_cells(line)
+        else:
+            out.append(_item(columns, table_cells(line)))
+    return "\n".join(out)
+
+
+def _item(columns: list[str], cells: list[str]) -> str:
+    first, *values = cells
+    named = [
+        value if i == 0 or not name else f"{name} {value}"
+        for i, (name, value) in enumerate(zip(columns[1:], values, strict=False))
+        if value
+    ]
+    return f"- {first}: {'; '.join(named)}" if named else f"- {first}"
+
+
 def compose(question: str, snippets: list[Snippet]) -> tuple[str, list[Snippet]]:
     """The quoted text of an offline reply and the snippets it quotes."""
     chosen = pick_passages(question, join_table_parts(snippets))
-    return "\n\n".join(trim(question, s) for s in chosen), chosen
+    return "\n\n".join(rows_as_items(trim(question, s)) for s in chosen), chosen

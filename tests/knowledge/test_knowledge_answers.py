@@ -111,8 +111,9 @@ class TestLaFormulaOffline:
 
     async def test_the_answer_is_trimmed_to_what_answers(self, nicobot_client):
         turn = await chat(nicobot_client, "cuanto cuesta el serum de vitamina c?")
-        assert "$ 22.000" in turn["reply"]
-        assert "| Producto | Precio |" in turn["reply"]  # the table's header stays
+        # the row, as a chat shows it (a list item, not a Markdown table)
+        assert "- Sérum de vitamina C (30 ml): $ 22.000" in turn["reply"], turn["reply"]
+        assert "|" not in turn["reply"]
         assert "Crema hidratante" not in turn["reply"]  # the other rows do not
 
     async def test_questions_the_documents_do_not_answer_get_the_fallback(self, nicobot_client):

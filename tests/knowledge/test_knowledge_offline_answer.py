@@ -11,6 +11,7 @@ from nicobot.offline_answer import (
     join_table_parts,
     pick_passages,
     question_parts,
+    rows_as_items,
     trim,
 )
 from nicobot.rag import hashing
@@ -94,12 +95,27 @@ def test_row_groups_of_one_table_are_quoted_as_that_table_in_the_documents_order
     ]
     assert joined[0].score == 0.9  # the best part's place and score
     quoted, used = compose("pasame la lista de precios", [third, other, first])
-    assert "$ 18.500" in quoted and "$ 11.000" in quoted
-    assert quoted.count("| Producto | Precio |") == 1
+    assert quoted == (
+        "- Crema de día: $ 18.500\n- Sérum: $ 22.000\n- Vela de soja: $ 11.000\n\n"
+        "Aceptamos efectivo y transferencia."
+    )
     assert used == [joined[0], other]  # the reply's sources: the whole table, then the runner-up
     # a row asked about is still picked out, from any of the groups
     quoted, _ = compose("cuanto sale la vela de soja", [third, first])
-    assert quoted == "| Producto | Precio |\n| Vela de soja | $ 11.000 |"
+    assert quoted == "- Vela de soja: $ 11.000"
+
+
+def test_a_quoted_table_reads_as_a_list_in_a_chat():
+    table = (
+        "Plazos de entrega:\n| Zona | Plazo | Costo |\n| :--- | ---: | --- |\n"
+        "| CABA | 24 a 48 horas | $ 4.500 |\n| Interior | 3 a 7 días | |\nConsultanos."
+    )
+    assert rows_as_items(table) == (
+        "Plazos de entrega:\n- CABA: 24 a 48 horas; Costo $ 4.500\n- Interior: 3 a 7 días\n"
+        "Consultanos."
+    )
+    prose = "Abrimos de 10:00 a 19:30.\n- Sábados de 10:00 a 14:00."
+    assert rows_as_items(prose) == prose
 
 
 def test_only_row_groups_of_the_same_table_are_joined():

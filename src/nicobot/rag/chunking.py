@@ -188,17 +188,18 @@ def table_as_text(text: str) -> str:
     lines = [line.strip() for line in text.split("\n") if line.strip()]
     if not is_table(lines) or not is_table_rule(lines[1]):
         return text
-    columns = _cells(lines[0])
+    columns = table_cells(lines[0])
     rows = []
     for line in lines[2:]:
-        cells = _cells(line)
+        cells = table_cells(line)
         rows.append(
             "; ".join(f"{c}: {v}" if c else v for c, v in zip(columns, cells, strict=False)) + "."
         )
     return "\n".join(rows)
 
 
-def _cells(row: str) -> list[str]:
+def table_cells(row: str) -> list[str]:
+    """The cells of a Markdown table row, stripped."""
     return [cell.strip() for cell in row.strip().strip("|").split("|")]
 
 
