@@ -59,15 +59,14 @@ def join_table_parts(snippets: list[Snippet]) -> list[Snippet]:
     """``snippets`` with the row groups of each table (same document, heading and header)
     joined into one passage, at the place of the first of them: the header once, the rows
     in the document's order, none twice."""
+    keys = [_table_key(snippet) for snippet in snippets]
     parts: dict[tuple[str, str | None, str], list[Snippet]] = {}
-    for snippet in snippets:
-        key = _table_key(snippet)
+    for snippet, key in zip(snippets, keys, strict=True):
         if key is not None:
             parts.setdefault(key, []).append(snippet)
     joined: list[Snippet] = []
     done: set[tuple[str, str | None, str]] = set()
-    for snippet in snippets:
-        key = _table_key(snippet)
+    for snippet, key in zip(snippets, keys, strict=True):
         if key is None or len(parts[key]) < 2:
             joined.append(snippet)
         elif key not in done:

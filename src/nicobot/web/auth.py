@@ -98,8 +98,12 @@ def too_many_failures(kind: str) -> Any | None:
     wait = throttle().retry_after((kind, client_address()))
     if wait is None:
         return None
-    response = jsonify(error=f"too many failed attempts; try again in {wait} s")
-    return response, 429, {"Retry-After": str(wait)}
+    return jsonify(error=retry_message(wait)), 429, {"Retry-After": str(wait)}
+
+
+def retry_message(wait: int) -> str:
+    """The error of a 429 for credentials failed too often (``wait``: Retry-After)."""
+    return f"too many failed attempts; try again in {wait} s"
 
 
 def bearer_token() -> str | None:

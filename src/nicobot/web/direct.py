@@ -35,6 +35,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[..., Awaitable[None]]
 
 PREFIX = "/api/webhooks/"
+TOO_LARGE = WebhookAnswer(413, {"error": "request too large"})
 
 
 class BodyTooLarge(Exception):
@@ -71,11 +72,11 @@ class DirectWebhooks:
         }
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
-            return WebhookAnswer(413, {"error": "request too large"})
+            return TOO_LARGE
         try:
             body = await read_body(receive, self.max_body_bytes)
         except BodyTooLarge:
-            return WebhookAnswer(413, {"error": "request too large"})
+            return TOO_LARGE
         if body is None:  # the client went away
             return None
         mimetype = headers.get("content-type", "").partition(";")[0].strip().lower()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from quart import Blueprint, jsonify, request
 
 from ..channels import WebhookRejected, WebhookRequest
-from .auth import CredentialThrottle, client_address, throttle
+from .auth import CredentialThrottle, client_address, retry_message, throttle
 from .common import current_bot
 
 if TYPE_CHECKING:
@@ -59,8 +59,7 @@ async def answer_webhook(
     credential = f"webhook:{call.slug}"
     wait = failures.retry_after((credential, call.client))
     if wait is not None:
-        message = f"too many failed attempts; try again in {wait} s"
-        return WebhookAnswer(429, {"error": message}, {"Retry-After": str(wait)})
+        return WebhookAnswer(429, {"error": retry_message(wait)}, {"Retry-After": str(wait)})
     webhook = WebhookRequest(
         method=call.method,
         headers=call.headers,
