@@ -187,14 +187,17 @@ class Agent:
     async def search(self, text: str) -> list[Snippet]:
         """The best passages for ``text``, sure or not, best first. A question in several
         parts ("¿cuánto sale el shampoo y dónde quedan?") also has each part searched on its
-        own; each one's best passage follows the first, so every part can be answered. A
+        own; each one's best passage follows the first, so every part can be answered. Each
+        search adds the words of the topics it asks about (``[knowledge] topic_words``). A
         question (or part) asking a price keeps only passages that state one
         (:mod:`nicobot.answer_kind`)."""
         if self.knowledge is None or not text.strip():
             return []
-        text = self.settings.knowledge.search_text(text)
-        top_k = self.settings.knowledge.top_k
-        found = await self.knowledge.query(text, k=top_k)
+        knowledge = self.settings.knowledge
+        language = self.settings.bot.language
+        text = knowledge.search_text(text)
+        top_k = knowledge.top_k
+        found = await self.knowledge.query(knowledge.query_text(text, language), k=top_k)
         parts = offline_answer.question_parts(text)
         if len(parts) < 2:
             return _stating_price(found) if asks_price(text) else found
@@ -204,7 +207,9 @@ class Agent:
         best_of_parts = []
         for part, price_asked in zip(parts[:MAX_PARTS], asked, strict=False):
             # a part asking a price may find its answer below a description of the product
-            answers = await self.knowledge.query(part, k=top_k if price_asked else 1)
+            answers = await self.knowledge.query(
+                knowledge.query_text(part, language), k=top_k if price_asked else 1
+            )
             best_of_parts.extend((_stating_price(answers) if price_asked else answers)[:1])
         best, rest = found[0], found[1:]
         if not any(asked) or states_price(best.text):

@@ -4,11 +4,21 @@ A question that asks a price ("¿cuánto sale la crema de cacao?", "how much is 
 "quanto custa?") is answered only by a passage that states one: a price, or that it is
 free. The product's description is about the same thing, and a semantic embedder ranks it
 first, but it cannot answer: the bot should quote the price list, or say it does not know.
+
+Short questions about what every shop is asked ("¿dónde quedan?", "a q hora abren",
+"do you ship to Uruguay?", "como les pago") share no word with the passage that answers
+("Dirección: Gurruchaga 1450", "Horarios de atención", "Formas de pago"), and a small
+embedder finds them no closer to it than to any passage that says "local". :data:`TOPICS`
+names those subjects and the words documents file them under; :func:`with_topic_words`
+adds those words to the question the knowledge base is asked ("¿dónde quedan? (dirección,
+ubicación)"), in the bot's language.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from .offline_answer import question_parts
 from .rag.hashing import fold
@@ -68,3 +78,84 @@ def unused_reason(score: float, min_score: float, price_asked: bool, passage: st
     if price_asked and not states_price(passage):
         return "no_price"
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A subject customers of any shop ask about, and the words documents file it under."""
+
+    name: str
+    asked: re.Pattern[str]  # on folded text
+    words: Mapping[str, str]  # language -> the words added to the question
+
+
+def _asked(*forms: str) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(forms) + r")\b")
+
+
+#: Only forms that ask about the subject itself, in es (with voseo), pt and en: "¿dónde
+#: quedan?" asks where the shop is, "¿dónde veo la fecha de vencimiento?" does not.
+TOPICS: tuple[Topic, ...] = (
+    Topic(
+        "location",
+        _asked(
+            r"donde (?:queda|quedan|esta|estan|estas|se encuentra|se encuentran|los encuentro"
+            r"|tienen el local|es el local|atienden)",
+            r"ubicad[oa]s?|direccion",
+            r"where (?:are you|is (?:the|your) (?:shop|store|local|place))|located|address",
+            r"onde (?:fica|ficam|estao|voces estao|e a loja)|endereco|localizacao",
+        ),
+        {"es": "dirección, ubicación", "en": "address, location"},
+    ),
+    Topic(
+        "opening hours",
+        _asked(
+            r"(?:a )?que hora (?:abren|abre|abris|cierran|cierra|cerras|atienden)",
+            r"hasta que hora|horarios?|abren|abris|cierran|atienden (?:el|los|hoy|manana)",
+            r"what time|opening hours|(?:are|is) (?:you|the (?:shop|store)) open|open on",
+            r"que horas? (?:abre|abrem|fecha|fecham)|horario de funcionamento|abrem|fecham",
+        ),
+        {"es": "horarios de atención", "en": "opening hours"},
+    ),
+    Topic(
+        "payment",
+        _asked(
+            r"como (?:te |les |se )?(?:puedo |podes )?(?:pago|pagar|paga|abono)",
+            r"(?:medios|formas) de pago|con que (?:puedo )?pag\w*",
+            r"how (?:can|do) i pay|payment methods?|pay with",
+            r"formas? de pagamento|como (?:eu )?(?:pago|posso pagar)",
+        ),
+        {"es": "formas de pago", "en": "payment methods"},
+    ),
+    Topic(
+        "shipping",
+        _asked(
+            r"mandan|envian|despachan|hacen envios?",
+            r"ship|shipping|deliver|delivery",
+            r"entregam|enviam|fazem entrega|frete",
+        ),
+        {"es": "envíos", "en": "shipping"},
+    ),
+    Topic(
+        "returns",
+        _asked(
+            r"devolver\w*|devolucion(?:es)?|cambiar\w*|cambio",
+            r"return|returns|refund|exchange",
+            r"devolucao|trocar|troca",
+        ),
+        {"es": "cambios y devoluciones", "en": "returns and exchanges"},
+    ),
+)
+
+
+def asked_topics(question: str) -> list[Topic]:
+    """The topics of :data:`TOPICS` that ``question`` asks about."""
+    folded = fold(question)
+    return [topic for topic in TOPICS if topic.asked.search(folded)]
+
+
+def with_topic_words(question: str, language: str) -> str:
+    """``question`` followed by the words documents in ``language`` file what it asks
+    under: "¿dónde quedan? (dirección, ubicación)"."""
+    words = [t.words[language] for t in asked_topics(question) if language in t.words]
+    return f"{question} ({'; '.join(words)})" if words else question

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .answer_kind import with_topic_words
 from .errors import ConfigError
 from .question import search_text
 
@@ -148,10 +149,21 @@ class KnowledgeSettings(_Section):
         description="The business's own terms and what they mean, added to questions.",
     )
     chat_shorthand: bool = Field(True, description="Spell out chat shorthand in questions.")
+    topic_words: bool = Field(
+        True,
+        description="Add to questions about the shop's address, hours, payment, shipping or "
+        "returns the words documents file them under.",
+    )
 
     def search_text(self, text: str) -> str:
-        """A customer's question as the knowledge base is asked it (see nicobot.question)."""
+        """A customer's question with its shorthand and the business's terms spelled out
+        (see nicobot.question): what it is searched, split and trimmed as."""
         return search_text(text, self.synonyms, self.chat_shorthand)
+
+    def query_text(self, searched: str, language: str) -> str:
+        """What the knowledge base is asked for ``searched`` (a :meth:`search_text`, or one
+        part of it): with its topics' words in ``language`` (see nicobot.answer_kind)."""
+        return with_topic_words(searched, language) if self.topic_words else searched
 
 
 class PipelineSettings(_Section):

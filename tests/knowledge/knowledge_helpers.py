@@ -8,11 +8,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "laformula" / "kno
 PLUGIN = "nicobot.builtins.chroma_knowledge"
 
 
-def write_project(directory: Path, knowledge_toml: str = "", name: str = "Nico") -> Path:
+def write_project(
+    directory: Path, knowledge_toml: str = "", name: str = "Nico", language: str = "en"
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "knowledge").mkdir(exist_ok=True)
     (directory / "nicobot.toml").write_text(
-        f'[bot]\nname = "{name}"\n\n[knowledge]\n{knowledge_toml}\n', encoding="utf-8"
+        f'[bot]\nname = "{name}"\nlanguage = "{language}"\n\n[knowledge]\n{knowledge_toml}\n',
+        encoding="utf-8",
     )
     return directory
 

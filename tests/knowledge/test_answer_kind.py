@@ -1,10 +1,19 @@
-"""Which questions ask a price and which passages state one, as pure functions."""
+"""Which questions ask a price and which passages state one, and the topics a question asks
+about, as pure functions."""
 
 from __future__ import annotations
 
 import pytest
 
-from nicobot.answer_kind import asks_price, states_price, unused_reason, whole_asks_price
+from nicobot.answer_kind import (
+    asked_topics,
+    asks_price,
+    states_price,
+    unused_reason,
+    whole_asks_price,
+    with_topic_words,
+)
+from nicobot.config import KnowledgeSettings
 
 
 @pytest.mark.parametrize(
@@ -77,3 +86,63 @@ def test_a_question_in_several_parts_is_not_held_to_one_kind_as_a_whole():
     question = "cuánto sale el shampoo? y cuánto tarda el envío?"
     assert not_used(question, "Entrega en 2 a 4 días hábiles.") is None
     assert not_used("cuánto sale el shampoo?", "Entrega en 2 a 4 días hábiles.") == "no_price"
+
+
+@pytest.mark.parametrize(
+    ("question", "topic"),
+    [
+        ("donde quedan?", "location"),
+        ("¿Dónde están ubicados?", "location"),
+        ("cual es la direccion del local", "location"),
+        ("where are you located?", "location"),
+        ("Where is the shop?", "location"),
+        ("onde fica a loja?", "location"),
+        ("a q hora abren", "opening hours"),
+        ("¿Hasta qué hora atienden hoy?", "opening hours"),
+        ("Hi, are you open on Sundays?", "opening hours"),
+        ("what time do you close?", "opening hours"),
+        ("que horas abre a loja?", "opening hours"),
+        ("como les puedo pagar", "payment"),
+        ("¿Cómo te pago?", "payment"),
+        ("what payment methods do you take?", "payment"),
+        ("mandan a españa?", "shipping"),
+        ("Do you ship to Uruguay?", "shipping"),
+        ("Vocês entregam no Brasil?", "shipping"),
+        ("¿Me lo podés devolver?", "returns"),
+        ("can I get a refund?", "returns"),
+    ],
+)
+def test_questions_about_what_every_shop_is_asked(question: str, topic: str):
+    assert [t.name for t in asked_topics(question)] == [topic]
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "dónde veo la fecha de vencimiento?",  # where, but not where the shop is
+        "tienen sucursal en córdoba o rosario?",
+        "aceptan cripto?",
+        "cuánto sale el shampoo?",
+        "la crema es para piel seca?",
+        "hola!",
+    ],
+)
+def test_questions_about_other_things_ask_no_topic(question: str):
+    assert asked_topics(question) == []
+    assert with_topic_words(question, "es") == question
+
+
+def test_topic_words_are_added_in_the_bots_language():
+    assert with_topic_words("donde quedan?", "es") == "donde quedan? (dirección, ubicación)"
+    assert with_topic_words("where are you?", "en") == "where are you? (address, location)"
+    assert with_topic_words("a que hora abren y como les pago?", "es") == (
+        "a que hora abren y como les pago? (horarios de atención; formas de pago)"
+    )
+    assert with_topic_words("donde quedan?", "de") == "donde quedan?"  # no words for it
+
+
+def test_the_knowledge_settings_add_topic_words_unless_turned_off():
+    assert KnowledgeSettings().query_text("donde quedan?", "es").endswith("(dirección, ubicación)")
+    assert KnowledgeSettings(topic_words=False).query_text("donde quedan?", "es") == (
+        "donde quedan?"
+    )

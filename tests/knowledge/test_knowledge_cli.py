@@ -22,7 +22,8 @@ def invoke(*args: str) -> object:
 
 
 def test_ingest_list_query_remove_reindex(laformula: Path):
-    write_project(laformula, 'embedder = "hashing"')  # fast: this is about the commands
+    # fast: this is about the commands; in the documents' language (Spanish)
+    write_project(laformula, 'embedder = "hashing"', language="es")
     (laformula / "knowledge" / "roto.pdf").write_bytes(b"%PDF-1.4 garbage")
     result = invoke("ingest", "--project", laformula)
     assert result.exit_code == 1  # one file failed; the others went in
@@ -42,12 +43,16 @@ def test_ingest_list_query_remove_reindex(laformula: Path):
     assert lines[0].split() == ["source", "chunks", "updated", "(UTC)"]
     assert [line.split()[0] for line in lines[1:]][:2] == ["devoluciones.md", "envios.md"]
 
-    result = invoke("query", "-p", laformula, "-k", "2", "hacen", "envios", "a", "cordoba?")
+    result = invoke("query", "-p", laformula, "-k", "2", "cuanto", "tarda", "a", "cordoba?")
     assert result.exit_code == 0
     first = result.stdout.splitlines()[0]
     assert first.startswith("[0.") and "envios.md > Envíos" in first
     result = invoke("query", "-p", laformula, "-k", "1", "q", "sale", "el", "envio?")
     assert result.stdout.splitlines()[0] == "Searched as: que sale el envio?"
+    result = invoke("query", "-p", laformula, "-k", "1", "donde", "quedan?")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Searched as: donde quedan? (dirección, ubicación)"  # its topic's words
+    assert "ubicacion.md" in lines[1]
     result = invoke("query", "-p", laformula, "-k", "2", "cuanto sale la crema de cacao?")
     [description] = [line for line in result.stdout.splitlines() if "productos.md" in line]
     assert description.endswith("(states no price, and the question asks one: not used)")

@@ -89,6 +89,8 @@ async def test_upload_then_query_then_delete(app, client):
     posted_data = await posted.get_json()
     assert posted_data["snippets"][0]["chunk_id"] == best["chunk_id"]
     assert posted_data["searched"] == "envio gratis por moto?"  # chat shorthand spelled out
+    asked = await client.get(f"{API}/query", query_string={"q": "mandan a Salta?"})
+    assert (await asked.get_json())["searched"] == "mandan a Salta? (envíos)"  # its topic's words
     asked = await client.get(f"{API}/query", query_string={"q": "cuanto sale el envio?"})
     shown = {s["source"]: s for s in (await asked.get_json())["snippets"]}
     assert shown["Envios_y_costos.md"]["used"] is True  # it states a price

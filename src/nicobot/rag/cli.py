@@ -156,7 +156,8 @@ def query(text: tuple[str, ...], project: Path, top_k: int | None, full: bool) -
     k = top_k or settings.knowledge.top_k
     min_score = settings.knowledge.min_score
 
-    searched = settings.knowledge.search_text(question)
+    spelled_out = settings.knowledge.search_text(question)
+    searched = settings.knowledge.query_text(spelled_out, settings.bot.language)
 
     async def work() -> tuple[list[Any], bool]:
         found = await kb.search(searched, k)
@@ -173,7 +174,7 @@ def query(text: tuple[str, ...], project: Path, top_k: int | None, full: bool) -
         "min_score": f"  (under min_score {min_score}: not used)",
         "no_price": "  (states no price, and the question asks one: not used)",
     }
-    price_asked = whole_asks_price(searched)
+    price_asked = whole_asks_price(spelled_out)
     for snippet in snippets:
         where = snippet.source + (f" > {snippet.heading}" if snippet.heading else "")
         note = notes[unused_reason(snippet.score, min_score, price_asked, snippet.text)]

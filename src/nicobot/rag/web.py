@@ -156,11 +156,13 @@ def make_blueprint() -> Blueprint:
             raise ApiError("'q' is required: the question to search for")
         if len(text) > MAX_QUERY_CHARS:
             raise ApiError(f"'q' is longer than {MAX_QUERY_CHARS} characters")
-        settings = current_app.extensions["nicobot"].settings.knowledge
+        app_settings = current_app.extensions["nicobot"].settings
+        settings = app_settings.knowledge
         k = _int(params.get("k"), settings.top_k)
-        searched = settings.search_text(text.strip())
+        spelled_out = settings.search_text(text.strip())
+        searched = settings.query_text(spelled_out, app_settings.bot.language)
         snippets = await kb.search(searched, k)
-        price_asked = whole_asks_price(searched)
+        price_asked = whole_asks_price(spelled_out)
         return jsonify(
             q=text.strip(),
             searched=searched,
