@@ -14,6 +14,7 @@ from knowledge_helpers import make_pdf, write_project
 
 import nicobot
 from nicobot.agent import Agent
+from nicobot.rag.chroma_store import HYBRID_CANDIDATES
 from nicobot.rag.e5_support import E5_DEFAULT_THREADS
 from nicobot.rag.ingest import ingest_paths
 from nicobot.rag.readers import UnreadableDocument
@@ -181,11 +182,11 @@ def test_the_embedder_is_rebuilt_by_chroma_in_a_fresh_process(laformula, tmp_pat
             raise OSError("no network in this test")
         socket.socket.connect = socket.socket.connect_ex = refuse
         socket.create_connection = socket.getaddrinfo = refuse
-        from nicobot.rag.chroma_store import ChromaKnowledgeBase
+        from nicobot.rag.chroma_store import HYBRID_CANDIDATES, ChromaKnowledgeBase
         async def main():
             kb = ChromaKnowledgeBase.from_settings(nicobot.load_settings({str(laformula)!r}))
             await kb.open()
-            found = await kb.query("envios a probincia", k=4)
+            found = await kb.query("envios a probincia", k=HYBRID_CANDIDATES)
             print(json.dumps([kb.options.collection, [s.chunk_id for s in found],
                               kb.embedder_name]))
             await kb.close()
@@ -205,8 +206,8 @@ def test_the_embedder_is_rebuilt_by_chroma_in_a_fresh_process(laformula, tmp_pat
         )
         collection = client.get_collection(name, embedding_function=None)
         built = collection.configuration["embedding_function"]
-        found = collection.query(query_texts=["envios a probincia"], n_results=1)
-        print(json.dumps([type(built).__name__, built.get_config(), found["ids"][0][0],
+        found = collection.query(query_texts=["envios a probincia"], n_results={HYBRID_CANDIDATES})
+        print(json.dumps([type(built).__name__, built.get_config(), found["ids"][0],
                           "onnxruntime" in sys.modules]))
         """
     )
@@ -225,10 +226,12 @@ def test_the_embedder_is_rebuilt_by_chroma_in_a_fresh_process(laformula, tmp_pat
     assert isinstance(collection, str) and isinstance(chunk_ids, list)
     assert embedder == "e5/multilingual-e5-small-q4"
     assert chunk_ids[0].startswith("envios.md#")
-    name, config, found_id, onnx = run(reload, collection)
+    name, config, found_ids, onnx = run(reload, collection)
     assert name == "E5EmbeddingFunction"
     assert config == {"model": "multilingual-e5-small-q4", "threads": E5_DEFAULT_THREADS}
-    assert found_id in chunk_ids  # the same vectors: the dense best is among the ranked
+    # the same vectors: Chroma's 12 nearest are the candidates the knowledge base re-ranked
+    assert isinstance(found_ids, list) and len(found_ids) == HYBRID_CANDIDATES
+    assert set(chunk_ids) <= set(found_ids) and len(chunk_ids) >= 4
     assert onnx is False  # Chroma's default (downloading) embedder was never loaded
 
 
