@@ -16,6 +16,7 @@ class TestSearchText:
     def test_shorthand_is_replaced_by_the_word_it_stands_for(self):
         assert search_text("q sale el envio x moto?") == "que sale el envio por moto?"
         assert search_text("Tmb abren el FINDE?") == "también abren el fin de semana?"
+        assert search_text("dnd quedan? me pasas el tel") == "donde quedan? me pasas el teléfono"
 
     def test_the_longest_shorthand_wins(self):
         assert search_text("a mendoza x ej") == "a mendoza por ejemplo"
