@@ -90,30 +90,54 @@ class Topic:
 
 
 def _asked(*forms: str) -> re.Pattern[str]:
-    return re.compile(r"\b(?:" + "|".join(forms) + r")\b")
+    return re.compile(r"\b(?:" + "|".join(forms) + r")(?!\w)")
 
+
+#: The end of a question, or of one of its parts.
+_END = r"\s*(?:[?!.,;]|$)"
+_DAY = (
+    r"(?:el |los |este |esta |en )?(?:lunes|martes|miercoles|jueves|viernes|sabados?"
+    r"|domingos?|feriados?|finde|fin de semana|enero|febrero|verano|diciembre)"
+)
 
 #: Only forms that ask about the subject itself, in es (with voseo), pt and en: "¿dónde
-#: quedan?" asks where the shop is, "¿dónde veo la fecha de vencimiento?" does not.
+#: quedan?" asks where the shop is, "¿dónde está mi pedido?" and "¿dónde está la fecha de
+#: vencimiento?" do not; "¿abren los domingos?" asks the hours, "¿abren una sucursal?" does
+#: not. A bare verb counts only at the end of the question or before a day or a time.
 TOPICS: tuple[Topic, ...] = (
     Topic(
         "location",
         _asked(
             r"donde (?:queda|quedan|esta|estan|estas|se encuentra|se encuentran|los encuentro"
-            r"|tienen el local|es el local|atienden)",
-            r"ubicad[oa]s?|direccion",
-            r"where (?:are you|is (?:the|your) (?:shop|store|local|place))|located|address",
-            r"onde (?:fica|ficam|estao|voces estao|e a loja)|endereco|localizacao",
+            rf"|los ubico)(?: ustedes| exactamente| el local| la tienda| el negocio)?{_END}",
+            r"donde (?:tienen|es|queda|esta) el local|donde (?:estan|quedan) ubicad[oa]s"
+            r"|(?:estan|esta) ubicad[oa]s",
+            rf"(?:la |su |tu )?(?:direccion|ubicacion)(?: del local| de la tienda)?{_END}"
+            r"|(?:direccion|ubicacion) (?:del local|de la tienda|del negocio)",
+            r"where (?:are you|is (?:the|your) (?:shop|store|place))"
+            r"|(?:your|the (?:shop|store)'?s?) address|what(?:'s| is) (?:the|your) address",
+            rf"onde (?:fica|ficam|estao|voces (?:estao|ficam))(?: a loja| o local)?{_END}"
+            rf"|onde fica a loja|(?:o )?endereco(?: da loja| do local)?{_END}"
+            r"|endereco (?:da loja|do local)",
         ),
         {"es": "dirección, ubicación", "en": "address, location"},
     ),
     Topic(
         "opening hours",
         _asked(
-            r"(?:a )?que hora (?:abren|abre|abris|cierran|cierra|cerras|atienden)",
-            r"hasta que hora|horarios?|abren|abris|cierran|atienden (?:el|los|hoy|manana)",
-            r"what time|opening hours|(?:are|is) (?:you|the (?:shop|store)) open|open on",
-            r"que horas? (?:abre|abrem|fecha|fecham)|horario de funcionamento|abrem|fecham",
+            r"(?:a |hasta )?que hora (?:abren|abre|abris|cierran|cierra|cerras|atienden"
+            r"|estan abiertos|hay gente)",
+            r"horarios?(?! de (?:entrega|envios?|la moto|del correo|despacho))",
+            rf"(?:abren|abris|abre|cierran|cerras|cierra|atienden)(?:{_END}"
+            rf"| (?:hoy|manana|ahora|al mediodia|todos los dias|{_DAY}))"
+            r"|(?:estan|esta) abiert[oa]s?",
+            r"what time (?:do|does) (?:you|the (?:shop|store)) (?:open|close)"
+            r"|(?:opening|store|business) hours|what are your hours"
+            r"|(?:are|is) (?:you|the (?:shop|store)) open"
+            r"|when (?:do|does) (?:you|the (?:shop|store)) (?:open|close)",
+            r"que horas? (?:abre|abrem|fecha|fecham)|horario de funcionamento"
+            r"|(?:abre|abrem|fecha|fecham) (?:hoje|amanha|(?:no|nos|aos|de) (?:sabados?"
+            r"|domingos?|feriados?))",
         ),
         {"es": "horarios de atención", "en": "opening hours"},
     ),
@@ -130,8 +154,10 @@ TOPICS: tuple[Topic, ...] = (
     Topic(
         "shipping",
         _asked(
-            r"mandan|envian|despachan|hacen envios?",
-            r"ship|shipping|deliver|delivery",
+            rf"(?<!me )(?<!te )(?:mandan|envian|despachan)(?:{_END}"
+            r"| (?:a|al|para|hasta|por correo|a todo|por todo)\b)",
+            r"hacen envios?",
+            r"ship|ships|shipped|shipping|deliver|delivers|delivered|delivery",
             r"entregam|enviam|fazem entrega|frete",
         ),
         {"es": "envíos", "en": "shipping"},
@@ -139,8 +165,14 @@ TOPICS: tuple[Topic, ...] = (
     Topic(
         "returns",
         _asked(
-            r"devolver\w*|devolucion(?:es)?|cambiar\w*|cambio",
-            r"return|returns|refund|exchange",
+            r"devolver(?:lo|la|los|las)?(?! (?:los |las )?(?:envases|frascos|latas))"
+            r"|devolucion(?:es)?|devuelven (?:la plata|el dinero)|reembolso",
+            r"cambiar(?:lo|la|los|las)\b"
+            r"|(?:puedo|se puede|quiero|como|para|hasta cuando) (?:hacer un )?cambi(?:ar|o)"
+            r"(?! (?:la |mi |de )?(?:direccion|contrasena|clave|mail|correo|telefono))"
+            r"|hacer un cambio|cambios y devoluciones|politica de cambios?",
+            r"return (?:it|this|them|a|an|my|the|products?|items?)|returns? policy|refund"
+            r"|exchange (?:it|this|them|a|an|my|the)\b",
             r"devolucao|trocar|troca",
         ),
         {"es": "cambios y devoluciones", "en": "returns and exchanges"},
