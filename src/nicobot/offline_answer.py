@@ -23,7 +23,7 @@ import numpy as np
 
 from .knowledge import Snippet
 from .rag import hashing
-from .rag.chunking import is_table_rule, table_cells
+from .rag.chunking import is_table, is_table_rule, table_cells
 
 #: A runner-up passage is quoted too when it scores at least this much...
 RUNNER_UP_MIN_SCORE = 0.4
@@ -78,9 +78,7 @@ def join_table_parts(snippets: list[Snippet]) -> list[Snippet]:
 def _table_key(snippet: Snippet) -> tuple[str, str | None, str] | None:
     """What identifies the table a passage is a row group of; None for other passages."""
     lines = snippet.text.strip().split("\n")
-    if len(lines) < 3 or not is_table_rule(lines[1]):
-        return None
-    if not all(line.strip().startswith("|") for line in lines):
+    if not is_table(lines) or not is_table_rule(lines[1]):
         return None
     return (snippet.source, snippet.heading, lines[0].strip())
 
