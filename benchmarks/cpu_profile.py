@@ -53,7 +53,9 @@ def part_of(stack: str) -> str:
     return "other"
 
 
-def profile(messages: int, rate: int, embedder: str, offered: float | None) -> dict[str, Any]:
+def profile(
+    messages: int, rate: int, embedder: str, offered: float | None, samples: Path | None = None
+) -> dict[str, Any]:
     if shutil.which("py-spy") is None and not Path(h.PYTHON).with_name("py-spy").exists():
         raise h.BenchError("py-spy is not installed (pip install py-spy)")
     spy_bin = shutil.which("py-spy") or str(Path(h.PYTHON).with_name("py-spy"))
@@ -92,6 +94,8 @@ def profile(messages: int, rate: int, embedder: str, offered: float | None) -> d
         if not raw.exists():
             reason = err.decode(errors="replace").strip().splitlines()
             raise h.BenchError(f"py-spy recorded nothing: {reason[-1] if reason else '?'}")
+        if samples is not None:
+            shutil.copyfile(raw, samples)
         counts: collections.Counter[str] = collections.Counter()
         for line in raw.read_text().splitlines():
             stack_text, _, n = line.rpartition(" ")
@@ -143,13 +147,18 @@ def run() -> None:
         help="[knowledge] embedder (hashing: as peers.py; e5 spends most of its CPU outside "
         "the GIL, where py-spy --gil does not see it)",
     )
+    parser.add_argument(
+        "--samples",
+        type=Path,
+        help="also write py-spy's raw samples (collapsed stacks) to this file",
+    )
     args = parser.parse_args()
     messages = 200 if args.quick else args.messages
     data: dict[str, Any] = {
         "mode": "quick" if args.quick else "full",
         "machine": h.machine(),
         "embedder": args.embedder,
-        "result": profile(messages, args.rate, args.embedder, args.offered),
+        "result": profile(messages, args.rate, args.embedder, args.offered, args.samples),
     }
     print(report(data))
     print(f"wrote {h.write_result('cpu_profile', data)}")
