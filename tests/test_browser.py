@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
 from nicobot.testing import make_project
 
 pytestmark = pytest.mark.browser
+
+EXAMPLE_KNOWLEDGE = Path(__file__).resolve().parents[1] / "examples" / "laformula" / "knowledge"
 
 
 def log_in(page, server) -> None:
@@ -139,3 +143,27 @@ def test_the_knowledge_tab_shows_whole_file_names_and_their_delete_button(
     for button in page.locator("#knowledge-documents button").all():
         box = button.bounding_box()
         assert box is not None and box["x"] + box["width"] <= width  # on screen, no scrolling
+
+
+def test_a_reply_names_each_document_once_with_the_sections_it_quotes(
+    tmp_path, nicobot_server, page
+):
+    project = make_project(tmp_path / "p", language="es")
+    shutil.rmtree(project / "knowledge")
+    shutil.copytree(EXAMPLE_KNOWLEDGE, project / "knowledge")
+    server = nicobot_server(project)
+    log_in(page, server)
+    page.fill("#first_message", "hola! a que hora abren los sabados?")
+    page.click("#new-chat button[type=submit]")
+    page.wait_for_url(re.compile(r"session="))
+    line = page.locator(".msg-assistant .msg-sources").first
+    line.wait_for()
+    session_id = page.url.rpartition("session=")[2]
+    with server.client() as client:
+        messages = client.get(f"/api/sessions/{session_id}").json()["messages"]
+    sources = [s for m in messages for s in m.get("meta", {}).get("sources", [])]
+    headings = {s["heading"] for s in sources if s["source"] == "horarios.md"}
+    assert len(headings) >= 2  # two sections of one document are quoted
+    shown = line.inner_text()
+    assert shown.count("horarios.md") == 1
+    assert all(heading in shown for heading in headings)

@@ -163,7 +163,14 @@
     bubble.appendChild(meta);
     const sources = m.meta && m.meta.sources;
     if (sources && sources.length) {
-      const names = [...new Set(sources.map((s) => s.source + (s.heading ? " › " + s.heading : "")))];
+      // one entry per document, with the sections quoted from it
+      const headings = new Map();
+      for (const s of sources) {
+        if (!headings.has(s.source)) headings.set(s.source, new Set());
+        if (s.heading) headings.get(s.source).add(s.heading);
+      }
+      const names = [...headings].map(([source, sections]) =>
+        sections.size ? source + " › " + [...sections].join("; ") : source);
       bubble.appendChild(el("div", "msg-sources", S.answered_from + " " + names.join(", ")));
     }
     item.appendChild(bubble);
