@@ -367,6 +367,34 @@ async def test_the_text_only_reply_is_rationed(store):
     assert await store.claim_non_text_reply(session.id, timedelta(0))
 
 
+async def test_turns_finished_together_each_commit_or_fail_alone(store):
+    """Replies stored at the same moment (the SQLite store writes them in one transaction):
+    each turn's reply is queued once, and a turn another worker took over fails alone."""
+    for n in range(8):
+        await store.enqueue(message(f"54911000090{n:02d}", f"done-{n}"), debounce=0, max_wait=0)
+    turns = await store.claim_turns("w", 10, lease=60)
+    assert len(turns) == 8
+    await execute(store, f"UPDATE inbox SET worker = 'other' WHERE id = {turns[2].entry_ids[0]}")
+    results = await asyncio.gather(
+        *(
+            store.complete_turn(turn, f"reply {n}", {}, [f"reply {n}"])
+            for n, turn in enumerate(turns)
+        ),
+        return_exceptions=True,
+    )
+    assert isinstance(results[2], LostClaim)
+    assert [r.text for r in results if not isinstance(r, BaseException)] == [
+        f"reply {n}" for n in range(8) if n != 2
+    ]
+    entries = await store.claim_outbox("w", 20, lease=60)
+    assert sorted(e.text for e in entries) == sorted(f"reply {n}" for n in range(8) if n != 2)
+    await asyncio.gather(*(store.outbox_sent(e.id, f"P-{e.id}") for e in entries))
+    assert await store.claim_outbox("w", 20, lease=60) == []
+    counts = await store.pipeline_counts()
+    assert [counts[k] for k in ("turns_pending", "turns_claimed", "outbox_pending")] == [0, 1, 0]
+    assert counts["outbox_sending"] == 0
+
+
 # SQLite alone
 
 
