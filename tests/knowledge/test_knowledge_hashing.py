@@ -22,6 +22,14 @@ def test_folding_and_plurals():
     ]
 
 
+def test_folding_is_the_same_for_remembered_and_long_texts():
+    short = "Envíos a Córdoba: ¿cuánto tardan? 🚚"
+    long = short * (hashing.FOLD_CACHE_CHARS // len(short) + 1)
+    assert len(long) > hashing.FOLD_CACHE_CHARS
+    assert hashing.fold(short) == hashing.fold(short) == "envios a cordoba: ¿cuanto tardan? 🚚"
+    assert hashing.fold(long) == hashing.fold(short) * (len(long) // len(short))
+
+
 def test_vectors_are_unit_length_and_deterministic():
     vector = hashing.embed_one("Horario de atención")
     assert vector.shape == (hashing.DEFAULT_DIM,)

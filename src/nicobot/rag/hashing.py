@@ -61,10 +61,25 @@ STOP_WORDS = frozenset(
 )
 
 
+#: Texts up to this long (a question, a passage) are folded once and remembered, the
+#: FOLD_CACHE_SIZE most recent (some 8 MiB at most): a turn folds its
+#: question several times (parts, topics, prices), and the same passages come back for
+#: question after question.
+FOLD_CACHE_CHARS = 2048
+FOLD_CACHE_SIZE = 2048
+
+
 def fold(text: str) -> str:
     """Lowercase and strip accents: ``"Envíos Ñandú"`` becomes ``"envios nandu"``."""
+    return _remembered_fold(text) if len(text) <= FOLD_CACHE_CHARS else _fold(text)
+
+
+def _fold(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.lower())
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+_remembered_fold = functools.lru_cache(maxsize=FOLD_CACHE_SIZE)(_fold)
 
 
 def stem(word: str) -> str:
