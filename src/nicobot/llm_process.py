@@ -130,9 +130,10 @@ async def run_call(clients: Clients, name: str, kwargs: Mapping[str, Any]) -> An
     ``mimetype``; the text)."""
     if name == "acompletion":
         timeout = float(kwargs.get("timeout") or 60)
-        if openai_compatible(str(kwargs.get("model", "")), kwargs.get("api_base")):
-            return await asyncio.wait_for(_openai_completion(clients, kwargs), timeout)
-        response = await asyncio.wait_for(clients.litellm().acompletion(**kwargs), timeout)
+        async with asyncio.timeout(timeout):
+            if openai_compatible(str(kwargs.get("model", "")), kwargs.get("api_base")):
+                return await _openai_completion(clients, kwargs)
+            response = await clients.litellm().acompletion(**kwargs)
         return response.choices[0].message.content
     if name == "validate_environment":
         return dict(clients.litellm().validate_environment(**kwargs))
@@ -227,7 +228,8 @@ class InlineLLM:
 
     async def call(self, name: str, within: float, **kwargs: Any) -> Any:
         clients = await load_client(client_needed(name, kwargs))
-        return await asyncio.wait_for(run_call(clients, name, kwargs), within)
+        async with asyncio.timeout(within):
+            return await run_call(clients, name, kwargs)
 
     async def stop(self) -> None:
         await _clients.close()

@@ -215,7 +215,8 @@ class Loop:
                 if ready is not None:
                     timeout = min(timeout, max(0.0, ready - time.time()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.wait(), timeout=max(timeout, 0.005))
+                async with asyncio.timeout(max(timeout, 0.005)):  # no task per wait
+                    await self.wakeup.wait()
 
     @property
     def limit(self) -> int:
