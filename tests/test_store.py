@@ -368,8 +368,8 @@ async def test_the_text_only_reply_is_rationed(store):
 
 
 async def test_turns_finished_together_each_commit_or_fail_alone(store):
-    """Replies stored at the same moment (the SQLite store writes them in one transaction):
-    each turn's reply is queued once, and a turn another worker took over fails alone."""
+    """Turns finished at the same moment (several in flight on one worker): each one's
+    reply is queued once, and a turn another worker took over fails alone."""
     for n in range(8):
         await store.enqueue(message(f"54911000090{n:02d}", f"done-{n}"), debounce=0, max_wait=0)
     turns = await store.claim_turns("w", 10, lease=60)

@@ -62,9 +62,8 @@ STOP_WORDS = frozenset(
 
 
 #: Texts up to this long (a question, a passage) are folded once and remembered, the
-#: FOLD_CACHE_SIZE most recent (some 8 MiB at most): a turn folds its
-#: question several times (parts, topics, prices), and the same passages come back for
-#: question after question.
+#: FOLD_CACHE_SIZE most recent (some 8 MiB at most): a turn folds its question several
+#: times (parts, topics, prices), and the same passages come back question after question.
 FOLD_CACHE_CHARS = 2048
 FOLD_CACHE_SIZE = 2048
 
