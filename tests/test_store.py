@@ -818,3 +818,31 @@ async def test_a_message_that_cannot_be_stored_fails_alone_in_its_burst(sqlite_s
     assert (await sqlite_store.pipeline_counts())["turns_pending"] == 6
     addresses = {s.address for s in await sqlite_store.list_sessions(limit=50)}
     assert "5491199999999" not in addresses and len(addresses) == 6
+
+
+async def test_reads_answer_at_once_while_another_process_writes(sqlite_store):
+    """Small reads run on the event loop's thread: they must neither wait for nor fail
+    on another connection's open write transaction, see only what it committed, and
+    keep no snapshot open: the next read sees the commit."""
+    store = sqlite_store
+    session, _ = await store.get_or_create_session("simulator", "5550003")
+    await store.add_message(session.id, Role.USER, "hola")
+    writer = sqlite3.connect(store.path, isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("UPDATE sessions SET sender_name = 'Ana'")
+    writer.execute(
+        "INSERT INTO messages (session_id, role, text, created_at, meta) "
+        "SELECT session_id, role, 'not yet', created_at, meta FROM messages"
+    )
+    try:
+        found = await asyncio.wait_for(store.get_session(session.id), 1)
+        messages = await asyncio.wait_for(store.list_messages(session.id, limit=5), 1)
+        turns = await asyncio.wait_for(store.claim_turns("w1", 5, lease=60), 1)
+    finally:
+        writer.execute("COMMIT")
+        writer.close()
+    assert found is not None and found.sender_name != "Ana"
+    assert [m.text for m in messages] == ["hola"]
+    assert turns == []
+    assert (await store.get_session(session.id)).sender_name == "Ana"
+    assert [m.text for m in await store.list_messages(session.id, limit=5)] == ["hola", "not yet"]
