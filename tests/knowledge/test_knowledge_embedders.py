@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -211,11 +210,11 @@ def test_auto_falls_back_to_hashing_and_says_why():
 def test_e5_reads_the_thread_count_from_the_configuration(tmp_path: Path):
     from nicobot.rag.options import read_options
 
-    project = write_project(tmp_path / "p", 'embedder = "e5"\nembedder_threads = 1')
+    project = write_project(tmp_path / "p", 'embedder = "e5"\nembedder_threads = 2')
     options = read_options(nicobot.load_settings(project))
-    assert (options.embedder, options.embedder_threads) == ("e5", 1)
+    assert (options.embedder, options.embedder_threads) == ("e5", 2)
     default = read_options(nicobot.load_settings(write_project(tmp_path / "d", "")))
-    assert default.embedder_threads == min(2, os.cpu_count() or 1)
+    assert default.embedder_threads == 1
     old = write_project(tmp_path / "old", 'embedder = "minilm"')
     assert read_options(nicobot.load_settings(old)).embedder == "auto"
 

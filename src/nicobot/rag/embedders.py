@@ -149,12 +149,11 @@ class E5EmbeddingFunction(EmbeddingFunction[Documents]):
 
     The weights ship inside the package (nothing is downloaded); the model is memory-mapped
     on first use and shared by every instance. Its OpenMP pool is sized once, before the
-    engine loads, from ``threads``, and waits passively (``OMP_WAIT_POLICY=PASSIVE``, unless
-    the environment says otherwise): OpenMP's default is to spin between parallel regions,
-    which on a small machine shared with the web server and the database made two threads
-    several times slower than one; waiting passively, two are faster than one when a core
-    is free and no slower when none is. Queries and passages get E5's ``query:`` and
-    ``passage:`` prefixes.
+    engine loads, from ``threads`` (one by default: see e5_support), and waits passively
+    (``OMP_WAIT_POLICY=PASSIVE``, unless the environment says otherwise): OpenMP's default
+    is to spin between parallel regions, which on a small machine shared with the web
+    server and the database stalled the embedder for a scheduler tick at a time. Queries
+    and passages get E5's ``query:`` and ``passage:`` prefixes.
     """
 
     #: Measured on benchmarks/questions/tuning.json (see nicobot.rag.scoring).

@@ -5,7 +5,7 @@
     [knowledge]
     embedder = "auto"           # "auto" (e5 where it can run, else hashing), "e5",
                                 # "hashing" or "litellm:<model>"
-    embedder_threads = 2        # CPU threads of the e5 embedder (default: 2, or 1 on one core)
+    embedder_threads = 1        # CPU threads of the e5 embedder (default: 1)
     chunk_size = 900            # characters per chunk at most
     chunk_overlap = 150         # characters shared by consecutive chunks of a section
     dir = "knowledge"           # the documents folder, relative to the project
