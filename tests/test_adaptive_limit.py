@@ -4,6 +4,7 @@ at once and the backlog waits in the store; they grow back once it keeps up."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from nicobot.pipeline import (
     LAG_HIGH_SECONDS,
@@ -148,6 +149,31 @@ async def test_a_late_loop_on_a_busy_machine_keeps_the_limit():
     assert lag.own_seconds == 0.0
     lag.cpu_share = 0.9
     assert lag.own_seconds == LATE
+
+
+async def test_the_lag_is_measured_only_while_there_is_work_to_govern():
+    """An idle server's probe rests (a timer a hundred times a second cost 2% of a core);
+    new work wakes it, and a late loop is seen at once."""
+    working = False
+    lag = LoopLag(working=lambda: working)
+    lag.start()
+
+    def late_once() -> bool:
+        time.sleep(LATE)  # the event loop is blocked: everything on it runs late
+        return lag.seconds >= LAG_HIGH_SECONDS
+
+    try:
+        for _ in range(3):
+            assert not late_once()
+            await asyncio.sleep(0.02)  # a probe at work would have run twice meanwhile
+        assert lag.seconds == 0.0
+        working = True
+        lag.wake()
+        await until(late_once)
+        working = False
+        await until(lambda: lag.seconds == 0.0)
+    finally:
+        await lag.stop()
 
 
 async def test_metrics_show_the_loop_lag_and_the_limit(nicobot_client):

@@ -34,6 +34,10 @@ SEND_LEASE_SECONDS = 90.0
 #: How often a worker looks for dead workers of this host that still hold work.
 REAP_EVERY_SECONDS = 3.0
 LAG_PROBE_SECONDS = 0.01
+#: With no turn in flight there is nothing to govern: the probe waits this long, or until
+#: woken by new work, before looking again (timers a hundred times a second cost an idle
+#: server 2% of a core).
+IDLE_PROBE_SECONDS = 1.0
 #: Above this event-loop lag turns in flight shrink; below LAG_LOW they grow back. A loop
 #: busy with webhooks and turns but keeping up runs timers a few milliseconds late; limits
 #: that counted that as late held a moderately loaded server to a turn or two at a time,
@@ -79,12 +83,20 @@ def worker_is_dead(worker: str, me: str) -> bool:
 
 class LoopLag:
     """How late the event loop runs a short timer: how long anything that arrives now
-    (a webhook) waits for its turn. Rises at once, falls gradually."""
+    (a webhook) waits for its turn. Rises at once, falls gradually. Measured while
+    ``working()`` says there is work to govern; otherwise 0, and the probe sleeps until
+    :meth:`wake` (or IDLE_PROBE_SECONDS)."""
 
-    def __init__(self) -> None:
+    def __init__(self, working: Callable[[], bool] = lambda: True) -> None:
         self.seconds = 0.0
         self.cpu_share = 0.0  # of one core, by this process's threads, smoothed
+        self._working = working
+        self._woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Work arrived: measure again at once if the probe was resting."""
+        self._woken.set()
 
     @property
     def own_seconds(self) -> float:
@@ -103,6 +115,13 @@ class LoopLag:
     async def _probe(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            if not self._working():
+                self.seconds = 0.0
+                self._woken.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(IDLE_PROBE_SECONDS):
+                        await self._woken.wait()
+                continue
             started, cpu_started = loop.time(), time.process_time()
             await asyncio.sleep(LAG_PROBE_SECONDS)
             elapsed = loop.time() - started
@@ -202,6 +221,8 @@ class Loop:
                 task: asyncio.Task[None] = asyncio.create_task(run(item))
                 self.active.add(task)
                 task.add_done_callback(self._done)
+            if claimed and self.lag is not None:
+                self.lag.wake()
             # no claiming again at once: a claim returns all the ready work there is room
             # for, and what arrives or finishes meanwhile sets the wake-up
             timeout = IDLE_POLL_SECONDS
@@ -249,7 +270,7 @@ class Pipeline:
         self.bot = bot
         self.worker = new_worker_id()
         settings = bot.settings.pipeline
-        self.lag = LoopLag()
+        self.lag = LoopLag(working=lambda: bool(self.turns.active))
         self.turns = Loop("turns", settings.concurrency, self.lag)
         self.sends = Loop("sends", settings.send_concurrency)
         self.turn_lease = bot.settings.llm.timeout_seconds + 60.0
