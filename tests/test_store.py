@@ -846,3 +846,45 @@ async def test_reads_answer_at_once_while_another_process_writes(sqlite_store):
     assert turns == []
     assert (await store.get_session(session.id)).sender_name == "Ana"
     assert [m.text for m in await store.list_messages(session.id, limit=5)] == ["hola", "not yet"]
+
+
+async def test_a_write_waits_while_another_process_holds_the_write_lock(sqlite_store):
+    """The message path's writes run at once on the event loop's thread when the file is
+    free; while another process writes they wait their turn on the store's connection
+    instead of failing, and nothing is lost."""
+    store = sqlite_store
+    holder = sqlite3.connect(store.path, isolation_level=None, timeout=0)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("UPDATE settings SET value = value")
+    held = message("5550004", "held-1")
+    enqueued = asyncio.create_task(store.enqueue(held, debounce=0, max_wait=0))
+    await asyncio.sleep(0)  # the write met the lock once and was handed on
+    await asyncio.sleep(0)
+    assert not enqueued.done()
+    holder.execute("COMMIT")
+    holder.close()
+    assert await enqueued is not None
+    [turn] = await store.claim_turns("w1", 5, lease=60)
+    assert [e.message.message_id for e in turn.entries] == ["held-1"]
+
+
+def wal_bytes(store: SQLiteStore) -> int:
+    return Path(f"{store.path}-wal").stat().st_size
+
+
+async def test_writes_on_the_loop_thread_keep_the_wal_checkpointed(sqlite_store):
+    """The inline connection never checkpoints; the store's thread does, every
+    CHECKPOINT_EVERY commits, so the WAL stops growing."""
+    from nicobot.store.sqlite import CHECKPOINT_EVERY
+
+    assert CHECKPOINT_EVERY <= 1000
+    store = sqlite_store
+
+    async def commit(count: int, start: int) -> int:
+        for i in range(start, start + count):
+            await store.enqueue(message(f"55501{i % 50:02d}", f"wal-{i}"), debounce=0, max_wait=0)
+        return wal_bytes(store)
+
+    first = await commit(CHECKPOINT_EVERY, 0)
+    after = await commit(4 * CHECKPOINT_EVERY, CHECKPOINT_EVERY)
+    assert after < 2 * first, f"the WAL grew from {first} to {after} bytes"

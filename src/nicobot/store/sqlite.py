@@ -8,8 +8,10 @@ and a caller cancelled meanwhile cannot leave a transaction half done.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
+import logging
 import sqlite3
 import time
 import unicodedata
@@ -47,7 +49,11 @@ if TYPE_CHECKING:
 
 __all__ = ["DB_FILE", "LostClaim", "SQLiteStore"]
 
+log = logging.getLogger("nicobot.store")
+
 DB_FILE = "nicobot.sqlite3"
+#: Commits on the event loop's thread between two checkpoints of the WAL on the store's.
+CHECKPOINT_EVERY = 100
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -291,8 +297,12 @@ class SQLiteStore(Store):
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self._db: aiosqlite.Connection | None = None
-        #: Small indexed reads run on the caller's thread (see _read).
-        self._reader: sqlite3.Connection | None = None
+        #: Small reads and the message path's writes run on the caller's thread (see
+        #: _read and _write); everything else on aiosqlite's.
+        self._inline: sqlite3.Connection | None = None
+        self._queued = 0  # calls handed to aiosqlite's thread and not yet done
+        self._inline_commits = 0
+        self._checkpoint: asyncio.Task[None] | None = None
         #: Webhooks arriving together share one transaction (see group_commit).
         self._enqueues: GroupCommit[EnqueueRequest, tuple[ChatSession, int] | None] = GroupCommit(
             self._enqueue_batch
@@ -313,12 +323,15 @@ class SQLiteStore(Store):
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         await self._run(_configure)
         await self._run(_migrate, self.path, self.schema_version)
-        self._reader = _open_reader(self.path)
+        self._inline = _open_inline(self.path)
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        if self._checkpoint is not None:
+            await self._checkpoint
+            self._checkpoint = None
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -335,7 +348,11 @@ class SQLiteStore(Store):
         db = self.db
         connection: Connection = db._conn
         call = functools.partial(operation, connection, *args, **kwargs)
-        return cast(T, await db._execute(call))  # type: ignore[no-untyped-call]
+        self._queued += 1
+        try:
+            return cast(T, await db._execute(call))  # type: ignore[no-untyped-call]
+        finally:
+            self._queued -= 1
 
     async def _read(
         self, operation: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
@@ -346,13 +363,49 @@ class SQLiteStore(Store):
         it cannot read at all (another connection recovering the WAL after a crash, or
         holding the file exclusively), the query goes to the connection's thread, which
         waits its turn instead of stalling the loop."""
-        if self._reader is not None:
+        if self._inline is not None:
             try:
-                return operation(self._reader, *args, **kwargs)
+                return operation(self._inline, *args, **kwargs)
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                if not _busy(exc):
                     raise
         return await self._run(operation, *args, **kwargs)
+
+    async def _write(
+        self, operation: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``operation(connection, ...)`` in one transaction of its own, on the event
+        loop's thread when the database is free at once: a short write of the message
+        path takes less than handing it over would. When another connection holds the
+        write lock (another worker, or this store's own thread), or calls are already
+        queued on that thread (they keep their order), it runs there and waits its turn.
+        The inline connection never checkpoints: every CHECKPOINT_EVERY commits, a
+        passive checkpoint runs on the thread."""
+        inline = self._inline
+        if inline is not None and self._queued == 0:
+            try:
+                inline.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise
+            else:
+                try:
+                    result = operation(inline, *args, **kwargs)
+                    inline.execute("COMMIT")
+                except BaseException:
+                    if inline.in_transaction:
+                        inline.execute("ROLLBACK")
+                    raise
+                self._committed_inline()
+                return result
+        return await self._run(_in_transaction(operation), *args, **kwargs)
+
+    def _committed_inline(self) -> None:
+        self._inline_commits += 1
+        if self._inline_commits % CHECKPOINT_EVERY == 0 and (
+            self._checkpoint is None or self._checkpoint.done()
+        ):
+            self._checkpoint = asyncio.create_task(self._run(_checkpoint))
 
     # sessions
 
@@ -450,7 +503,7 @@ class SQLiteStore(Store):
     async def _enqueue_batch(
         self, requests: list[EnqueueRequest]
     ) -> list[tuple[ChatSession, int] | Exception | None]:
-        return await self._run(_enqueue_many, requests)
+        return await self._write(_enqueue_each, requests)
 
     async def record_operator_message(
         self, message: IncomingMessage, *, pause_for: timedelta
@@ -460,14 +513,12 @@ class SQLiteStore(Store):
     async def claim_turns(self, worker: str, limit: int, lease: float) -> list[ClaimedTurn]:
         if limit <= 0 or not await self._read(_turns_open, time.time()):
             return []
-        return await self._run(
-            _in_transaction(_claim_turns), worker, limit, lease, self.claim_window_for(limit)
-        )
+        return await self._write(_claim_turns, worker, limit, lease, self.claim_window_for(limit))
 
     async def next_turn_at(self) -> float | None:
         if not await self._read(_turns_open, None):
             return None
-        rows = await self._run(
+        rows = await self._read(
             _fetchall,
             "SELECT MIN(ready) FROM (SELECT MAX(MIN(MAX(received_at) + MAX(debounce), "
             "MIN(received_at) + MAX(max_wait)), MAX(not_before)) AS ready FROM inbox "
@@ -482,7 +533,7 @@ class SQLiteStore(Store):
         meta: dict[str, Any],
         outbox_parts: list[str],
     ) -> Message | None:
-        return await self._run(_in_transaction(_complete_turn), turn, reply, meta, outbox_parts)
+        return await self._write(_complete_turn, turn, reply, meta, outbox_parts)
 
     async def release_turn(self, turn: ClaimedTurn) -> None:
         ids = turn.entry_ids
@@ -535,10 +586,10 @@ class SQLiteStore(Store):
     async def claim_outbox(self, worker: str, limit: int, lease: float) -> list[OutboxEntry]:
         if limit <= 0 or not await self._read(_outbox_open):
             return []
-        return await self._run(_in_transaction(_claim_outbox), worker, limit, lease)
+        return await self._write(_claim_outbox, worker, limit, lease)
 
     async def outbox_sent(self, entry_id: int, platform_id: str | None) -> None:
-        await self._run(
+        await self._write(
             _rowcount,
             "UPDATE outbox SET status = 'sent', platform_id = ?, sent_at = ?, "
             "lease_until = NULL, last_error = NULL WHERE id = ?",
@@ -788,13 +839,29 @@ def _in_transaction(
     return wrapper
 
 
-def _open_reader(path: Path) -> Connection:
-    """A connection that only reads, never waits for a lock, and holds no read
-    transaction between statements (so that checkpoints are never held up)."""
-    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    reader.execute("PRAGMA query_only = ON")
-    reader.execute("PRAGMA busy_timeout = 0")
-    return reader
+def _open_inline(path: Path) -> Connection:
+    """The connection used on the event loop's thread: configured like the store's own,
+    but it never waits for a lock (the caller hands the call over instead), never
+    checkpoints (that is file I/O: the store's thread does it), and holds no transaction
+    between calls."""
+    inline = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    _configure(inline)
+    inline.execute("PRAGMA busy_timeout = 0")
+    inline.execute("PRAGMA wal_autocheckpoint = 0")
+    return inline
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite could not take a lock at once (any BUSY or LOCKED variant)."""
+    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _checkpoint(db: Connection) -> None:
+    """Copy the WAL into the database as far as no reader needs it (never waits)."""
+    try:
+        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.Error as exc:  # the next one will try again
+        log.warning("WAL checkpoint failed: %s", exc)
 
 
 def _configure(db: Connection) -> None:
@@ -945,22 +1012,21 @@ def _pause(db: Connection, session_id: str, until: datetime | None) -> bool:
     return bool(cursor.rowcount > 0)
 
 
-def _enqueue_many(
+def _enqueue_each(
     db: Connection, requests: list[EnqueueRequest]
 ) -> list[tuple[ChatSession, int] | Exception | None]:
-    """Each request's :func:`_enqueue`, in one transaction; a request that fails is rolled
-    back alone (a savepoint each) and gets its error, the others commit."""
+    """Each request's :func:`_enqueue`, inside the caller's transaction; a request that
+    fails is rolled back alone (a savepoint each) and gets its error, the others commit."""
     results: list[tuple[ChatSession, int] | Exception | None] = []
-    with _transaction(db):
-        for message, debounce, max_wait in requests:
-            db.execute("SAVEPOINT enqueue")
-            try:
-                results.append(_enqueue(db, message, debounce, max_wait))
-            except Exception as exc:  # this message alone
-                db.execute("ROLLBACK TO enqueue")
-                results.append(exc)
-            finally:
-                db.execute("RELEASE enqueue")
+    for message, debounce, max_wait in requests:
+        db.execute("SAVEPOINT enqueue")
+        try:
+            results.append(_enqueue(db, message, debounce, max_wait))
+        except Exception as exc:  # this message alone
+            db.execute("ROLLBACK TO enqueue")
+            results.append(exc)
+        finally:
+            db.execute("RELEASE enqueue")
     return results
 
 
