@@ -345,8 +345,8 @@ class ChromaKnowledgeBase(KnowledgeBase):
 
     def _open_collection(self, create: bool) -> Any:
         assert self._embedder is not None
-        if create:
-            return self._client.create_collection(
+        if create:  # another worker starting at the same moment may create it first
+            return self._client.get_or_create_collection(
                 self.options.collection,
                 embedding_function=self._embedder,
                 configuration={"hnsw": {"space": "cosine"}},
