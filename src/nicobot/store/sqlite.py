@@ -389,13 +389,8 @@ class SQLiteStore(Store):
                 if not _busy(exc):
                     raise
             else:
-                try:
+                with _committed(inline):
                     result = operation(inline, *args, **kwargs)
-                    inline.execute("COMMIT")
-                except BaseException:
-                    if inline.in_transaction:
-                        inline.execute("ROLLBACK")
-                    raise
                 self._committed_inline()
                 return result
         return await self._run(_in_transaction(operation), *args, **kwargs)
@@ -820,6 +815,13 @@ def _transaction(db: Connection) -> Iterator[Connection]:
     """BEGIN IMMEDIATE, so that other processes wait on the busy timeout instead of
     failing mid-way; COMMIT, or ROLLBACK on any error."""
     db.execute("BEGIN IMMEDIATE")
+    with _committed(db):
+        yield db
+
+
+@contextmanager
+def _committed(db: Connection) -> Iterator[Connection]:
+    """The transaction ``db`` began: COMMIT at the end, or ROLLBACK on any error."""
     try:
         yield db
         db.execute("COMMIT")
