@@ -62,6 +62,22 @@ def test_init_prompts_without_yes(tmp_path):
     assert (target / "knowledge" / "nosotros.md").is_file()
 
 
+def test_init_without_a_terminal_or_answers_says_how_to_skip_the_questions(tmp_path):
+    target = tmp_path / "unasked"
+    result = subprocess.run(
+        [sys.executable, "-m", "nicobot", "init", str(target)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    [line] = [text for text in result.stderr.splitlines() if text.startswith("Error:")]
+    assert "--yes" in line
+    assert "Traceback" not in result.stderr
+    assert not (target / "nicobot.toml").exists()
+
+
 def test_help_does_not_import_heavy_libraries():
     code = (
         "import sys; sys.argv = ['nicobot', '--help']\n"

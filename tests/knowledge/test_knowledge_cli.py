@@ -104,6 +104,18 @@ def test_errors_are_one_line(tmp_path: Path):
     )
 
 
+def test_an_empty_knowledge_base_points_at_the_documents_waiting_in_the_folder(tmp_path: Path):
+    fresh = write_project(tmp_path / "fresh")
+    (fresh / "knowledge" / "about.md").write_text("# About\n\nWe open at 9.\n")
+    (fresh / "knowledge" / "notes.bin").write_bytes(b"\0")  # not a document
+    for args in (("list",), ("query", "when do you open")):
+        message = invoke(*args, "--project", fresh).stdout
+        assert "knowledge/ holds 1 document not loaded yet" in message
+        assert "nicobot knowledge ingest" in message
+    assert invoke("ingest", "--project", fresh).exit_code == 0
+    assert "about.md" in invoke("list", "--project", fresh).stdout
+
+
 def test_help_and_plugins_do_not_import_chromadb_or_litellm(tmp_path: Path):
     """With this plugin among the defaults, the quick commands stay light."""
     code = textwrap.dedent(

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from .common import CONTEXT_SETTINGS
+
+NO_ANSWERS = (
+    "the questions got no answer (standard input ended); pass --yes to use the defaults, "
+    "or --name, --business and --language"
+)
 
 
 @click.command(context_settings=CONTEXT_SETTINGS)
@@ -35,11 +41,16 @@ def init(
             f"{target / 'nicobot.toml'} already exists; use --force to overwrite it"
         )
     if not yes:
-        name = name or click.prompt("Assistant name", default="Nico")
-        business = business or click.prompt("Business name", default="our business")
-        language = language or click.prompt(
-            "Language (en/es)", default="en", type=click.Choice(["en", "es"])
-        )
+        try:
+            name = name or click.prompt("Assistant name", default="Nico")
+            business = business or click.prompt("Business name", default="our business")
+            language = language or click.prompt(
+                "Language (en/es)", default="en", type=click.Choice(["en", "es"])
+            )
+        except click.Abort:
+            if sys.stdin.isatty():
+                raise
+            raise click.ClickException(NO_ANSWERS) from None
     password = secrets.token_urlsafe(18)
     written = write_project(
         target,

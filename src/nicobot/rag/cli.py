@@ -20,6 +20,24 @@ PROGRESS_MIN_FILES = 4
 EMPTY = "The knowledge base is empty; add documents with `nicobot knowledge ingest`."
 
 
+def empty_message(kb: ChromaKnowledgeBase) -> str:
+    """What to tell a user who finds the knowledge base empty: documents may be waiting in
+    the knowledge folder (a fresh `nicobot init`, before the first `nicobot serve`)."""
+    from .readers import is_supported
+
+    folder = kb.knowledge_dir
+    waiting = [p for p in folder.rglob("*") if p.is_file() and is_supported(p)]
+    if not waiting:
+        return EMPTY
+    many = len(waiting) > 1
+    count = f"{len(waiting)} document{'s' if many else ''}"
+    return (
+        f"The knowledge base is empty, but {folder.name}/ holds {count} not loaded yet: "
+        f"load {'them' if many else 'it'} with `nicobot knowledge ingest` "
+        "(`nicobot serve` also loads the folder when it starts)."
+    )
+
+
 def load_knowledge_base(project: Path) -> ChromaKnowledgeBase:
     """The project's Chroma knowledge base; a one-line ClickException on any problem."""
     import nicobot
@@ -127,7 +145,7 @@ def list_documents(project: Path) -> None:
 
     documents = run(kb, work)
     if not documents:
-        click.echo(EMPTY)
+        click.echo(empty_message(kb))
         return
     echo_table(
         [[d.source, d.chunks, (d.updated_at or "").replace("T", " ")[:16]] for d in documents],
@@ -167,7 +185,7 @@ def query(text: tuple[str, ...], project: Path, top_k: int | None, full: bool) -
     if searched != question:
         click.echo(f"Searched as: {searched}")
     if not snippets:
-        click.echo(EMPTY if empty else "Nothing found.")
+        click.echo(empty_message(kb) if empty else "Nothing found.")
         return
     notes = {
         None: "",
