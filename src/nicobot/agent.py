@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import i18n, offline_answer
-from .answer_kind import asks_price, states_price
+from .answer_kind import asks_duration, asks_price, states_duration, states_price
 from .knowledge import KnowledgeBase, Snippet
 from .llm_process import LLMRunner, client_for, runner_for
 from .models import ChatSession, Message, Role
@@ -189,8 +189,8 @@ class Agent:
         parts ("¿cuánto sale el shampoo y dónde quedan?") also has each part searched on its
         own; each one's best passage follows the first, so every part can be answered. Each
         search adds the words of the topics it asks about (``[knowledge] topic_words``). A
-        question (or part) asking a price keeps only passages that state one
-        (:mod:`nicobot.answer_kind`)."""
+        question (or part) asking a price keeps only passages that state one; one asking
+        how long puts those that state a time first (:mod:`nicobot.answer_kind`)."""
         if self.knowledge is None or not text.strip():
             return []
         knowledge = self.settings.knowledge
@@ -200,22 +200,24 @@ class Agent:
         found = await self.knowledge.query(knowledge.query_text(text, language), k=top_k)
         parts = offline_answer.question_parts(text)
         if len(parts) < 2:
-            return _stating_price(found) if asks_price(text) else found
+            return _of_the_kind_asked(text, found)
         if not found:
             return found
-        asked = [asks_price(part) for part in parts]
-        best_of_parts = []
-        for part, price_asked in zip(parts[:MAX_PARTS], asked, strict=False):
-            # a part asking a price may find its answer below a description of the product
+        answers_of_parts: list[tuple[str, Snippet]] = []
+        for part in parts[:MAX_PARTS]:
+            # a part asking a price (or a time) may find its answer below a description
             answers = await self.knowledge.query(
-                knowledge.query_text(part, language), k=top_k if price_asked else 1
+                knowledge.query_text(part, language),
+                k=top_k if asks_price(part) or asks_duration(part) else 1,
             )
-            best_of_parts.extend((_stating_price(answers) if price_asked else answers)[:1])
+            answers_of_parts.extend((part, a) for a in _of_the_kind_asked(part, answers)[:1])
         best, rest = found[0], found[1:]
-        if not any(asked) or states_price(best.text):
-            return _unique([best, *best_of_parts, *rest])
-        # a part asking a price finds no price in the whole question's best: it follows
-        return _unique([*best_of_parts, best, *rest])
+        unmet = [a for part, a in answers_of_parts if not _of_the_kind(part, best)]
+        if not unmet:
+            return _unique([best, *(a for _part, a in answers_of_parts), *rest])
+        # a part asks a price (or a time) the whole question's best does not state: the
+        # parts' own answers come first, that part's before the others
+        return _unique([*unmet, *(a for _part, a in answers_of_parts), best, *rest])
 
     def system_prompt(self, persona: Mapping[str, Any] | None = None) -> str:
         """The system prompt with ``{name}``, ``{persona}`` and ``{business}`` filled in."""
@@ -312,6 +314,24 @@ class Agent:
 
 def _stating_price(snippets: list[Snippet]) -> list[Snippet]:
     return [s for s in snippets if states_price(s.text)]
+
+
+def _of_the_kind(question: str, snippet: Snippet) -> bool:
+    """Whether ``snippet`` states what ``question`` asks for: a price, a time, or anything."""
+    if asks_price(question):
+        return states_price(snippet.text)
+    return not asks_duration(question) or states_duration(snippet.text)
+
+
+def _of_the_kind_asked(question: str, snippets: list[Snippet]) -> list[Snippet]:
+    """``snippets`` as a question of one part is answered from: only those stating a
+    price when it asks one; those stating a time first when it asks how long."""
+    if asks_price(question):
+        return _stating_price(snippets)
+    if asks_duration(question) and snippets and not states_duration(snippets[0].text):
+        stating = [s for s in snippets if states_duration(s.text)]
+        return [*stating, *(s for s in snippets if not states_duration(s.text))]
+    return snippets
 
 
 def _unique(snippets: list[Snippet]) -> list[Snippet]:

@@ -5,6 +5,12 @@ A question that asks a price ("¿cuánto sale la crema de cacao?", "how much is 
 free. The product's description is about the same thing, and a semantic embedder ranks it
 first, but it cannot answer: the bot should quote the price list, or say it does not know.
 
+A question that asks how long something takes or lasts ("¿hasta cuándo tengo para
+cambiarla?", "how long does delivery take?", "quanto tempo demora?") is most likely
+answered by a passage that states a time ("30 días corridos", "24 a 48 horas", "seis
+meses"): among the passages found for it, those come first. They are not required, as
+prices are: "¿cuánto tarda?" may be answered by "te llega en el día".
+
 Short questions about what every shop is asked ("¿dónde quedan?", "a q hora abren",
 "do you ship to Uruguay?", "como les pago") share no word with the passage that answers
 ("Dirección: Gurruchaga 1450", "Horarios de atención", "Formas de pago"), and a small
@@ -49,6 +55,39 @@ _STATES_PRICE = re.compile(
 #: A table or list with a price column: "| Producto | Precio |" and amounts under it.
 _PRICE_HEADER = re.compile(r"\b(?:precios?|price|prices|precos?|valor)\b")
 _BARE_AMOUNT = re.compile(r"\b\d{1,3}(?:[.,]\d{3})+\b|\b\d{4,}\b")
+
+
+#: Questions asking how long something takes, lasts or may wait, on folded text.
+_ASKS_DURATION = re.compile(
+    r"\b(?:"
+    r"cuanto (?:tiempo|tarda|tardan|demora|demoran|dura|duran)|en cuanto (?:tiempo|llega)"
+    r"|cuant[oa]s (?:minutos|horas|dias|semanas|meses|anos)|que plazo|plazo (?:de|para)"
+    r"|hasta cuando (?:\w+ ){0,3}?(?:tengo|tenes|tiene|puedo|podes|puede|pueden|se puede"
+    r"|vale|valen|dura|duran|sirve|es valid\w*)"
+    r"|how long|how much time|how many (?:minutes|hours|days|weeks|months|years)"
+    r"|quanto tempo|quant[oa]s (?:horas|dias|semanas|meses)|ate quando|demora quanto"
+    r"|(?:o |qual (?:e )?o )?prazo (?:de|para|do|da)"
+    r")\b"
+)
+_COUNT = (
+    r"\d+|un|una|uno|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|doce|quince|veinte"
+    r"|treinta|cuarenta|one|two|three|four|five|six|seven|ten|twelve|thirty|um|uma|duas"
+)
+#: Passages stating a time span ("30 días", "24 a 48 horas", "un año", "en el día").
+_STATES_DURATION = re.compile(
+    rf"\b(?:{_COUNT})(?:\s?(?:a|o|y|to|or|-)\s?\d+)?\s?"
+    r"(?:minutos?|horas?|dias?|semanas?|mes|meses|anos?|minutes?|hours?|days?|weeks?"
+    r"|months?|years?)\b"
+    r"|\b(?:en el dia|same day|no mesmo dia|next day|al dia siguiente)\b"
+)
+
+
+def asks_duration(question: str) -> bool:
+    return _ASKS_DURATION.search(fold(question)) is not None
+
+
+def states_duration(passage: str) -> bool:
+    return _STATES_DURATION.search(fold(passage)) is not None
 
 
 def asks_price(question: str) -> bool:

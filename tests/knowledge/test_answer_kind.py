@@ -7,7 +7,9 @@ import pytest
 
 from nicobot.answer_kind import (
     asked_topics,
+    asks_duration,
     asks_price,
+    states_duration,
     states_price,
     unused_reason,
     whole_asks_price,
@@ -87,6 +89,54 @@ def test_a_question_in_several_parts_is_not_held_to_one_kind_as_a_whole():
     question = "cuánto sale el shampoo? y cuánto tarda el envío?"
     assert not_used(question, "Entrega en 2 a 4 días hábiles.") is None
     assert not_used("cuánto sale el shampoo?", "Entrega en 2 a 4 días hábiles.") == "no_price"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "hasta cuándo tengo para cambiarla?",
+        "¿Hasta cuándo la puede usar mi amiga?",
+        "cuánto tarda el envío?",
+        "cuanto dura el shampoo abierto",
+        "en cuánto tiempo me reintegran?",
+        "cuántos días tengo para devolverlo?",
+        "how long does delivery take?",
+        "how much time does shipping take?",
+        "Quanto tempo demora o reembolso?",
+        "quanto é o prazo de entrega?",
+    ],
+)
+def test_questions_asking_how_long(question: str):
+    assert asks_duration(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "hasta cuándo abren hoy?",
+        "a qué hora abren?",
+        "cuánto sale el envío?",
+        "cuántos lavados rinde?",
+    ],
+)
+def test_questions_not_asking_how_long(question: str):
+    assert not asks_duration(question)
+
+
+def test_passages_that_state_a_time():
+    for stated in (
+        "Tenés 30 días corridos desde que recibiste el pedido.",
+        "La moto entrega en 24 a 48 horas.",
+        "La gift card vale seis meses.",
+        "Los shampoos sólidos duran un año.",
+        "Llega en 2 a 4 días hábiles.",
+        "Si comprás antes de las 13, te llega en el día.",
+        "Delivery takes 3 to 5 days.",
+    ):
+        assert states_duration(stated), stated
+    assert not states_duration("De lunes a sábado de 9:00 a 21:00.")
+    assert not states_duration("Crema corporal de manteca de cacao (200 g).")
+    assert not states_duration("Envíos a todo el país por correo.")
 
 
 @pytest.mark.parametrize(

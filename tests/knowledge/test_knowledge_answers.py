@@ -114,6 +114,14 @@ class TestLaFormulaOffline:
         reply = (await chat(nicobot_client, question))["reply"]
         assert "$ 9.800" in reply and "2 a 4 días hábiles" in reply, reply
 
+    async def test_a_question_asking_how_long_gets_the_passage_that_says_how_long(
+        self, nicobot_client
+    ):
+        # the cost of an exchange and its conditions are found before its time limit
+        question = "me regalaron una crema y no me gusto nada, hasta cuando la puedo cambiar?"
+        reply = (await chat(nicobot_client, question))["reply"]
+        assert "30 días corridos" in reply, reply
+
     async def test_customers_words_find_the_documents_words(self, nicobot_client):
         # "caba" is the documents' "Ciudad de Buenos Aires" ([knowledge.synonyms] in
         # nicobot.toml) and "q" is "que" (chat shorthand); without them the short "Envíos al
