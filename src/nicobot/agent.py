@@ -187,10 +187,12 @@ class Agent:
     async def search(self, text: str) -> list[Snippet]:
         """The best passages for ``text``, sure or not, best first. A question in several
         parts ("¿cuánto sale el shampoo y dónde quedan?") also has each part searched on its
-        own; each one's best passage follows the first, so every part can be answered. Each
-        search adds the words of the topics it asks about (``[knowledge] topic_words``). A
-        question (or part) asking a price keeps only passages that state one; one asking
-        how long puts those that state a time first (:mod:`nicobot.answer_kind`)."""
+        own; each one's best passage follows the first, so every part can be answered
+        (they come before it when it does not state the price or time a part asks and the
+        part's own does, that part's first). Each search adds the words of the topics it
+        asks about (``[knowledge] topic_words``). A question (or part) asking a price keeps
+        only passages that state one; one asking how long puts those that state a time
+        first (:mod:`nicobot.answer_kind`)."""
         if self.knowledge is None or not text.strip():
             return []
         knowledge = self.settings.knowledge
@@ -212,7 +214,11 @@ class Agent:
             )
             answers_of_parts.extend((part, a) for a in _of_the_kind_asked(part, answers)[:1])
         best, rest = found[0], found[1:]
-        unmet = [a for part, a in answers_of_parts if not _of_the_kind(part, best)]
+        unmet = [
+            a
+            for part, a in answers_of_parts
+            if not _of_the_kind(part, best) and _of_the_kind(part, a)
+        ]
         if not unmet:
             return _unique([best, *(a for _part, a in answers_of_parts), *rest])
         # a part asks a price (or a time) the whole question's best does not state: the

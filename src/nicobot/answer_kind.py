@@ -34,7 +34,8 @@ from .rag.hashing import fold
 #: tarjeta?" do not, nor "precios" ("¿los precios incluyen IVA?" asks about prices in general).
 _ASKS_PRICE = re.compile(
     r"\b(?:"
-    r"cuanto (?:sale|salen|cuesta|cuestan|esta|estan|vale|valen|es el|es la|cobr\w+|me sale"
+    r"cuanto (?:sale|salen|cuesta|cuestan|esta|estan|vale|valen|es el(?! plazo)|es la"
+    r"|cobr\w+|me sale"
     r"|me cuesta|seria)"
     r"|(?<!por )(?<!lo )que (?:sale|salen|cuesta|cuestan|precio)"
     r"|(?:el |cual es el |a que )?precio (?:de|del|tiene|tienen)\b|^precio\b"
@@ -60,30 +61,46 @@ _BARE_AMOUNT = re.compile(r"\b\d{1,3}(?:[.,]\d{3})+\b|\b\d{4,}\b")
 #: Questions asking how long something takes, lasts or may wait, on folded text.
 _ASKS_DURATION = re.compile(
     r"\b(?:"
-    r"cuanto (?:tiempo|tarda|tardan|demora|demoran|dura|duran)|en cuanto (?:tiempo|llega)"
-    r"|cuant[oa]s (?:minutos|horas|dias|semanas|meses|anos)|que plazo|plazo (?:de|para)"
+    r"cuanto (?:me |se |te |nos )?(?:tarda|tardan|demora|demoran|dura|duran)"
+    r"|cuanto tiempo|en cuanto (?:tiempo|llega)|(?:para )?cuando (?:me |nos )?llega"
+    r"|cuant[oa]s (?:minutos|horas|dias|semanas|meses|anos)|que plazo"
+    r"|plazo (?:de|para)(?! pago)"
     r"|hasta cuando (?:\w+ ){0,3}?(?:tengo|tenes|tiene|puedo|podes|puede|pueden|se puede"
     r"|vale|valen|dura|duran|sirve|es valid\w*)"
     r"|how long|how much time|how many (?:minutes|hours|days|weeks|months|years)"
+    r"|when (?:will|does|do) (?:it|they|my \w+|the \w+) (?:arrive|get here|come)"
     r"|quanto tempo|quant[oa]s (?:horas|dias|semanas|meses)|ate quando|demora quanto"
-    r"|(?:o |qual (?:e )?o )?prazo (?:de|para|do|da)"
+    r"|quando (?:chega|vai chegar)|(?:o |qual (?:e )?o )?prazo (?:de|para|do|da)"
     r")\b"
+)
+#: ...unless they ask when the shop opens ("¿cuántas horas abren?", "how many days are you
+#: open?") or until what time of day ("¿hasta cuándo puedo retirar hoy?").
+_ASKS_HOURS = re.compile(
+    r"\b(?:abren|abrimos|atienden|atiende|cierran|abrem|fecham|atendem"
+    r"|(?:are|is) (?:you|the (?:shop|store)) open|you(?: a)?re open|open on)\b"
+    r"|hasta cuando (?:\w+ ){0,3}?(?:comprar|pedir|retirar|pasar|buscar)"
 )
 _COUNT = (
     r"\d+|un|una|uno|dos|tres|cuatro|cinco|seis|siete|ocho|nueve|diez|doce|quince|veinte"
     r"|treinta|cuarenta|one|two|three|four|five|six|seven|ten|twelve|thirty|um|uma|duas"
+    r"|quatro|sete|oito|dez|quinze|trinta"
 )
-#: Passages stating a time span ("30 días", "24 a 48 horas", "un año", "en el día").
+#: Passages stating a time span ("30 días", "24 a 48 horas", "48hs", "un año", "en el día").
 _STATES_DURATION = re.compile(
-    rf"\b(?:{_COUNT})(?:\s?(?:a|o|y|to|or|-)\s?\d+)?\s?"
+    rf"\b(?:{_COUNT})(?:\s?(?:a|o|y|to|or|-|/)\s?\d+)?\s?"
+    r"(?:(?:business|working|calendar) )?"
     r"(?:minutos?|horas?|dias?|semanas?|mes|meses|anos?|minutes?|hours?|days?|weeks?"
     r"|months?|years?)\b"
-    r"|\b(?:en el dia|same day|no mesmo dia|next day|al dia siguiente)\b"
+    # "48hs", "24/48 hs"; not the end of opening hours ("de 9 a 18 hs")
+    r"|(?<!\ba )\b\d+(?:/\d+)?\s?(?:hs|hrs)\b"
+    r"|\b(?:en el dia|el mismo dia|same day|no mesmo dia|next day|al dia siguiente"
+    r"|within a (?:day|week|month))\b"
 )
 
 
 def asks_duration(question: str) -> bool:
-    return _ASKS_DURATION.search(fold(question)) is not None
+    folded = fold(question)
+    return _ASKS_DURATION.search(folded) is not None and _ASKS_HOURS.search(folded) is None
 
 
 def states_duration(passage: str) -> bool:

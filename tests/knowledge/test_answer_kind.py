@@ -104,6 +104,12 @@ def test_a_question_in_several_parts_is_not_held_to_one_kind_as_a_whole():
         "how much time does shipping take?",
         "Quanto tempo demora o reembolso?",
         "quanto é o prazo de entrega?",
+        "cuándo me llega?",
+        "cuánto se demora?",
+        "cuánto dura el shampoo una vez abierto?",
+        "¿cuánto es el plazo para cambiarlo?",
+        "when will my order arrive?",
+        "quando chega?",
     ],
 )
 def test_questions_asking_how_long(question: str):
@@ -117,10 +123,20 @@ def test_questions_asking_how_long(question: str):
         "a qué hora abren?",
         "cuánto sale el envío?",
         "cuántos lavados rinde?",
+        # when the shop opens, or until what time of day
+        "cuántas horas abren los sábados?",
+        "how many days a week are you open?",
+        "hasta cuándo puedo retirar hoy?",
+        "cuál es el plazo de pago?",
     ],
 )
 def test_questions_not_asking_how_long(question: str):
     assert not asks_duration(question)
+
+
+def test_asking_for_a_time_limit_is_not_asking_a_price():
+    assert not asks_price("¿cuánto es el plazo para cambiarlo?")
+    assert asks_price("¿cuánto es el envío?")
 
 
 def test_passages_that_state_a_time():
@@ -132,9 +148,13 @@ def test_passages_that_state_a_time():
         "Llega en 2 a 4 días hábiles.",
         "Si comprás antes de las 13, te llega en el día.",
         "Delivery takes 3 to 5 days.",
+        "Delivery takes 3-5 business days.",
+        "La moto entrega en 48hs.",
+        "Envío en 24/48 hs.",
     ):
         assert states_duration(stated), stated
     assert not states_duration("De lunes a sábado de 9:00 a 21:00.")
+    assert not states_duration("Atendemos de 9 a 18 hs.")
     assert not states_duration("Crema corporal de manteca de cacao (200 g).")
     assert not states_duration("Envíos a todo el país por correo.")
 

@@ -108,6 +108,9 @@ def test_an_empty_knowledge_base_points_at_the_documents_waiting_in_the_folder(t
     fresh = write_project(tmp_path / "fresh")
     (fresh / "knowledge" / "about.md").write_text("# About\n\nWe open at 9.\n")
     (fresh / "knowledge" / "notes.bin").write_bytes(b"\0")  # not a document
+    (fresh / "knowledge" / "~$draft.md").write_text("# Draft\n")  # skipped by ingest too
+    (fresh / "knowledge" / ".obsidian").mkdir()
+    (fresh / "knowledge" / ".obsidian" / "workspace.md").write_text("# Workspace\n")
     for args in (("list",), ("query", "when do you open")):
         message = invoke(*args, "--project", fresh).stdout
         assert "knowledge/ holds 1 document not loaded yet" in message

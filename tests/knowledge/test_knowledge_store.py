@@ -258,6 +258,32 @@ async def test_each_part_of_a_question_is_searched_on_its_own(tmp_path, open_kb)
     assert found[0] == "parking.md" and "hours.md" in found
 
 
+async def test_a_question_asking_how_long_gets_the_passages_that_state_a_time_first(
+    tmp_path, open_kb
+):
+    documents = {
+        "cambios.md": (
+            "# Cambios\n\n## Costo del cambio por gusto\n\nSi el cambio es por gusto, el envío "
+            "de vuelta del cambio lo pagás vos.\n\n## Plazo\n\nTenés 30 días corridos para "
+            "pedir un cambio."
+        ),
+        "local.md": "# Local\n\nEl local queda en Gurruchaga 1450, Palermo.",
+    }
+    kb, agent = await agent_over(tmp_path / "p", open_kb, documents)
+    question = "hasta cuando puedo hacer el cambio por gusto?"
+    assert "30 días" not in (await kb.search(question, 1))[0].text  # the cost comes first
+    assert "30 días" in (await agent.search(question))[0].text
+    # a question about the exchange itself keeps the knowledge base's order
+    found = await agent.search("el envio de vuelta del cambio por gusto lo pago yo?")
+    assert found[0].heading is not None and "Costo" in found[0].heading
+    # in a question of several parts, that part's answer comes first, the others follow
+    found = await agent.search(
+        "hasta cuando puedo hacer el cambio por gusto? y donde queda el local?"
+    )
+    assert "30 días" in found[0].text
+    assert "local.md" in [s.source for s in found]
+
+
 async def test_a_question_asking_a_price_is_answered_only_by_passages_that_state_one(
     tmp_path, open_kb
 ):

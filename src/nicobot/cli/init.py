@@ -10,8 +10,8 @@ import click
 from .common import CONTEXT_SETTINGS
 
 NO_ANSWERS = (
-    "the questions got no answer (standard input ended); pass --yes to use the defaults, "
-    "or --name, --business and --language"
+    "the questions got no answer (standard input is not a terminal); pass --yes to use "
+    "the defaults, or --name, --business and --language"
 )
 
 

@@ -23,10 +23,11 @@ EMPTY = "The knowledge base is empty; add documents with `nicobot knowledge inge
 def empty_message(kb: ChromaKnowledgeBase) -> str:
     """What to tell a user who finds the knowledge base empty: documents may be waiting in
     the knowledge folder (a fresh `nicobot init`, before the first `nicobot serve`)."""
+    from .ingest import visible_files
     from .readers import is_supported
 
     folder = kb.knowledge_dir
-    waiting = [p for p in folder.rglob("*") if p.is_file() and is_supported(p)]
+    waiting = [p for p in visible_files(folder) if is_supported(p)] if folder.is_dir() else []
     if not waiting:
         return EMPTY
     many = len(waiting) > 1

@@ -62,7 +62,9 @@ class IngestReport:
         }
 
 
-def _visible_files(folder: Path) -> Iterable[Path]:
+def visible_files(folder: Path) -> Iterable[Path]:
+    """The files under ``folder`` that ingest reads: none hidden (``.obsidian/``) or
+    temporary (``~$notes.docx``)."""
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder).parts
         if path.is_file() and not any(part.startswith((".", "~")) for part in relative):
@@ -77,7 +79,7 @@ def plan_ingest(kb: ChromaKnowledgeBase, paths: Iterable[Path]) -> Plan:
     for given in paths:
         if given.is_dir():
             folders.append(given.resolve())
-            for path in _visible_files(given):
+            for path in visible_files(given):
                 if is_supported(path):
                     source = kb.source_for(path)
                     if source not in seen:
