@@ -12,9 +12,9 @@ For each LLM latency, the same open-loop load (``--rate`` webhooks/s for ``--sec
   knowledge base at all; ``e5`` adds a neural embedding per question).
 
 Each gets a fresh fake gateway (and nicobot a fresh fake LLM). Printed per run: replies/s,
-that ÷ the inline design's, CPU per answered reply (the whole process tree: workers, LLM
-process, Chroma server), reply p50/p95 (message sent to reply accepted by the gateway),
-lost and doubled replies. nicobot must lose and double none (exit 1 otherwise); the
+that ÷ the inline design's with as many workers, CPU per answered reply (the whole process
+tree: workers, LLM process, Chroma server), reply p50/p95 (message sent to reply accepted
+by the gateway), lost and doubled replies. nicobot must lose and double none (exit 1 otherwise); the
 inline design's doubles are its design, and are reported. "lost" counts replies that had
 not arrived when the run ended (``cap``, 120 s after the first message): under overload,
 the backlog still waiting. "out_of_order" is measured against the order the generator
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> None:
     try:
         for latency_ms in args.latencies:
             latency = latency_ms / 1000
-            inline_rate = None
+            inline_rates: dict[int, float] = {}  # by workers: like is compared with like
             for workers in args.workers:
                 with h.Processes() as procs:
                     peer = start_peer(procs, latency, workers)
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> None:
                 label = f"inline, LLM {latency_ms:g} ms, {workers} worker(s)"
                 rows.append(summary(label, result, None))
                 raw.append({"variant": label, **result})
-                inline_rate = inline_rate or result["answered_per_s"]
+                inline_rates[workers] = result["answered_per_s"]
             for workers in args.workers:
                 for store in args.stores:
                     for client in args.clients:
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> None:
                             )
                             h.warm_up(stack)
                             result = measure(stack, args)
-                        rows.append(summary(label, result, inline_rate))
+                        rows.append(summary(label, result, inline_rates.get(workers)))
                         raw.append({"variant": label, **result})
                         failures += h.problems(label, result)
     finally:
