@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import i18n, offline_answer
-from .answer_kind import asks_duration, asks_price, states_duration, states_price
+from .answer_kind import (
+    asks_duration,
+    asks_price,
+    states_duration,
+    states_price,
+    stating_a_time_first,
+)
 from .knowledge import KnowledgeBase, Snippet
 from .llm_process import LLMRunner, client_for, runner_for
 from .models import ChatSession, Message, Role
@@ -334,10 +340,7 @@ def _of_the_kind_asked(question: str, snippets: list[Snippet]) -> list[Snippet]:
     price when it asks one; those stating a time first when it asks how long."""
     if asks_price(question):
         return _stating_price(snippets)
-    if asks_duration(question) and snippets and not states_duration(snippets[0].text):
-        stating = [s for s in snippets if states_duration(s.text)]
-        return [*stating, *(s for s in snippets if not states_duration(s.text))]
-    return snippets
+    return stating_a_time_first(snippets) if asks_duration(question) else snippets
 
 
 def _unique(snippets: list[Snippet]) -> list[Snippet]:

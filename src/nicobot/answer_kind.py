@@ -26,6 +26,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .knowledge import Snippet
 from .offline_answer import question_parts
 from .rag.hashing import fold
 
@@ -105,6 +106,20 @@ def asks_duration(question: str) -> bool:
 
 def states_duration(passage: str) -> bool:
     return _STATES_DURATION.search(fold(passage)) is not None
+
+
+def stating_a_time_first(snippets: list[Snippet]) -> list[Snippet]:
+    """``snippets`` for a question asking how long: those that state a time first, unless
+    the first one does already."""
+    if not snippets or states_duration(snippets[0].text):
+        return snippets
+    stating = [s for s in snippets if states_duration(s.text)]
+    return [*stating, *(s for s in snippets if not states_duration(s.text))]
+
+
+def whole_asks_duration(question: str) -> bool:
+    """:func:`asks_duration` for a whole question (see :func:`whole_asks_price`)."""
+    return len(question_parts(question)) < 2 and asks_duration(question)
 
 
 def asks_price(question: str) -> bool:

@@ -119,6 +119,19 @@ def test_an_empty_knowledge_base_points_at_the_documents_waiting_in_the_folder(t
     assert "about.md" in invoke("list", "--project", fresh).stdout
 
 
+def test_query_lists_passages_in_the_order_the_bot_uses_them(tmp_path: Path):
+    project = write_project(tmp_path / "p", 'embedder = "hashing"')
+    (project / "knowledge" / "cambios.md").write_text(
+        "# Cambios\n\n## Costo del cambio por gusto\n\nSi el cambio es por gusto, el envío de "
+        "vuelta del cambio lo pagás vos.\n\n## Plazo\n\nTenés 30 días corridos para pedir un "
+        "cambio.\n"
+    )
+    assert invoke("ingest", "--project", project).exit_code == 0
+    shown = invoke("query", "hasta cuando puedo hacer el cambio por gusto?", "--project", project)
+    first = next(line for line in shown.stdout.splitlines() if line.startswith("["))
+    assert "Cambios > Plazo" in first
+
+
 def test_help_and_plugins_do_not_import_chromadb_or_litellm(tmp_path: Path):
     """With this plugin among the defaults, the quick commands stay light."""
     code = textwrap.dedent(

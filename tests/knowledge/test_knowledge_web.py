@@ -68,6 +68,23 @@ async def test_the_project_folder_is_ingested_at_start_and_listed(client):
     assert data["embedder"] == "e5/multilingual-e5-small-q4"
 
 
+async def test_query_shows_passages_in_the_order_the_bot_uses_them(app, client):
+    text = (
+        "# Cambios\n\n## Costo del cambio por gusto\n\nSi el cambio es por gusto, el envío de "
+        "vuelta del cambio lo pagás vos.\n\n## Plazo\n\nTenés 30 días corridos para pedir un "
+        "cambio.\n"
+    )
+    response = await client.post(f"{API}/documents", files=upload("cambios.md", text.encode()))
+    assert response.status_code == 201, await response.get_data()
+    question = "hasta cuando puedo hacer el cambio por gusto?"
+    asked = await client.get(f"{API}/query", query_string={"q": question})
+    [first, *_] = (await asked.get_json())["snippets"]
+    assert first["heading"] == "Cambios > Plazo"  # it states how long, as the question asks
+    asked = await client.get(f"{API}/query", query_string={"q": "el cambio por gusto lo pago yo?"})
+    [first, *_] = (await asked.get_json())["snippets"]
+    assert first["heading"] == "Cambios > Costo del cambio por gusto"
+
+
 async def test_upload_then_query_then_delete(app, client):
     text = "# Envíos\n\n## Costo\n\nEl envío es gratis desde $ 60.000 a todo el país.\n"
     response = await client.post(

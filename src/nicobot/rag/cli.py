@@ -165,7 +165,12 @@ def query(text: tuple[str, ...], project: Path, top_k: int | None, full: bool) -
     Scores go from 0 to 1; chunks under [knowledge] min_score are not given to the bot.
     """
     import nicobot
-    from nicobot.answer_kind import unused_reason, whole_asks_price
+    from nicobot.answer_kind import (
+        stating_a_time_first,
+        unused_reason,
+        whole_asks_duration,
+        whole_asks_price,
+    )
 
     kb = load_knowledge_base(project)
     settings = nicobot.load_settings(project)
@@ -183,6 +188,8 @@ def query(text: tuple[str, ...], project: Path, top_k: int | None, full: bool) -
         return found, not found and await kb.count() == 0  # counted only when needed
 
     snippets, empty = run(kb, work)
+    if whole_asks_duration(spelled_out):
+        snippets = stating_a_time_first(snippets)  # in the order the bot uses them
     if searched != question:
         click.echo(f"Searched as: {searched}")
     if not snippets:

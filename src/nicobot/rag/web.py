@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any
 from quart import Blueprint, current_app, jsonify, request
 from werkzeug.utils import secure_filename
 
-from ..answer_kind import unused_reason, whole_asks_price
+from ..answer_kind import (
+    stating_a_time_first,
+    unused_reason,
+    whole_asks_duration,
+    whole_asks_price,
+)
 from ..knowledge import Snippet
 from ..web.auth import admin_required
 from . import SUPPORTED_SUFFIXES
@@ -162,6 +167,8 @@ def make_blueprint() -> Blueprint:
         spelled_out = settings.search_text(text.strip())
         searched = settings.query_text(spelled_out, app_settings.bot.language)
         snippets = await kb.search(searched, k)
+        if whole_asks_duration(spelled_out):
+            snippets = stating_a_time_first(snippets)  # in the order the bot uses them
         price_asked = whole_asks_price(spelled_out)
         return jsonify(
             q=text.strip(),
