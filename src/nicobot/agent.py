@@ -10,13 +10,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import i18n, offline_answer
-from .answer_kind import (
-    asks_duration,
-    asks_price,
-    states_duration,
-    states_price,
-    stating_a_time_first,
-)
+from .answer_kind import Kind, asked_kind, of_the_kind, states_kind
 from .knowledge import KnowledgeBase, Snippet
 from .llm_process import LLMRunner, client_for, runner_for
 from .models import ChatSession, Message, Role
@@ -208,28 +202,28 @@ class Agent:
         found = await self.knowledge.query(knowledge.query_text(text, language), k=top_k)
         parts = offline_answer.question_parts(text)
         if len(parts) < 2:
-            return _of_the_kind_asked(text, found)
+            return of_the_kind(asked_kind(text), found)
         if not found:
             return found
-        answers_of_parts: list[tuple[str, Snippet]] = []
+        answers_of_parts: list[tuple[Kind, Snippet]] = []
         for part in parts[:MAX_PARTS]:
+            kind = asked_kind(part)
             # a part asking a price (or a time) may find its answer below a description
             answers = await self.knowledge.query(
-                knowledge.query_text(part, language),
-                k=top_k if asks_price(part) or asks_duration(part) else 1,
+                knowledge.query_text(part, language), k=top_k if kind else 1
             )
-            answers_of_parts.extend((part, a) for a in _of_the_kind_asked(part, answers)[:1])
+            answers_of_parts.extend((kind, a) for a in of_the_kind(kind, answers)[:1])
         best, rest = found[0], found[1:]
         unmet = [
             a
-            for part, a in answers_of_parts
-            if not _of_the_kind(part, best) and _of_the_kind(part, a)
+            for kind, a in answers_of_parts
+            if not states_kind(kind, best.text) and states_kind(kind, a.text)
         ]
         if not unmet:
-            return _unique([best, *(a for _part, a in answers_of_parts), *rest])
+            return _unique([best, *(a for _kind, a in answers_of_parts), *rest])
         # a part asks a price (or a time) the whole question's best does not state: the
         # parts' own answers come first, that part's before the others
-        return _unique([*unmet, *(a for _part, a in answers_of_parts), best, *rest])
+        return _unique([*unmet, *(a for _kind, a in answers_of_parts), best, *rest])
 
     def system_prompt(self, persona: Mapping[str, Any] | None = None) -> str:
         """The system prompt with ``{name}``, ``{persona}`` and ``{business}`` filled in."""
@@ -322,25 +316,6 @@ class Agent:
                 canned_message(self.settings, "apology"), [], "apology", error=_short(exc)
             )
         return AgentReply(text, context.snippets, "llm", llm_seconds=time.perf_counter() - started)
-
-
-def _stating_price(snippets: list[Snippet]) -> list[Snippet]:
-    return [s for s in snippets if states_price(s.text)]
-
-
-def _of_the_kind(question: str, snippet: Snippet) -> bool:
-    """Whether ``snippet`` states what ``question`` asks for: a price, a time, or anything."""
-    if asks_price(question):
-        return states_price(snippet.text)
-    return not asks_duration(question) or states_duration(snippet.text)
-
-
-def _of_the_kind_asked(question: str, snippets: list[Snippet]) -> list[Snippet]:
-    """``snippets`` as a question of one part is answered from: only those stating a
-    price when it asks one; those stating a time first when it asks how long."""
-    if asks_price(question):
-        return _stating_price(snippets)
-    return stating_a_time_first(snippets) if asks_duration(question) else snippets
 
 
 def _unique(snippets: list[Snippet]) -> list[Snippet]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from .knowledge import Snippet
 from .offline_answer import question_parts
@@ -109,12 +110,37 @@ def states_duration(passage: str) -> bool:
 
 
 def stating_a_time_first(snippets: list[Snippet]) -> list[Snippet]:
-    """``snippets`` for a question asking how long: those that state a time first, unless
-    the first one does already."""
+    """``snippets`` for a question asking how long: those that state a time first (in
+    their order), unless the first one does already."""
     if not snippets or states_duration(snippets[0].text):
         return snippets
-    stating = [s for s in snippets if states_duration(s.text)]
-    return [*stating, *(s for s in snippets if not states_duration(s.text))]
+    return sorted(snippets, key=lambda s: not states_duration(s.text))
+
+
+#: What a question asks for: a price, a time, or nothing in particular (None).
+Kind = Literal["price", "time"] | None
+
+
+def asked_kind(question: str) -> Kind:
+    """``"price"`` (:func:`asks_price`), else ``"time"`` (:func:`asks_duration`), else None."""
+    if asks_price(question):
+        return "price"
+    return "time" if asks_duration(question) else None
+
+
+def states_kind(kind: Kind, passage: str) -> bool:
+    """Whether ``passage`` states what a question of ``kind`` asks for."""
+    if kind == "price":
+        return states_price(passage)
+    return kind is None or states_duration(passage)
+
+
+def of_the_kind(kind: Kind, snippets: list[Snippet]) -> list[Snippet]:
+    """``snippets`` as a question (or part) of ``kind`` is answered from: only those that
+    state a price when it asks one; those that state a time first when it asks how long."""
+    if kind == "price":
+        return [s for s in snippets if states_price(s.text)]
+    return stating_a_time_first(snippets) if kind == "time" else snippets
 
 
 def whole_asks_duration(question: str) -> bool:
