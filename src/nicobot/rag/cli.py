@@ -27,7 +27,7 @@ def empty_message(kb: ChromaKnowledgeBase) -> str:
     from .readers import is_supported
 
     folder = kb.knowledge_dir
-    waiting = [p for p in visible_files(folder) if is_supported(p)] if folder.is_dir() else []
+    waiting = [p for p in visible_files(folder) if is_supported(p)]  # none if no folder
     if not waiting:
         return EMPTY
     many = len(waiting) > 1
